@@ -1,0 +1,137 @@
+"""Readers of image data sets on disk, each returning uint8 NCHW arrays and int64 labels.
+
+They read the files directly (no checksums): re-packed CIFAR files, like the ones in the shared
+data folder, are refused by torchvision's readers because their md5 differs.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from coral_ft.errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except (OSError, pickle.UnpicklingError, EOFError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+
+
+def _find_dir(root: str | Path | None, name: str, layout: str) -> Path:
+    if root is None:
+        raise DataError(f"this data set needs --data-root: a folder holding {layout}")
+    root = Path(root)
+    for cand in (root / name, root):
+        if cand.is_dir() and (cand / _FIRST_FILE[name]).is_file():
+            return cand
+    raise DataError(f"no {layout} under {root} (expected {root / name / _FIRST_FILE[name]})")
+
+
+_FIRST_FILE = {"cifar-10-batches-py": "data_batch_1", "cifar-100-python": "train"}
+
+
+def _planar_to_nchw(data, n: int) -> np.ndarray:
+    # CIFAR rows are 3072 bytes: the R plane, then G, then B, each 32x32 row-major.
+    return np.asarray(data, dtype=np.uint8).reshape(n, 3, 32, 32)
+
+
+def read_cifar10(root, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    layout = "CIFAR-10 in the Python pickle layout (cifar-10-batches-py/data_batch_1..5, test_batch)"
+    folder = _find_dir(root, "cifar-10-batches-py", layout)
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    images, labels = [], []
+    for name in names:
+        if not (folder / name).is_file():
+            raise DataError(f"missing {folder / name}; expected {layout}")
+        batch = _unpickle(folder / name)
+        images.append(_planar_to_nchw(batch["data"], len(batch["labels"])))
+        labels.append(np.asarray(batch["labels"], dtype=np.int64))
+    meta = folder / "batches.meta"
+    classes = _unpickle(meta)["label_names"] if meta.is_file() else [str(i) for i in range(10)]
+    return np.concatenate(images), np.concatenate(labels), list(classes)
+
+
+def read_cifar100(root, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    layout = "CIFAR-100 in the Python pickle layout (cifar-100-python/train, test, meta)"
+    folder = _find_dir(root, "cifar-100-python", layout)
+    path = folder / ("train" if split == "train" else "test")
+    if not path.is_file():
+        raise DataError(f"missing {path}; expected {layout}")
+    batch = _unpickle(path)
+    labels = np.asarray(batch["fine_labels"], dtype=np.int64)
+    meta = folder / "meta"
+    classes = _unpickle(meta)["fine_label_names"] if meta.is_file() else [str(i) for i in range(100)]
+    return _planar_to_nchw(batch["data"], len(labels)), labels, list(classes)
+
+
+def read_imagefolder(root, image_size: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """`root/<class name>/<image>`: classes in sorted name order; RGB, resized to a square."""
+    from PIL import Image
+
+    layout = "an image folder: one sub-folder per class holding .png/.jpg images"
+    if root is None:
+        raise DataError(f"imagefolder needs --data-root: {layout}")
+    root = Path(root)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not classes:
+        raise DataError(f"no class folders under {root}; expected {layout}")
+    images, labels = [], []
+    size = image_size
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for path in files:
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+                size = size or img.size[0]
+                if img.size != (size, size):
+                    img = img.resize((size, size), Image.BICUBIC)
+                images.append(np.asarray(img).transpose(2, 0, 1))
+            labels.append(label)
+    if not images:
+        raise DataError(f"no images under {root}; expected {layout}")
+    return np.stack(images), np.asarray(labels, dtype=np.int64), classes
+
+
+def read_packed(path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A packed `.npz` with `images` (uint8, N x C x H x W), `labels` and optional `classes`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"packed data file not found: {path}")
+    with np.load(path, allow_pickle=False) as f:
+        images, labels = f["images"], f["labels"].astype(np.int64)
+        classes = [str(c) for c in f["classes"]] if "classes" in f else [str(i) for i in range(labels.max() + 1)]
+    return images, labels, classes
+
+
+DIGITS_SIZE = 16  # the 8x8 digits are upsampled so the tiny U-Net has two resolutions to work on
+DIGITS_TEST_FRACTION = 0.2
+
+
+def read_digits(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """scikit-learn's bundled 8x8 digits (1,797 images), offline, as 1 x 16 x 16 uint8.
+
+    A fixed split: per class the last 20% (in file order) is the test set.
+    """
+    import torch
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.from_numpy(digits.images).float()[:, None] / 16.0  # (N, 1, 8, 8) in [0, 1]
+    x = F.interpolate(x, size=(DIGITS_SIZE, DIGITS_SIZE), mode="bilinear", align_corners=False)
+    images = (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    labels = digits.target.astype(np.int64)
+    keep = np.zeros(len(labels), dtype=bool)
+    for cls in range(10):
+        idx = np.where(labels == cls)[0]
+        n_test = int(round(len(idx) * DIGITS_TEST_FRACTION))
+        part = idx[: len(idx) - n_test] if split == "train" else idx[len(idx) - n_test :]
+        keep[part] = True
+    return images[keep], labels[keep], [str(i) for i in range(10)]

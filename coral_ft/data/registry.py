@@ -1,0 +1,112 @@
+"""Named data sets: name -> how to read it, whether a long tail is cut from it.
+
+Every data set has the splits `train` (long-tailed for the `-lt` names), `train-full` (the
+balanced training set: the peers' FID reference) and `test`. `load_dataset` returns a
+`LabeledImages` held in memory as uint8, which is small for every benchmark here (ImageNet-LT at
+64x64 is 1.4 GB).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from coral_ft.data import readers
+from coral_ft.data.longtail import class_counts, longtail_counts, select_longtail
+from coral_ft.errors import ConfigError
+
+SPLITS = ("train", "train-full", "test")
+
+
+@dataclass
+class LabeledImages:
+    images: torch.Tensor  # (N, C, H, W) uint8
+    labels: torch.Tensor  # (N,) int64
+    class_names: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[-1]
+
+    def counts(self) -> list[int]:
+        return class_counts(self.labels.numpy(), self.num_classes)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+Reader = Callable[..., tuple[np.ndarray, np.ndarray, list[str]]]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    read: Reader  # (root, split in {"train", "test"}, image_size) -> images, labels, class names
+    longtail: bool  # cut a long tail (paper eq. 8) from the balanced training split
+    reference_split: str = "train-full"  # what FID compares against by default
+    description: str = ""
+
+
+def _cifar10(root, split, image_size):
+    return readers.read_cifar10(root, split)
+
+
+def _cifar100(root, split, image_size):
+    return readers.read_cifar100(root, split)
+
+
+def _digits(root, split, image_size):
+    return readers.read_digits(split)
+
+
+def _imagefolder(root, split, image_size):
+    # An image folder is taken as it is (often naturally imbalanced); it has no test split.
+    return readers.read_imagefolder(root, image_size)
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "cifar10": DatasetSpec(_cifar10, False, description="CIFAR-10, balanced"),
+    "cifar100": DatasetSpec(_cifar100, False, description="CIFAR-100, balanced"),
+    "cifar10-lt": DatasetSpec(_cifar10, True, description="CIFAR10-LT (paper eq. 8)"),
+    "cifar100-lt": DatasetSpec(_cifar100, True, description="CIFAR100-LT (paper eq. 8)"),
+    "digits-lt": DatasetSpec(_digits, True, description="scikit-learn digits, long-tailed (offline)"),
+    "imagefolder": DatasetSpec(_imagefolder, False, reference_split="train", description="root/<class>/<image>"),
+}
+
+
+def load_dataset(
+    name: str,
+    root: str | None = None,
+    split: str = "train",
+    imbalance: float = 0.01,
+    image_size: int | None = None,
+    seed: int = 0,
+) -> LabeledImages:
+    """Read a named data set split into memory (uint8)."""
+    if name not in DATASETS:
+        raise ConfigError(f"unknown data set {name!r}; choose from {', '.join(sorted(DATASETS))}")
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    spec = DATASETS[name]
+    if not 0.0 < imbalance <= 1.0:
+        raise ConfigError(f"imbalance (rho) must be in (0, 1]; got {imbalance}")
+    images, labels, classes = spec.read(root, "test" if split == "test" else "train", image_size)
+    if split == "train" and spec.longtail:
+        head = int(np.bincount(labels).min())  # N of eq. 8: the balanced per-class count
+        keep = select_longtail(labels, longtail_counts(head, len(classes), imbalance), seed=seed)
+        images, labels = images[keep], labels[keep]
+    return LabeledImages(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels), classes)
+
+
+def dataset_from_config(data_cfg, split: str = "train") -> LabeledImages:
+    return load_dataset(data_cfg.dataset, data_cfg.root, split, data_cfg.imbalance, data_cfg.image_size)

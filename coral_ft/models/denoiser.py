@@ -1,0 +1,62 @@
+"""The denoiser: a diffusers U-Net, a tap on its bottleneck, and the CORAL projection head.
+
+One `nn.Module` owns all three, so one forward returns the noise prediction and the embedding,
+and accelerate/DDP wraps the whole thing as one module (a hook outside the wrapped module would
+miss gradients synchronisation). The hook is on `unet.mid_block`, whose output is the lowest-
+resolution representation (ResBlock, attention, ResBlock) the paper regularises.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from coral_ft.models.head import ProjectionHead
+
+
+class DenoiserOutput(NamedTuple):
+    eps: torch.Tensor  # (B, C, H, W) predicted noise
+    bottleneck: torch.Tensor  # (B, C_mid, h, w) mid-block output
+    embedding: torch.Tensor | None  # (B, D) L2-normalised head output, None without a head
+
+
+class Denoiser(nn.Module):
+    def __init__(self, unet: nn.Module, head: nn.Module | None = None, context: torch.Tensor | None = None):
+        super().__init__()
+        self.unet = unet
+        self.head = head
+        # UNet2DConditionModel takes cross-attention states: a fixed (1, L, D) context, expanded
+        # over the batch. UNet2DModel takes none.
+        if context is not None:
+            self.register_buffer("context", context, persistent=False)
+        else:
+            self.context = None
+        self._captured: torch.Tensor | None = None
+        unet.mid_block.register_forward_hook(self._capture)
+
+    def _capture(self, module, inputs, output) -> None:
+        self._captured = output[0] if isinstance(output, tuple) else output
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None) -> DenoiserOutput:
+        kwargs = {}
+        if self.context is not None:
+            kwargs["encoder_hidden_states"] = self.context.expand(x_t.shape[0], -1, -1)
+        eps = self.unet(x_t, t, class_labels=class_labels, **kwargs).sample
+        h, self._captured = self._captured, None
+        z = self.head(h) if self.head is not None else None
+        return DenoiserOutput(eps, h, z)
+
+
+def bottleneck_shape(unet: nn.Module) -> tuple[int, int]:
+    """(channels, spatial size) of the mid-block output for this U-Net's sample size."""
+    channels = unet.config.block_out_channels[-1]
+    size = unet.config.sample_size
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    return channels, size // 2 ** (len(unet.config.block_out_channels) - 1)
+
+
+def build_head(unet: nn.Module, dim: int = 128, pooling: str = "avg") -> ProjectionHead:
+    channels, spatial = bottleneck_shape(unet)
+    return ProjectionHead(channels, dim, pooling, spatial)

@@ -1,0 +1,132 @@
+"""The one interface every training objective implements, and what they share.
+
+An objective is called as `objective(denoiser, batch)` and returns a dict of named loss terms,
+`"loss"` being the one to minimise. The trainer prepares the ingredients every method uses (the
+clean images, the noise, the timesteps, the true and the guidance-dropped labels) and knows
+nothing else about the method. A new method is one new module in this package that subclasses
+`Objective` and decorates itself with `@register`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+LossTerms = dict[str, torch.Tensor]
+
+
+class NoiseSchedule:
+    """DDPM forward process: linear betas, abar_t = prod(1 - beta_s). Timesteps index 0..T-1
+    (diffusers' convention); the paper's t in 1..T is `t + 1`."""
+
+    def __init__(self, num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02):
+        self.num_train_timesteps = num_train_timesteps
+        betas = torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
+        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)  # (T,) float64
+
+    def abar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """abar_t broadcast to `like`'s shape, in `like`'s dtype and device."""
+        a = self.alphas_cumprod.to(like.device)[t].to(like.dtype)
+        return a.view(-1, *([1] * (like.dim() - 1)))
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a = self.abar(t, x0)
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+    @classmethod
+    def from_config(cls, model_cfg) -> "NoiseSchedule":
+        return cls(model_cfg.num_train_timesteps, model_cfg.beta_start, model_cfg.beta_end)
+
+
+@dataclass
+class TrainBatch:
+    """One (per-process) batch with the randomness every method shares, drawn by the trainer."""
+
+    x0: torch.Tensor  # (B, C, H, W) clean images in [-1, 1]
+    labels: torch.Tensor  # (B,) true labels
+    cond_labels: torch.Tensor  # (B,) labels given to the U-Net: some replaced by the null label
+    t: torch.Tensor  # (B,) timesteps in 0..T-1
+    noise: torch.Tensor  # (B, C, H, W) standard normal
+    generator: torch.Generator  # CPU generator for any further randomness a method needs
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+@dataclass
+class ObjectiveContext:
+    """What an objective may know about the run, fixed for its whole length."""
+
+    schedule: NoiseSchedule
+    num_classes: int
+    null_label: int
+    class_counts: list[int] = field(default_factory=list)  # training-set counts per class
+    from_scratch: bool = True  # False when fine-tuning a pretrained base
+    # Concatenate a per-process tensor over all processes, keeping the gradient (identity in a
+    # single process). Batch-level terms use it so they do not change with the number of GPUs.
+    gather: Callable[[torch.Tensor], torch.Tensor] = _identity
+
+
+class Objective:
+    """Base class: subclasses set `name`, `settings_cls`, `uses_head`, and implement __call__."""
+
+    name: ClassVar[str]
+    settings_cls: ClassVar[type]
+    uses_head: ClassVar[bool] = False  # build the projection head (only when the method uses it)
+
+    def __init__(self, settings, ctx: ObjectiveContext):
+        self.settings = settings
+        self.ctx = ctx
+
+    def __call__(self, denoiser, batch: TrainBatch) -> LossTerms:
+        raise NotImplementedError
+
+    # Shared pieces -------------------------------------------------------------------------
+    def noised(self, batch: TrainBatch) -> torch.Tensor:
+        return self.ctx.schedule.add_noise(batch.x0, batch.noise, batch.t)
+
+    @staticmethod
+    def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        # Mean over every element, as the peers and the diffusers examples compute it.
+        return F.mse_loss(pred.float(), target.float())
+
+
+@dataclass(frozen=True)
+class ObjectiveEntry:
+    cls: type[Objective]
+    settings_cls: type
+
+
+OBJECTIVES: dict[str, ObjectiveEntry] = {}
+
+
+def register(cls: type[Objective]) -> type[Objective]:
+    """Class decorator: make a method selectable by its `name`."""
+    OBJECTIVES[cls.name] = ObjectiveEntry(cls, cls.settings_cls)
+    return cls
+
+
+def drop_labels(
+    labels: torch.Tensor, p_uncond: float, null_label: int, mode: str, generator: torch.Generator
+) -> torch.Tensor:
+    """Replace labels by the null label for classifier-free guidance training.
+
+    `per-sample` (paper Algorithm 1) drops each label with probability p_uncond; `per-batch`
+    (the peers' code) drops the whole batch at once with that probability.
+    """
+    if mode == "per-sample":
+        drop = torch.rand(labels.shape, generator=generator) < p_uncond
+    elif mode == "per-batch":
+        drop = (torch.rand((), generator=generator) < p_uncond).expand(labels.shape)
+    else:
+        raise ValueError(f"unknown label-drop mode {mode!r}")
+    return torch.where(drop.to(labels.device), torch.full_like(labels, null_label), labels)
+
+
+def build_objective(objective_cfg, ctx: ObjectiveContext) -> Objective:
+    entry = OBJECTIVES[objective_cfg.method]
+    return entry.cls(objective_cfg.active, ctx)
