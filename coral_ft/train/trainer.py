@@ -1,0 +1,338 @@
+"""The training loop, on accelerate. It knows no method: it draws the randomness every method
+shares, calls the objective, and steps.
+
+Batches: `train.batch_size` is the GLOBAL batch of one optimiser step. It is split into
+`grad_accum` micro-batches, each split over the processes. All randomness of a step (which
+images, flips, timesteps, noise, dropped labels) is drawn for the whole global batch from
+generators seeded by (seed, step) and each process takes its slice, so
+- an interrupted and resumed run sees exactly the batches an uninterrupted run sees, and
+- N processes together compute what one process computes (the objectives gather batch-level
+  terms such as SupCon over all processes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+
+from coral_ft.checkpoint.model import HEAD_SUBDIR, MODEL_SUBDIR, ModelInfo, make_scheduler, save_head
+from coral_ft.checkpoint.training import list_checkpoints, load_checkpoint, save_checkpoint
+from coral_ft.config import RunConfig, save_config
+from coral_ft.data.batches import global_batch_indices, random_hflip, step_generator, to_model_range
+from coral_ft.data.registry import LabeledImages, dataset_from_config
+from coral_ft.errors import ConfigError, UserError
+from coral_ft.models.denoiser import Denoiser, build_head
+from coral_ft.models.presets import null_label as null_label_of
+from coral_ft.objectives import OBJECTIVES, NoiseSchedule, ObjectiveContext, TrainBatch, build_objective, drop_labels
+from coral_ft.train.grid import save_sample_grid
+from coral_ft.train.source import FromScratch, UNetSource
+
+CONFIG_FILE = "config.toml"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+# Sections that define what is trained; a resumed run must not change them.
+FROZEN_SECTIONS = ("data", "model", "objective", "finetune")
+
+# Random streams within one step (see coral_ft.data.batches.step_generator).
+STREAM_SHARED = 0  # flips, timesteps, noise, label dropout for the global batch
+STREAM_METHOD = 1  # + 1 + micro-batch * processes + rank: a method's own extra randomness
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the last checkpoint written is still good."""
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Linear warm-up to the base learning rate, then constant (the peers' schedule)."""
+    return 1.0 if warmup_steps == 0 else min(1.0, (step + 1) / warmup_steps)
+
+
+def _gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    # Autograd-aware all-gather: the backward pass sums the gradients that every process computes
+    # for this process's slice, so with DDP's averaging the global loss gets its exact gradient.
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(tensor), dim=0)
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, out_dir: str | Path, source: UNetSource | None = None, progress: bool = True):
+        self.config = config
+        self.out = Path(out_dir)
+        self.progress = progress
+        self.source = source or FromScratch()
+        t = config.train
+        self.accelerator = Accelerator(mixed_precision=t.mixed_precision)
+        world = self.accelerator.num_processes
+        if t.batch_size % (t.grad_accum * world):
+            raise ConfigError(
+                f"train.batch_size {t.batch_size} must divide evenly into grad_accum {t.grad_accum} x {world} process(es)"
+            )
+        self.micro_global = t.batch_size // t.grad_accum  # images per micro-step, all processes
+        self.micro_local = self.micro_global // world
+        self.data: LabeledImages = dataset_from_config(config.data, "train")
+        self.schedule = NoiseSchedule.from_config(config.model)
+
+        torch.manual_seed(t.seed)  # identical initialisation on every process
+        unet = self.source.build(self.data, config)
+        objective_entry = OBJECTIVES[config.objective.method]
+        head = build_head(unet, config.model.head_dim, config.model.head_pooling) if objective_entry.cls.uses_head else None
+        self.null_label = null_label_of(unet)
+        denoiser = Denoiser(unet, head)
+        self.unet_param_names = [n for n, p in unet.named_parameters() if p.requires_grad]
+        self.ema = EMAModel(
+            [p for p in unet.parameters() if p.requires_grad],
+            decay=t.ema_decay,
+            # Without warm-up the decay is the constant ema_decay from the first step, as the peers.
+            min_decay=0.0 if t.ema_warmup else t.ema_decay,
+        )
+        trainable = [p for p in denoiser.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(trainable, lr=t.lr)
+        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, t.warmup_steps))
+        self.model, self.optimizer = self.accelerator.prepare(denoiser, optimizer)
+        self.ema.to(self.accelerator.device)
+        self.objective = build_objective(
+            config.objective,
+            ObjectiveContext(
+                schedule=self.schedule,
+                num_classes=self.data.num_classes,
+                null_label=self.null_label,
+                class_counts=self.data.counts(),
+                from_scratch=self.source.from_scratch,
+                gather=_gather_with_grad if world > 1 else (lambda x: x),
+            ),
+        )
+        self.images = self.data.images  # (N, C, H, W) uint8, kept on the CPU
+        self.labels = self.data.labels
+        self.step = 0
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def denoiser(self) -> Denoiser:
+        return self.accelerator.unwrap_model(self.model)
+
+    def _trainable_state(self) -> dict[str, torch.Tensor]:
+        return {n: p for n, p in self.denoiser.named_parameters() if p.requires_grad}
+
+    def _ema_state(self) -> dict[str, torch.Tensor]:
+        return dict(zip(self.unet_param_names, self.ema.shadow_params))
+
+    def save_checkpoint(self) -> None:
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            save_checkpoint(
+                self.out / CHECKPOINT_DIR,
+                self.step,
+                self._trainable_state(),
+                self._ema_state(),
+                self.optimizer.state_dict(),
+                {"lr_schedule": self.lr_schedule.state_dict(), "ema_step": self.ema.optimization_step},
+                keep=self.config.train.keep_checkpoints,
+            )
+        self.accelerator.wait_for_everyone()
+
+    def load_checkpoint(self, path: Path) -> None:
+        ckpt = load_checkpoint(path)
+        params = self._trainable_state()
+        missing = set(params) ^ set(ckpt["trainable"])
+        if missing:
+            raise UserError(f"checkpoint {path} does not match this model (differs in {sorted(missing)[:3]} ...)")
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(ckpt["trainable"][name])
+            for name, shadow in zip(self.unet_param_names, self.ema.shadow_params):
+                shadow.copy_(ckpt["ema"][name])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.lr_schedule.load_state_dict(ckpt["state"]["lr_schedule"])
+        self.ema.optimization_step = ckpt["state"]["ema_step"]
+        self.step = ckpt["state"]["step"]
+
+    # -- one step ---------------------------------------------------------------------------
+    def _micro_batch(self, micro: int) -> TrainBatch:
+        """This process's slice of micro-batch `micro` of the current step."""
+        cfg, step = self.config, self.step
+        g = step_generator(cfg.train.seed, step, STREAM_SHARED)
+        idx = global_batch_indices(len(self.labels), cfg.train.batch_size, cfg.train.seed, step)  # (B,)
+        B = cfg.train.batch_size
+        images = to_model_range(self.images[idx])  # (B, C, H, W)
+        if cfg.data.hflip:
+            images = random_hflip(images, g)
+        t = torch.randint(0, self.schedule.num_train_timesteps, (B,), generator=g)
+        noise = torch.randn(images.shape, generator=g)
+        labels = self.labels[idx]
+        cond = drop_labels(labels, cfg.model.p_uncond, self.null_label, cfg.model.label_drop, g)
+
+        rank, world = self.accelerator.process_index, self.accelerator.num_processes
+        start = micro * self.micro_global + rank * self.micro_local
+        part = slice(start, start + self.micro_local)
+        dev = self.accelerator.device
+        stream = STREAM_METHOD + 1 + micro * world + rank
+        # Dropout and other in-model randomness: also a function of (seed, step, micro, rank).
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=step_generator(cfg.train.seed, step, stream))))
+        return TrainBatch(
+            x0=images[part].to(dev),
+            labels=labels[part].to(dev),
+            cond_labels=cond[part].to(dev),
+            t=t[part].to(dev),
+            noise=noise[part].to(dev),
+            generator=step_generator(cfg.train.seed, step, stream + 10_000),
+        )
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        accum = self.config.train.grad_accum
+        totals: dict[str, torch.Tensor] = {}
+        self.model.train()
+        for micro in range(accum):
+            batch = self._micro_batch(micro)
+            sync = micro == accum - 1
+            ctx = self.accelerator.no_sync(self.model) if not sync else contextlib.nullcontext()
+            with ctx, self.accelerator.autocast():
+                terms = self.objective(self.model, batch)
+                self.accelerator.backward(terms["loss"] / accum)
+            for k, v in terms.items():
+                totals[k] = totals.get(k, 0.0) + v.detach().float() / accum
+        self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.lr_schedule.step()
+        self.ema.step([p for n, p in self.denoiser.unet.named_parameters() if p.requires_grad])
+        self.step += 1
+        return totals
+
+    # -- outputs ----------------------------------------------------------------------------
+    def ema_unet(self):
+        """A copy of the U-Net carrying the EMA weights (for samples and export)."""
+        unet = copy.deepcopy(self.denoiser.unet)
+        self.ema.copy_to([p for p in unet.parameters() if p.requires_grad])
+        return unet.eval()
+
+    def write_samples(self) -> None:
+        if self.accelerator.is_main_process:
+            path = self.out / "samples" / f"step-{self.step:07d}.png"
+            save_sample_grid(self.ema_unet(), make_scheduler(self.config.model), self.data, self.config, path)
+        self.accelerator.wait_for_everyone()
+
+    def export(self) -> Path:
+        model_dir = self.out / MODEL_SUBDIR
+        if self.accelerator.is_main_process:
+            info = ModelInfo(
+                class_names=self.data.class_names,
+                dataset=self.config.data.dataset,
+                guidance=self.config.sample.guidance,
+                extra={"method": self.config.objective.method, "step": self.step, "class_counts": self.data.counts()},
+            )
+            self.source.save(self.ema_unet(), model_dir, make_scheduler(self.config.model), info)
+            if self.denoiser.head is not None:
+                save_head(self.out / HEAD_SUBDIR, self.denoiser.head)
+        self.accelerator.wait_for_everyone()
+        return model_dir
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> Path:
+        t = self.config.train
+        acc = self.accelerator
+        bar = None
+        if self.progress and acc.is_main_process:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=t.max_steps, initial=self.step, desc=f"train {self.config.objective.method}", dynamic_ncols=True)
+        window: dict[str, torch.Tensor] = {}
+        window_steps, window_start = 0, time.perf_counter()
+        finite = torch.ones((), dtype=torch.bool, device=acc.device)
+        while self.step < t.max_steps:
+            terms = self.train_step()
+            finite &= torch.isfinite(terms["loss"])  # checked at log/checkpoint time: no per-step sync
+            for k, v in terms.items():
+                window[k] = window.get(k, 0.0) + v
+            window_steps += 1
+            if bar is not None:
+                bar.update(1)
+            boundary = {
+                "log": self.step % t.log_every == 0 or self.step == t.max_steps,
+                "ckpt": self.step % t.checkpoint_every == 0 or self.step == t.max_steps,
+                "sample": self.step % t.sample_every == 0,
+            }
+            if any(boundary.values()):
+                if not bool(acc.reduce(finite.float(), "min")):
+                    if bar is not None:
+                        bar.close()
+                    last = list_checkpoints(self.out / CHECKPOINT_DIR)
+                    where = f"last good checkpoint: {last[-1][1]}" if last else "no checkpoint was written yet"
+                    raise TrainingDiverged(
+                        f"the loss became NaN/inf by step {self.step}; {where}. Lower train.lr or check the data"
+                    )
+            if boundary["log"]:
+                elapsed = time.perf_counter() - window_start
+                record = {k: float(acc.reduce(v, "mean")) / window_steps for k, v in window.items()}
+                record.update(step=self.step, lr=self.lr_schedule.get_last_lr()[0], steps_per_sec=window_steps / elapsed)
+                self._log(record)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{record['loss']:.4f}")
+                window, window_steps, window_start = {}, 0, time.perf_counter()
+            if boundary["ckpt"]:
+                self.save_checkpoint()
+            if boundary["sample"]:
+                self.write_samples()
+        if bar is not None:
+            bar.close()
+        return self.export()
+
+    def _log(self, record: dict) -> None:
+        if self.accelerator.is_main_process:
+            with open(self.out / METRICS_FILE, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def _check_resume_config(config: RunConfig, out: Path) -> None:
+    from coral_ft.config import load_config
+
+    saved = load_config(out / CONFIG_FILE).to_dict()
+    now = config.to_dict()
+    changed = [s for s in FROZEN_SECTIONS if saved.get(s) != now.get(s)]
+    if changed:
+        raise UserError(
+            f"--resume: the [{', '.join(changed)}] settings differ from those saved in {out / CONFIG_FILE}; "
+            "only [train] and [sample] may change when resuming"
+        )
+
+
+def train(
+    config: RunConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    source: UNetSource | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train (or fine-tune, with a source) and return the run's exported model folder.
+
+    `out_dir` receives `config.toml`, `checkpoints/`, `metrics.jsonl`, `samples/`, `model/` and
+    `head/`. With `resume`, training continues from the newest complete checkpoint.
+    """
+    out = Path(out_dir)
+    existing = list_checkpoints(out / CHECKPOINT_DIR)
+    if resume and not existing:
+        raise UserError(f"--resume: no checkpoint in {out / CHECKPOINT_DIR}; start without --resume")
+    if not resume and (existing or (out / METRICS_FILE).exists()):
+        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume:
+        _check_resume_config(config, out)
+    trainer = Trainer(config, out, source, progress)
+    if trainer.accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / CONFIG_FILE)
+    if resume:
+        trainer.load_checkpoint(existing[-1][1])
+        if trainer.step >= config.train.max_steps:
+            return trainer.export()
+    return trainer.run()
+
+
+__all__ = ["train", "Trainer", "TrainingDiverged", "warmup_factor", "CONFIG_FILE", "METRICS_FILE", "CHECKPOINT_DIR"]
