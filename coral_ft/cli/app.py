@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 # Command modules, imported for their registrations on `app`.
-COMMAND_MODULES = ["data"]
+COMMAND_MODULES = ["data", "train"]
 
 
 def _register_commands() -> None:
