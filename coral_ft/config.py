@@ -179,10 +179,23 @@ class FinetuneConfig:
     rank: int = 8
     alpha: float = 8.0
     targets: list[str] = field(default_factory=list)  # module-name patterns; empty: the defaults
+    # UNet2DConditionModel bases only: the fixed cross-attention input. None: zeros of shape
+    # (context_length, cross_attention_dim); else a .safetensors file holding a "context" tensor.
+    context: str | None = None
+    context_length: int = 1
 
     def __post_init__(self) -> None:
         _check(self.rank > 0, f"finetune.rank must be positive; got {self.rank}")
         _check(self.alpha > 0, f"finetune.alpha must be positive; got {self.alpha}")
+        _check(self.context_length > 0, f"finetune.context_length must be positive; got {self.context_length}")
+        _check(
+            all(isinstance(t, str) and t.strip() for t in self.targets),
+            f"finetune.targets must be non-empty module names (e.g. to_q, conv1); got {self.targets}",
+        )
+        _check(
+            self.context is None or str(self.context).endswith(".safetensors"),
+            f"finetune.context must be a .safetensors file holding a 'context' tensor; got {self.context!r}",
+        )
 
 
 @dataclass
@@ -197,8 +210,9 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = _strip_none(asdict(self))
-        if not out.get("extra"):
-            out.pop("extra", None)
+        objective = out.pop("objective")  # written as [objective] method + [objective.<name>] tables
+        out["objective"] = {"method": objective["method"], **objective["settings"]}
+        out.update(out.pop("extra"))  # free tables go back to the top level they came from
         return out
 
 

@@ -1,0 +1,3 @@
+from coral_ft.cli.app import main
+
+main()

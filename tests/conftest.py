@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny configs, tiny models and the shared real data when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# Two cores: keep torch from oversubscribing them when tests run beside other work.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CIFAR10_ROOT = Path(os.environ.get("CORAL_FT_CIFAR10", SHARED_DATA / "cifar10"))
+
+
+def tiny_overrides(**extra) -> dict:
+    """Dotted overrides for a seconds-long CPU run on the embedded digits."""
+    base = {
+        "data.dataset": "digits-lt",
+        "data.imbalance": 0.1,
+        "model.preset": "tiny",
+        "train.max_steps": 4,
+        "train.batch_size": 16,
+        "train.warmup_steps": 2,
+        "train.log_every": 2,
+        "train.checkpoint_every": 2,
+        "train.sample_every": 1000,
+        "train.sample_grid": 2,
+        "sample.sampler": "ddim",
+        "sample.steps": 3,
+    }
+    base.update(extra)
+    return base
+
+
+@pytest.fixture
+def tiny_config():
+    from coral_ft.config import load_config
+
+    def make(**extra):
+        return load_config(None, tiny_overrides(**extra))
+
+    return make
+
+
+@pytest.fixture
+def cifar10_root() -> Path:
+    if not (CIFAR10_ROOT / "cifar-10-batches-py" / "data_batch_1").is_file():
+        pytest.skip(f"CIFAR-10 pickles not found at {CIFAR10_ROOT} (set CORAL_FT_CIFAR10)")
+    return CIFAR10_ROOT
+
+
+@pytest.fixture
+def tiny_unet():
+    from coral_ft.models.presets import build_unet
+
+    torch.manual_seed(0)
+    return build_unet("tiny", 16, 1, 10)

@@ -1,0 +1,109 @@
+import math
+
+import pytest
+import torch
+from pytorch_metric_learning.losses import SupConLoss
+
+from coral_ft.config import load_config
+from coral_ft.models.denoiser import Denoiser, build_head
+from coral_ft.objectives import NoiseSchedule, ObjectiveContext, TrainBatch, build_objective, drop_labels
+from coral_ft.objectives._supcon import supcon_per_anchor
+from coral_ft.objectives.coral import time_weight
+
+
+def test_time_weight_follows_eq7():
+    t = torch.tensor([0, 499, 999])  # paper t = 1, 500, 1000
+    lam = time_weight(t, 1000, weight=0.01, tau_r=0.8)
+    expected = [0.01 * math.exp((1 - k / 1000) / 0.8) for k in (1, 500, 1000)]
+    assert torch.allclose(lam, torch.tensor(expected), rtol=1e-6)
+    assert lam[-1].item() == pytest.approx(0.01)  # at t = T the weight is w
+    assert lam[0] > lam[1] > lam[2]  # emphasis on small t
+
+
+def test_per_anchor_supcon_with_equal_weights_equals_the_library_value():
+    torch.manual_seed(0)
+    z = torch.nn.functional.normalize(torch.randn(12, 8), dim=1)
+    y = torch.tensor([0, 0, 1, 1, 1, 2, 3, 3, 0, 2, 4, 1])  # class 4 has no positive
+    per = supcon_per_anchor(z, y, 0.1)
+    valid = per != 0
+    assert valid.sum() == 11
+    reduced = SupConLoss(temperature=0.1)(z, y)
+    assert torch.allclose(per[valid].mean(), reduced, atol=1e-6)
+
+
+def test_batch_without_positive_pairs_gives_zero_not_nan():
+    z = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    per = supcon_per_anchor(z, torch.arange(4), 0.1)
+    assert torch.equal(per, torch.zeros(4))
+
+
+@pytest.mark.parametrize("mode", ["per-sample", "per-batch"])
+def test_label_dropout_rate(mode):
+    g = torch.Generator().manual_seed(0)
+    labels = torch.zeros(256, dtype=torch.long)
+    dropped = [(drop_labels(labels, 0.1, 10, mode, g) == 10).float() for _ in range(200)]
+    rate = torch.stack(dropped).mean().item()
+    assert rate == pytest.approx(0.1, abs=0.02)
+    if mode == "per-batch":  # the whole batch goes at once
+        assert all(d.min() == d.max() for d in dropped)
+    else:
+        assert any(0 < d.mean() < 1 for d in dropped)
+
+
+def _coral_setup(lambda_mode="per-anchor", labels=None):
+    cfg = load_config(None, {"objective.method": "coral", "objective.coral.lambda_mode": lambda_mode})
+    from coral_ft.models.presets import build_unet
+
+    torch.manual_seed(0)
+    unet = build_unet("tiny", 16, 1, 4)
+    denoiser = Denoiser(unet, build_head(unet))
+    schedule = NoiseSchedule()
+    objective = build_objective(cfg.objective, ObjectiveContext(schedule, 4, 4))
+    g = torch.Generator().manual_seed(1)
+    labels = torch.tensor([0, 0, 1, 1, 2, 3]) if labels is None else labels
+    batch = TrainBatch(
+        x0=torch.rand(len(labels), 1, 16, 16, generator=g) * 2 - 1,
+        labels=labels,
+        cond_labels=labels.clone(),
+        t=torch.tensor([0, 100, 300, 500, 700, 999])[: len(labels)],
+        noise=torch.randn(len(labels), 1, 16, 16, generator=g),
+        generator=g,
+    )
+    return denoiser, objective, batch
+
+
+def test_coral_loss_is_diffusion_plus_per_anchor_weighted_supcon():
+    denoiser, objective, batch = _coral_setup()
+    terms = objective(denoiser, batch)
+    with torch.no_grad():
+        out = denoiser(objective.noised(batch), batch.t, batch.cond_labels)
+        per = supcon_per_anchor(out.embedding, batch.labels, 0.12)
+        lam = time_weight(batch.t, 1000, 0.01, 0.8)
+        expected = ((out.eps - batch.noise) ** 2).mean() + (lam * per).sum() / 4  # 4 anchors with positives
+    assert torch.allclose(terms["loss"], expected, atol=1e-6)
+    terms["loss"].backward()
+    assert denoiser.head.proj.weight.grad.abs().sum() > 0  # the head trains
+    assert denoiser.unet.mid_block.resnets[0].conv1.weight.grad.abs().sum() > 0
+
+
+def test_coral_uses_true_labels_even_when_dropped():
+    denoiser, objective, batch = _coral_setup()
+    a = objective(denoiser, batch)["supcon"]
+    batch.cond_labels = torch.full_like(batch.labels, 4)  # all dropped to null
+    b = objective(denoiser, batch)["supcon"]
+    assert a > 0 and b > 0
+
+
+def test_batch_mean_mode_reproduces_the_official_variant():
+    denoiser, objective, batch = _coral_setup("batch-mean")
+    terms = objective(denoiser, batch)
+    lam = time_weight(batch.t, 1000, 0.01, 0.8)
+    assert torch.allclose(terms["contrastive"], terms["supcon"] * lam.mean() * 0.12, atol=1e-7)
+    batch.cond_labels = torch.full_like(batch.labels, 4)
+    assert objective(denoiser, batch)["contrastive"] == 0
+
+
+def test_no_positive_batch_gives_finite_coral_loss():
+    denoiser, objective, batch = _coral_setup(labels=torch.tensor([0, 1, 2, 3]))
+    terms = objective(denoiser, batch)
+    assert torch.isfinite(terms["loss"]) and terms["contrastive"] == 0

@@ -1,0 +1,127 @@
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import UNet2DModel
+from safetensors.torch import load_file
+
+from coral_ft.checkpoint.training import list_checkpoints
+from coral_ft.errors import UserError
+from coral_ft.train.trainer import Trainer, TrainingDiverged, train
+
+
+def _final_weights(run: Path) -> tuple[dict, dict]:
+    step, path = list_checkpoints(run / "checkpoints")[-1]
+    return load_file(path / "trainable.safetensors"), load_file(path / "ema.safetensors")
+
+
+def test_run_directory_layout_and_export_loads_with_plain_diffusers(tmp_path, tiny_config):
+    cfg = tiny_config(**{"objective.method": "coral", "train.sample_every": 4})
+    model_dir = train(cfg, tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    assert model_dir == run / "model"
+    for name in ("config.toml", "metrics.jsonl", "samples/step-0000004.png", "head/head.safetensors"):
+        assert (run / name).is_file(), name
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4]
+    assert {"loss", "diffusion", "supcon", "contrastive", "lr", "steps_per_sec"} <= set(records[0])
+    # plain diffusers, no coral_ft involved
+    unet = UNet2DModel.from_pretrained(model_dir)
+    assert unet.config.num_class_embeds == 11
+    assert not any("head" in k for k in load_file(model_dir / "diffusion_pytorch_model.safetensors"))
+    # the exported weights are the EMA weights of the last checkpoint
+    _, ema = _final_weights(run)
+    name = "mid_block.resnets.0.conv1.weight"
+    assert torch.equal(unet.state_dict()[name], ema[name])
+
+
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, tiny_config):
+    full = tiny_config(**{"objective.method": "coral", "train.max_steps": 6})
+    train(full, tmp_path / "a", progress=False)
+    train(tiny_config(**{"objective.method": "coral", "train.max_steps": 3}), tmp_path / "b", progress=False)
+    train(full, tmp_path / "b", resume=True, progress=False)
+    (wa, ea), (wb, eb) = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "b")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+        if k in ea:
+            assert torch.equal(ea[k], eb[k]), k
+
+
+def test_checkpoints_keep_the_last_k(tmp_path, tiny_config):
+    train(tiny_config(**{"train.max_steps": 8, "train.keep_checkpoints": 2}), tmp_path / "r", progress=False)
+    assert [s for s, _ in list_checkpoints(tmp_path / "r" / "checkpoints")] == [6, 8]
+
+
+def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tmp_path, tiny_config):
+    cfg = tiny_config()
+    with pytest.raises(UserError, match="no checkpoint"):
+        train(cfg, tmp_path / "r", resume=True, progress=False)
+    train(cfg, tmp_path / "r", progress=False)
+    with pytest.raises(UserError, match="already holds a run"):
+        train(cfg, tmp_path / "r", progress=False)
+    with pytest.raises(UserError, match="differ"):
+        train(tiny_config(**{"objective.method": "coral"}), tmp_path / "r", resume=True, progress=False)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_config):
+    trainer = Trainer(tiny_config(**{"train.max_steps": 6}), tmp_path, progress=False)
+    real = trainer.objective
+
+    def poisoned(denoiser, batch):
+        terms = real(denoiser, batch)
+        if trainer.step >= 2:
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    trainer.objective = poisoned
+    with pytest.raises(TrainingDiverged, match="step-0000002"):
+        trainer.run()
+    ckpts = list_checkpoints(tmp_path / "checkpoints")
+    assert [s for s, _ in ckpts] == [2]
+    weights = load_file(ckpts[0][1] / "trainable.safetensors")
+    assert all(torch.isfinite(v).all() for v in weights.values())
+
+
+def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_config):
+    train(tiny_config(**{"train.max_steps": 2}), tmp_path / "one", progress=False)
+    train(tiny_config(**{"train.max_steps": 2, "train.grad_accum": 2}), tmp_path / "acc", progress=False)
+    (a, _), (b, _) = _final_weights(tmp_path / "one"), _final_weights(tmp_path / "acc")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
+
+
+TWO_PROCESS_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from accelerate import debug_launcher
+    from coral_ft.config import load_config
+
+    def run():
+        from coral_ft.train.trainer import train
+        overrides = {overrides!r}
+        train(load_config(None, overrides), sys.argv[1], progress=False)
+
+    debug_launcher(run, num_processes=2)
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path, tiny_config):
+    from tests.conftest import tiny_overrides
+
+    overrides = tiny_overrides(**{"objective.method": "coral", "train.max_steps": 2})
+    train(tiny_config(**{"objective.method": "coral", "train.max_steps": 2}), tmp_path / "one", progress=False)
+    script = tmp_path / "two.py"
+    script.write_text(TWO_PROCESS_SCRIPT.format(overrides=overrides))
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "two")], cwd=root, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (a, _), (b, _) = _final_weights(tmp_path / "one"), _final_weights(tmp_path / "two")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
