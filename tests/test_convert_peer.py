@@ -1,0 +1,207 @@
+"""The peers' checkpoint converter, on checkpoints written here by a reference network built from
+the description in peers.md (the peers' code itself is not used)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from coral_ft.checkpoint.model import load_head, load_model
+from coral_ft.errors import UserError
+from coral_ft.models.convert_peer import convert_peer_checkpoint, write_converted
+
+T = 50  # timesteps of the reference table (the peers use 1000; the layout is the same)
+CH, MULT, ATTN, NRB = 32, (1, 2), (1,), 1
+
+
+def interleaved_table(T: int, d: int) -> torch.Tensor:
+    freqs = torch.exp(-math.log(10000) * torch.arange(0, d, 2).float() / d)
+    angles = torch.arange(T).float()[:, None] * freqs  # (T, d/2)
+    return torch.stack([angles.sin(), angles.cos()], dim=-1).reshape(T, d)  # sin, cos pairs
+
+
+class Attn(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.group_norm = nn.GroupNorm(32, c)
+        self.proj_q, self.proj_k, self.proj_v, self.proj = (nn.Conv2d(c, c, 1) for _ in range(4))
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        h = self.group_norm(x)
+        q = self.proj_q(h).flatten(2).transpose(1, 2)  # (B, HW, C)
+        k = self.proj_k(h).flatten(2)  # (B, C, HW)
+        v = self.proj_v(h).flatten(2).transpose(1, 2)
+        w = torch.softmax(q @ k / math.sqrt(C), dim=-1)
+        return x + self.proj((w @ v).transpose(1, 2).reshape(B, C, H, W))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin, cout, tdim, attn):
+        super().__init__()
+        self.block1 = nn.Sequential(nn.GroupNorm(32, cin), nn.SiLU(), nn.Conv2d(cin, cout, 3, 1, 1))
+        self.temb_proj = nn.Sequential(nn.SiLU(), nn.Linear(tdim, cout))
+        self.block2 = nn.Sequential(nn.GroupNorm(32, cout), nn.SiLU(), nn.Dropout(0.1), nn.Conv2d(cout, cout, 3, 1, 1))
+        self.shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.attn = Attn(cout) if attn else nn.Identity()
+        for m in self.modules():  # non-trivial weights everywhere, so a wrong mapping shows
+            if isinstance(m, nn.GroupNorm):
+                nn.init.normal_(m.weight, 1.0, 0.2), nn.init.normal_(m.bias, 0.0, 0.2)
+
+    def forward(self, x, temb):
+        h = self.block1(x) + self.temb_proj(temb)[:, :, None, None]
+        return self.attn(self.block2(h) + self.shortcut(x))
+
+
+class Down(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.main = nn.Conv2d(c, c, 3, 2, 1)
+
+    def forward(self, x, temb):
+        return self.main(x)
+
+
+class Up(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.main = nn.Conv2d(c, c, 3, 1, 1)
+
+    def forward(self, x, temb):
+        return self.main(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class PeerUNet(nn.Module):
+    """The peers' DDPM U-Net as peers.md describes it, small."""
+
+    def __init__(self, num_classes=None, ch=CH, mult=MULT, attn=ATTN, nrb=NRB, coral_head=False):
+        super().__init__()
+        tdim = ch * 4
+        self.time_embedding = nn.Module()
+        self.time_embedding.timembedding = nn.Sequential(
+            nn.Embedding.from_pretrained(interleaved_table(T, ch)), nn.Linear(ch, tdim), nn.SiLU(), nn.Linear(tdim, tdim)
+        )
+        self.label_embedding = nn.Embedding(num_classes, tdim) if num_classes else None
+        self.head = nn.Conv2d(3, ch, 3, 1, 1)
+        self.downblocks = nn.ModuleList()
+        chs, now = [ch], ch
+        for i, m in enumerate(mult):
+            for _ in range(nrb):
+                self.downblocks.append(ResBlock(now, ch * m, tdim, i in attn))
+                now = ch * m
+                chs.append(now)
+            if i != len(mult) - 1:
+                self.downblocks.append(Down(now))
+                chs.append(now)
+        self.middleblocks = nn.ModuleList([ResBlock(now, now, tdim, True), ResBlock(now, now, tdim, False)])
+        self.upblocks = nn.ModuleList()
+        for i, m in reversed(list(enumerate(mult))):
+            for _ in range(nrb + 1):
+                self.upblocks.append(ResBlock(chs.pop() + now, ch * m, tdim, i in attn))
+                now = ch * m
+            if i != 0:
+                self.upblocks.append(Up(now))
+        self.tail = nn.Sequential(nn.GroupNorm(32, now), nn.SiLU(), nn.Conv2d(now, 3, 3, 1, 1))
+        if coral_head:
+            self.mean_proj = nn.Linear(ch * mult[-1], 16)
+            self.logvar_proj = nn.Linear(ch * mult[-1], 16)  # unused by CORAL, present in its checkpoints
+
+    def forward(self, x, t, y=None):
+        temb = self.time_embedding.timembedding(t)
+        if y is not None:
+            temb = temb + self.label_embedding(y)
+        h = self.head(x)
+        hs = [h]
+        for layer in self.downblocks:
+            h = layer(h, temb)
+            hs.append(h)
+        for layer in self.middleblocks:
+            h = layer(h, temb)
+        self.bottleneck = h
+        for layer in self.upblocks:
+            h = layer(torch.cat([h, hs.pop()], dim=1) if isinstance(layer, ResBlock) else h, temb)
+        return self.tail(h)
+
+
+def write_peer_checkpoint(path, net, ema, size=16):
+    torch.save(
+        {"net_model": net.state_dict(), "ema_model": ema.state_dict(), "optim": {}, "step": 10, "fixed_x_T": torch.randn(4, 3, size, size)},
+        path,
+    )
+
+
+@pytest.mark.parametrize("num_classes", [5, None], ids=["conditional", "unconditional"])
+def test_converted_model_matches_the_reference(tmp_path, num_classes):
+    torch.manual_seed(0)
+    net, ema = PeerUNet(num_classes, coral_head=True).eval(), PeerUNet(num_classes, coral_head=True).eval()
+    write_peer_checkpoint(tmp_path / "ckpt_10.pt", net, ema)
+    x, t = torch.randn(3, 3, 16, 16), torch.tensor([0, 17, T - 1])
+    for weights, ref in (("ema", ema), ("raw", net)):
+        unet, head, layout = convert_peer_checkpoint(tmp_path / "ckpt_10.pt", weights)
+        assert layout.ch_mult == MULT and layout.attn_levels == ATTN and layout.num_timesteps == T
+        assert unet.config.sample_size == 16  # read from fixed_x_T
+        with torch.no_grad():
+            if num_classes:
+                y = torch.tensor([0, 2, 4])
+                assert (unet(x, t, class_labels=y).sample - ref(x, t, y)).abs().max() < 1e-4
+                null = torch.full((3,), num_classes)  # the appended zero row = the peers' label-free pass
+                assert (unet(x, t, class_labels=null).sample - ref(x, t)).abs().max() < 1e-4
+            else:
+                assert unet.config.num_class_embeds is None
+                assert (unet(x, t).sample - ref(x, t)).abs().max() < 1e-4
+            labels = y if num_classes else None
+            ref(x, t, labels)
+            z_ref = F.normalize(ref.mean_proj(ref.bottleneck.mean(dim=(2, 3))), dim=1)
+            captured = {}
+            hook = unet.mid_block.register_forward_hook(lambda m, i, o: captured.setdefault("h", o))
+            unet(x, t, class_labels=labels)
+            hook.remove()
+            assert (head(captured["h"]) - z_ref).abs().max() < 1e-5
+
+
+def test_written_folder_loads_with_diffusers_and_coral_ft(tmp_path):
+    torch.manual_seed(1)
+    net = PeerUNet(4, coral_head=True).eval()
+    write_peer_checkpoint(tmp_path / "ckpt.pt", net, net)
+    unet, head, layout = convert_peer_checkpoint(tmp_path / "ckpt.pt")
+    write_converted(tmp_path / "out", unet, head, layout, "ckpt.pt")
+    loaded, scheduler, info = load_model(tmp_path / "out")
+    assert scheduler.config.num_train_timesteps == T and info.num_classes == 4
+    assert load_head(tmp_path / "out" / "head") is not None
+    x, t, y = torch.randn(2, 3, 16, 16), torch.tensor([3, 30]), torch.tensor([1, 3])
+    with torch.no_grad():
+        assert (loaded(x, t, class_labels=y).sample - net(x, t, y)).abs().max() < 1e-4
+
+
+def test_bad_checkpoints_are_clear_errors(tmp_path):
+    torch.manual_seed(2)
+    net = PeerUNet(3)
+    good = tmp_path / "good.pt"
+    write_peer_checkpoint(good, net, net)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(UserError, match="corrupt or truncated"):
+        convert_peer_checkpoint(truncated)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(UserError, match="not a readable"):
+        convert_peer_checkpoint(junk)
+    pickled_code = tmp_path / "code.pt"
+    torch.save({"ema_model": {}, "sched": nn.Identity()}, pickled_code)
+    with pytest.raises(UserError, match="pickled code"):
+        convert_peer_checkpoint(pickled_code)
+    other = tmp_path / "other.pt"
+    torch.save({"model": net.state_dict()}, other)
+    with pytest.raises(UserError, match="no 'ema_model'"):
+        convert_peer_checkpoint(other)
+    with pytest.raises(UserError, match="not found"):
+        convert_peer_checkpoint(tmp_path / "missing.pt")
+    state = net.state_dict()
+    state.pop("middleblocks.1.block2.3.weight")
+    torch.save({"ema_model": state, "fixed_x_T": torch.zeros(1, 3, 16, 16)}, other)
+    with pytest.raises(UserError, match="does not match the peers' U-Net layout"):
+        convert_peer_checkpoint(other)
