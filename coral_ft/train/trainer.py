@@ -63,7 +63,14 @@ def _gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, out_dir: str | Path, source: UNetSource | None = None, progress: bool = True):
+    def __init__(
+        self,
+        config: RunConfig,
+        out_dir: str | Path,
+        source: UNetSource | None = None,
+        progress: bool = True,
+        data: LabeledImages | None = None,
+    ):
         self.config = config
         self.out = Path(out_dir)
         self.progress = progress
@@ -77,7 +84,7 @@ class Trainer:
             )
         self.micro_global = t.batch_size // t.grad_accum  # images per micro-step, all processes
         self.micro_local = self.micro_global // world
-        self.data: LabeledImages = dataset_from_config(config.data, "train")
+        self.data: LabeledImages = data if data is not None else dataset_from_config(config.data, "train")
         self.schedule = NoiseSchedule.from_config(config.model)
 
         torch.manual_seed(t.seed)  # identical initialisation on every process
@@ -310,11 +317,13 @@ def train(
     resume: bool = False,
     source: UNetSource | None = None,
     progress: bool = True,
+    data: LabeledImages | None = None,
 ) -> Path:
     """Train (or fine-tune, with a source) and return the run's exported model folder.
 
     `out_dir` receives `config.toml`, `checkpoints/`, `metrics.jsonl`, `samples/`, `model/` and
-    `head/`. With `resume`, training continues from the newest complete checkpoint.
+    `head/`. With `resume`, training continues from the newest complete checkpoint. `data`
+    trains on images already in memory instead of reading `config.data`.
     """
     out = Path(out_dir)
     existing = list_checkpoints(out / CHECKPOINT_DIR)
@@ -324,7 +333,7 @@ def train(
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume:
         _check_resume_config(config, out)
-    trainer = Trainer(config, out, source, progress)
+    trainer = Trainer(config, out, source, progress, data)
     if trainer.accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / CONFIG_FILE)
