@@ -58,3 +58,40 @@ def tiny_unet():
 
     torch.manual_seed(0)
     return build_unet("tiny", 16, 1, 10)
+
+
+# Fine-tuning bases: small diffusers U-Nets saved with save_pretrained, 1x16x16 like digits-lt.
+BASE_KINDS = ("unet2d-uncond", "unet2d-cond", "cross-attn")
+
+
+def build_base(kind: str, num_classes: int = 10, sample_size: int = 16, channels: int = 1):
+    from diffusers import UNet2DConditionModel
+
+    from coral_ft.models.presets import build_unet
+
+    torch.manual_seed(0)
+    if kind == "unet2d-uncond":
+        return build_unet("tiny", sample_size, channels, None)
+    if kind == "unet2d-cond":
+        return build_unet("tiny", sample_size, channels, num_classes)
+    if kind == "cross-attn":  # a Stable-Diffusion-style U-Net, unconditional on labels
+        return UNet2DConditionModel(
+            sample_size=sample_size, in_channels=channels, out_channels=channels,
+            block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=16, attention_head_dim=8,
+        )  # fmt: skip
+    raise ValueError(kind)
+
+
+@pytest.fixture
+def saved_base(tmp_path):
+    """kind -> folder holding that base, written with save_pretrained."""
+
+    def make(kind: str, **kwargs) -> Path:
+        folder = tmp_path / f"base-{kind}"
+        build_base(kind, **kwargs).save_pretrained(folder)
+        return folder
+
+    return make

@@ -104,10 +104,17 @@ def load_info(model_dir: Path) -> ModelInfo:
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """-> (unet in eval mode, DDPMScheduler, ModelInfo) from a run or model folder."""
     model_dir = resolve_model_dir(path)
-    try:
-        unet = UNet2DModel.from_pretrained(model_dir)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise UserError(f"cannot load the model in {model_dir}: {str(exc).splitlines()[0]}") from None
+    # Fine-tune runs (coral_ft.finetune): LoRA adapters on their base, unmerged, or a
+    # UNet2DConditionModel with its fixed cross-attention context.
+    from coral_ft.finetune.loading import is_finetune_model, load_finetuned_unet
+
+    if is_finetune_model(model_dir):
+        unet = load_finetuned_unet(model_dir)
+    else:
+        try:
+            unet = UNet2DModel.from_pretrained(model_dir)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise UserError(f"cannot load the model in {model_dir}: {str(exc).splitlines()[0]}") from None
     if (model_dir / "scheduler_config.json").is_file():
         scheduler = DDPMScheduler.from_pretrained(model_dir)
     else:  # a bare diffusers U-Net: assume the DDPM defaults of the paper

@@ -1,0 +1,98 @@
+"""LoRA on the U-Nets: what trains, what is saved, the round trip, and merging."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import UNet2DModel
+from safetensors.torch import load_file
+
+from coral_ft.checkpoint.model import ModelInfo, load_model, make_scheduler
+from coral_ft.config import FinetuneConfig, ModelConfig
+from coral_ft.finetune.bases import load_base_unet
+from coral_ft.finetune.context import inner_unet
+from coral_ft.finetune.export import export_model
+from coral_ft.finetune.lora import DEFAULT_TARGETS, count_parameters, merge_lora
+from coral_ft.finetune.source import FinetuneSource
+from tests.test_finetune_bases import fake_data
+
+
+def randomize_adapters(unet, seed=1):
+    """Non-zero adapters and class embedding, as after training (B starts at zero)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in unet.named_parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+
+
+def outputs(unet, seed=4):
+    g = torch.Generator().manual_seed(seed)
+    x, t, y = torch.randn(3, 1, 16, 16, generator=g), torch.tensor([3, 300, 900]), torch.tensor([0, 5, 10])
+    with torch.no_grad():
+        return unet.eval()(x, t, class_labels=y).sample
+
+
+def test_lora_trainable_parameters_are_the_adapters_and_the_class_embedding(saved_base):
+    unet = FinetuneSource(FinetuneConfig(base=str(saved_base("unet2d-cond")), lora=True, rank=4, alpha=4)).build(fake_data(), None)
+    lora_layers = {n.rsplit(".lora_", 1)[0] for n, _ in unet.named_parameters() if ".lora_" in n}
+    for target in DEFAULT_TARGETS:  # every default target is adapted somewhere in the tiny U-Net
+        assert any(n == target or n.endswith("." + target) for n in lora_layers), target
+    # rank 4: a Linear(i, o) adapter holds 4 * (i + o) weights; a 3x3 conv 4 * (9 i + o)
+    expected = 11 * 128  # the class embedding, (C + 1) x time-embedding width
+    for name in lora_layers:
+        base = unet.get_submodule(name).get_base_layer()
+        if isinstance(base, torch.nn.Linear):
+            expected += 4 * (base.in_features + base.out_features)
+        else:
+            expected += 4 * (base.in_channels * base.kernel_size[0] * base.kernel_size[1] + base.out_channels)
+    assert count_parameters(unet) == expected
+    assert count_parameters(unet) < 0.15 * count_parameters(unet, trainable_only=False)
+    custom = FinetuneSource(FinetuneConfig(base=str(saved_base("unet2d-cond")), lora=True, targets=["to_q", "to_v"])).build(fake_data(), None)
+    assert {n.rsplit(".", 1)[-1] for n in {m.rsplit(".lora_", 1)[0] for m, _ in custom.named_parameters() if ".lora_" in m}} == {"to_q", "to_v"}
+
+
+@pytest.mark.parametrize("kind", ["unet2d-uncond", "cross-attn"])
+@pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
+def test_save_load_round_trip_and_merged_export(tmp_path, saved_base, kind, lora):
+    source = FinetuneSource(FinetuneConfig(base=str(saved_base(kind)), lora=lora, rank=4))
+    unet = source.build(fake_data(), None)
+    randomize_adapters(unet)
+    expected = outputs(unet)
+    source.save(unet, tmp_path / "run" / "model", make_scheduler(ModelConfig()), ModelInfo(class_names=list("abcdefghij")))
+    if lora:  # only adapters and the class embedding are written: small
+        files = {p.name for p in (tmp_path / "run" / "model").iterdir()}
+        assert "diffusion_pytorch_model.safetensors" not in files and "adapter_model.safetensors" in files
+    loaded, scheduler, info = load_model(tmp_path / "run")  # unmerged adapters
+    assert info.num_classes == 10 and info.extra["finetune"]["kind"] == ("lora" if lora else "full")
+    assert torch.allclose(outputs(loaded), expected, atol=1e-6)
+    # merged export: plain diffusers, no coral_ft needed to read it
+    export_model(tmp_path / "run", tmp_path / "merged", merge=True)
+    cls = type(inner_unet(unet))
+    plain = cls.from_pretrained(tmp_path / "merged")
+    assert torch.allclose(outputs(load_model(tmp_path / "merged")[0]), expected, atol=1e-5)
+    if cls is UNet2DModel:
+        assert torch.allclose(outputs(plain), expected, atol=1e-5)
+
+
+def test_merge_equals_adapters_and_base_stays_untouched(saved_base):
+    folder = saved_base("unet2d-cond")
+    unet = FinetuneSource(FinetuneConfig(base=str(folder), lora=True)).build(fake_data(), None)
+    randomize_adapters(unet)
+    with_adapters = outputs(unet)
+    merged = merge_lora(unet)
+    assert not any(".lora_" in n or "base_layer" in n for n, _ in merged.named_parameters())
+    assert torch.allclose(outputs(merged), with_adapters, atol=1e-5)
+    base = load_base_unet(folder)
+    on_disk = load_file(folder / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(on_disk[k], v) for k, v in base.state_dict().items())
+
+
+def test_unmerged_export_copies_the_adapters(tmp_path, saved_base):
+    source = FinetuneSource(FinetuneConfig(base=str(saved_base("unet2d-cond")), lora=True))
+    unet = source.build(fake_data(), None)
+    randomize_adapters(unet)
+    source.save(unet, tmp_path / "model", make_scheduler(ModelConfig()), ModelInfo())
+    export_model(tmp_path / "model", tmp_path / "copy")
+    assert (tmp_path / "copy" / "adapter_model.safetensors").is_file()
+    assert torch.allclose(outputs(load_model(tmp_path / "copy")[0]), outputs(unet), atol=1e-6)

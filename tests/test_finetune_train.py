@@ -1,0 +1,76 @@
+"""Fine-tuning through the real trainer and the real CLI: every method on every base type,
+LoRA checkpoints that hold only what trains, and the frozen base left as it was."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import UNet2DModel
+from safetensors.torch import load_file
+
+from coral_ft.checkpoint.model import load_model
+from coral_ft.checkpoint.training import list_checkpoints
+from coral_ft.objectives import OBJECTIVES
+from coral_ft.finetune.source import FinetuneSource
+from coral_ft.train.trainer import train
+from tests.conftest import BASE_KINDS
+from tests.test_cli_train import run_cli
+
+ONE_STEP = {"train.max_steps": 1, "train.batch_size": 8, "train.checkpoint_every": 1, "train.log_every": 1}
+
+
+@pytest.mark.parametrize("method", sorted(OBJECTIVES))
+@pytest.mark.parametrize("kind", BASE_KINDS)
+def test_one_finetune_step_for_each_method_on_each_base(tmp_path, tiny_config, saved_base, kind, method):
+    lora = BASE_KINDS.index(kind) % 2 == 0  # LoRA on two base types, full on the third
+    cfg = tiny_config(**ONE_STEP, **{"objective.method": method, "finetune.base": str(saved_base(kind)), "finetune.lora": lora})
+    model_dir = train(cfg, tmp_path / "run", source=FinetuneSource(cfg.finetune), progress=False)
+    (_, ckpt), = list_checkpoints(tmp_path / "run" / "checkpoints")
+    trainable = load_file(ckpt / "trainable.safetensors")
+    assert any(k.endswith("class_embedding.weight") for k in trainable)  # unet.(unet.)class_embedding
+    if lora:
+        assert all(".lora_" in k or "class_embedding" in k or k.startswith("head.") for k in trainable)
+        assert any(".lora_B." in k and v.abs().sum() > 0 for k, v in trainable.items())  # B left zero: it trained
+    unet, _, info = load_model(model_dir)
+    assert info.extra["method"] == method and unet.config.num_class_embeds == 11
+
+
+def test_lora_finetune_leaves_the_base_weights_and_merges_exactly(tmp_path, tiny_config, saved_base, capsys):
+    base = saved_base("unet2d-cond")
+    before = load_file(base / "diffusion_pytorch_model.safetensors")
+    code, out, err = run_cli(
+        ["finetune", "--base", str(base), "--lora", "--rank", "4", "--lora-alpha", "8", "--lora-targets", "to_q,to_v",
+         "--lora-targets", "conv1", "--method", "coral", "--out", str(tmp_path / "run"), "--dataset", "digits-lt",
+         "--imbalance", "0.1", "--max-steps", "2", "--batch-size", "8", "--set", "train.sample_every=100", "--no-progress"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert load_file(base / "diffusion_pytorch_model.safetensors").keys() == before.keys()
+    assert all(torch.equal(v, before[k]) for k, v in load_file(base / "diffusion_pytorch_model.safetensors").items())
+    adapted, _, _ = load_model(tmp_path / "run")
+    frozen = {k.replace(".base_layer", ""): v for k, v in adapted.state_dict().items() if ".lora_" not in k}
+    assert all(torch.equal(frozen[k], v) for k, v in before.items() if "class_embedding" not in k)
+    targets = {k.split(".lora_")[0].rsplit(".", 1)[-1] for k in adapted.state_dict() if ".lora_" in k}
+    assert targets == {"to_q", "to_v", "conv1"}
+    code, out, err = run_cli(["export", str(tmp_path / "run"), "--merge", "--out", str(tmp_path / "merged")], capsys)
+    assert code == 0, err
+    merged = UNet2DModel.from_pretrained(tmp_path / "merged")
+    x, t, y = torch.randn(2, 1, 16, 16), torch.tensor([10, 700]), torch.tensor([2, 10])
+    with torch.no_grad():
+        assert torch.allclose(merged(x, t, class_labels=y).sample, adapted(x, t, class_labels=y).sample, atol=1e-5)
+
+
+def test_cli_errors_are_one_line(tmp_path, saved_base, capsys):
+    args = ["--out", str(tmp_path / "run"), "--dataset", "digits-lt", "--no-progress"]
+    code, _, err = run_cli(["finetune", *args], capsys)
+    assert code == 2 and "pass --base" in err
+    code, _, err = run_cli(["finetune", "--base", str(tmp_path / "nothing"), *args], capsys)
+    assert code == 2 and "not found" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(["finetune", "--base", str(saved_base("unet2d-cond")), "--lora", "--lora-targets", "qkv", *args], capsys)
+    assert code == 2 and "'qkv' matches no" in err
+    code, _, err = run_cli(["finetune", "--base", str(saved_base("unet2d-cond")), "--dataset", "cifar10-lt", "--out", str(tmp_path / "r2"), "--data-root", str(tmp_path)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(["convert", str(tmp_path / "none.pt"), "--out", str(tmp_path / "c")], capsys)
+    assert code == 2 and "checkpoint not found" in err
+    code, _, err = run_cli(["convert", "--from", "ldm", str(tmp_path / "none.pt"), "--out", str(tmp_path / "c")], capsys)
+    assert code == 2 and "--from must be one of" in err
