@@ -1,14 +1,22 @@
 """Per-anchor supervised contrastive loss (Khosla et al. 2020; paper eq. 5).
 
-pytorch-metric-learning computes the loss; its `DoNothingReducer` gives one value per anchor so
-that each anchor can carry its own time weight (paper Algorithm 1 draws t per sample).
+Two implementations with the same values (a test holds them equal):
+- `pml`: pytorch-metric-learning's `SupConLoss` with `DoNothingReducer`, one value per anchor;
+- `fused`: the same formula as a few tensor operations. pytorch-metric-learning enumerates the
+  positive and negative pairs with index look-ups that wait for the GPU several times per call;
+  on an H100 that made a `ddpm-cifar` CORAL step 9% slower than DDPM at batch 128, against
+  0% for the fused version, so `fused` is the default.
+Anchors without a positive in the batch get 0: they carry no SupCon signal.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from pytorch_metric_learning.losses import SupConLoss
 from pytorch_metric_learning.reducers import DoNothingReducer
+
+SUPCON_IMPLS = ("fused", "pml")
 
 
 def has_positive(labels: torch.Tensor) -> torch.Tensor:
@@ -17,10 +25,31 @@ def has_positive(labels: torch.Tensor) -> torch.Tensor:
     return same.sum(dim=1) > 1
 
 
-def supcon_per_anchor(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
-    """(B,) SupCon loss of each anchor; 0 for anchors without a positive (they carry no signal)."""
+def supcon_pml(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
     loss_fn = SupConLoss(temperature=temperature, reducer=DoNothingReducer())
-    losses = loss_fn.compute_loss(embeddings.float(), labels, None, embeddings.float(), labels)["loss"]["losses"]
+    z = embeddings.float()
+    losses = loss_fn.compute_loss(z, labels, None, z, labels)["loss"]["losses"]
     if not torch.is_tensor(losses):  # the library returns a plain 0 when no pair is positive
-        return embeddings.new_zeros(embeddings.shape[0], dtype=torch.float32)
+        return z.new_zeros(z.shape[0])
     return losses * has_positive(labels).to(losses.dtype)
+
+
+def supcon_fused(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    z = F.normalize(embeddings.float(), dim=1)  # cosine similarity, as the library's default
+    self_mask = torch.eye(len(labels), dtype=torch.bool, device=z.device)
+    logits = (z @ z.T / temperature).masked_fill(self_mask, float("-inf"))  # (B, B), S(i) = I \ {i}
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positive = (labels[:, None] == labels[None, :]) & ~self_mask  # P(i)
+    n_pos = positive.sum(dim=1)
+    return -log_prob.masked_fill(~positive, 0.0).sum(dim=1) / n_pos.clamp(min=1)
+
+
+def supcon_per_anchor(
+    embeddings: torch.Tensor, labels: torch.Tensor, temperature: float, impl: str = "fused"
+) -> torch.Tensor:
+    """(B,) SupCon loss of each anchor; 0 for anchors without a positive."""
+    if impl == "fused":
+        return supcon_fused(embeddings, labels, temperature)
+    if impl == "pml":
+        return supcon_pml(embeddings, labels, temperature)
+    raise ValueError(f"unknown SupCon implementation {impl!r}; choose from {', '.join(SUPCON_IMPLS)}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from coral_ft.errors import ConfigError
-from coral_ft.objectives._supcon import has_positive, supcon_per_anchor
+from coral_ft.objectives._supcon import SUPCON_IMPLS, has_positive, supcon_per_anchor
 from coral_ft.objectives.base import LossTerms, Objective, TrainBatch, register
 
 
@@ -29,6 +29,7 @@ class CoralSettings:
     tau_sc: float = 0.12  # SupCon temperature (Table 3, CIFAR10-LT rho=0.01)
     tau_r: float = 0.8  # decay temperature of lambda(t) (Table 3)
     lambda_mode: str = "per-anchor"  # or "batch-mean" (official code)
+    supcon_impl: str = "fused"  # or "pml" (pytorch-metric-learning; same values, slower on GPU)
 
     def __post_init__(self) -> None:
         if self.weight < 0:
@@ -39,6 +40,8 @@ class CoralSettings:
             raise ConfigError(f"objective.coral.tau_r must be > 0; got {self.tau_r}")
         if self.lambda_mode not in ("per-anchor", "batch-mean"):
             raise ConfigError(f"objective.coral.lambda_mode must be per-anchor or batch-mean; got {self.lambda_mode!r}")
+        if self.supcon_impl not in SUPCON_IMPLS:
+            raise ConfigError(f"objective.coral.supcon_impl must be one of {', '.join(SUPCON_IMPLS)}; got {self.supcon_impl!r}")
 
 
 def time_weight(t: torch.Tensor, num_timesteps: int, weight: float, tau_r: float) -> torch.Tensor:
@@ -60,7 +63,7 @@ class CoralObjective(Objective):
 
         gather = self.ctx.gather
         z, labels, t = gather(out.embedding), gather(batch.labels), gather(batch.t)  # global batch
-        per_anchor = supcon_per_anchor(z, labels, s.tau_sc)  # (B_global,)
+        per_anchor = supcon_per_anchor(z, labels, s.tau_sc, s.supcon_impl)  # (B_global,)
         valid = has_positive(labels).float()
         n_valid = valid.sum().clamp(min=1.0)
         lam = time_weight(t, self.ctx.schedule.num_train_timesteps, s.weight, s.tau_r)
