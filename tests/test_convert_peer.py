@@ -205,3 +205,21 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
     torch.save({"ema_model": state, "fixed_x_T": torch.zeros(1, 3, 16, 16)}, other)
     with pytest.raises(UserError, match="does not match the peers' U-Net layout"):
         convert_peer_checkpoint(other)
+
+
+def test_convert_command_writes_a_base_for_finetune(tmp_path, capsys):
+    from coral_ft.cli.app import main
+    from coral_ft.config import FinetuneConfig
+    from coral_ft.data.registry import LabeledImages
+    from coral_ft.finetune.source import FinetuneSource
+
+    torch.manual_seed(3)
+    net = PeerUNet(4, coral_head=True).eval()
+    write_peer_checkpoint(tmp_path / "ckpt.pt", PeerUNet(4), net)
+    main(["convert", "--from", "ddpm-cifar", str(tmp_path / "ckpt.pt"), "--out", str(tmp_path / "conv"), "--ema"])
+    assert "with the CORAL head" in capsys.readouterr().out
+    data = LabeledImages(torch.zeros(4, 3, 16, 16, dtype=torch.uint8), torch.arange(4), list("abcd"))
+    unet = FinetuneSource(FinetuneConfig(base=str(tmp_path / "conv"), lora=True)).build(data, None).eval()
+    x, t, y = torch.randn(2, 3, 16, 16), torch.tensor([5, 40]), torch.tensor([1, 3])
+    with torch.no_grad():  # fresh adapters (B = 0): still the peers' network
+        assert (unet(x, t, class_labels=y).sample - net(x, t, y)).abs().max() < 1e-4

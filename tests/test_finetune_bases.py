@@ -17,12 +17,12 @@ from coral_ft.finetune.source import FinetuneSource
 from tests.conftest import build_base
 
 
-def fake_data(num_classes=10, size=16, channels=1) -> LabeledImages:
-    return LabeledImages(
-        torch.zeros(num_classes, channels, size, size, dtype=torch.uint8),
-        torch.arange(num_classes),
-        [f"c{i}" for i in range(num_classes)],
-    )
+def fake_data(num_classes=10, size=16, channels=1, per_class=2) -> LabeledImages:
+    """Random images in memory, `per_class` of each class (the trainer needs pairs for SupCon)."""
+    g = torch.Generator().manual_seed(0)
+    n = num_classes * per_class
+    images = torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8, generator=g)
+    return LabeledImages(images, torch.arange(n) % num_classes, [f"c{i}" for i in range(num_classes)])
 
 
 def predict(unet, labels, context=None, n=4):
