@@ -130,3 +130,20 @@ def test_supplied_context_is_used_and_checked(tmp_path, saved_base):
     source.settings.context = str(tmp_path / "bad.safetensors")
     with pytest.raises(ConfigError, match=r"expected \(L, 16\)"):
         source.build(fake_data(), None)
+
+
+def test_base_noise_schedule_must_match_the_run(saved_base, tiny_config):
+    from diffusers import DDPMScheduler
+
+    from coral_ft.checkpoint.model import make_scheduler
+
+    folder, cfg = saved_base("unet2d-cond"), tiny_config()
+    source = FinetuneSource(FinetuneConfig(base=str(folder)))
+    make_scheduler(cfg.model).save_pretrained(folder)
+    source.build(fake_data(), cfg)  # the same schedule: accepted
+    DDPMScheduler(num_train_timesteps=500).save_pretrained(folder)
+    with pytest.raises(ConfigError, match="num_train_timesteps=500"):
+        source.build(fake_data(), cfg)
+    DDPMScheduler(beta_schedule="squaredcos_cap_v2").save_pretrained(folder)
+    with pytest.raises(ConfigError, match="'squaredcos_cap_v2' betas"):
+        source.build(fake_data(), cfg)

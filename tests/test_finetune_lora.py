@@ -14,6 +14,7 @@ from coral_ft.finetune.context import inner_unet
 from coral_ft.finetune.export import export_model
 from coral_ft.finetune.lora import DEFAULT_TARGETS, count_parameters, merge_lora
 from coral_ft.finetune.source import FinetuneSource
+from coral_ft.sample.samplers import sample
 from tests.test_finetune_bases import fake_data
 
 
@@ -66,6 +67,8 @@ def test_save_load_round_trip_and_merged_export(tmp_path, saved_base, kind, lora
     loaded, scheduler, info = load_model(tmp_path / "run")  # unmerged adapters
     assert info.num_classes == 10 and info.extra["finetune"]["kind"] == ("lora" if lora else "full")
     assert torch.allclose(outputs(loaded), expected, atol=1e-6)
+    images = sample(loaded, scheduler, torch.tensor([0, 9]), [0, 1], guidance=1.0, sampler="ddim", steps=2)
+    assert images.shape == (2, 1, 16, 16) and torch.isfinite(images).all()  # guided sampling works on it
     # merged export: plain diffusers, no coral_ft needed to read it
     export_model(tmp_path / "run", tmp_path / "merged", merge=True)
     cls = type(inner_unet(unet))

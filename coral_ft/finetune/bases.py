@@ -120,3 +120,41 @@ def check_base_fits(unet: nn.Module, image_size: int, channels: int, num_classes
             f"base {where} has a class embedding for {rows - 1} classes (+ null label) but the data has {num_classes} classes; "
             "use a base trained on the same classes, or an unconditional base"
         )
+
+
+SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end")
+
+
+def _base_scheduler_config(folder: Path) -> dict | None:
+    # Beside the U-Net (coral-ft / plain folders) or in the pipeline's scheduler/ folder.
+    for cand in (folder / "scheduler_config.json", folder.parent / "scheduler" / "scheduler_config.json"):
+        if cand.is_file():
+            try:
+                return json.loads(cand.read_text())
+            except ValueError:
+                return None
+    return None
+
+
+def check_base_schedule(folder: Path, model_cfg) -> None:
+    """The noise schedule the base was trained with must be the one fine-tuning uses.
+
+    A base trained on other betas would be fine-tuned on noise levels it never saw, silently. Bases
+    without a scheduler config beside them are taken on trust.
+    """
+    saved = _base_scheduler_config(folder)
+    if saved is None:
+        return
+    schedule = saved.get("beta_schedule", "linear")
+    if schedule != "linear":
+        raise ConfigError(f"base {folder} was trained with '{schedule}' betas; coral-ft trains with linear betas (paper section 2.1)")
+    for key in SCHEDULE_KEYS:
+        if key in saved and not _same(saved[key], getattr(model_cfg, key)):
+            raise ConfigError(
+                f"base {folder} uses {key}={saved[key]} but the run has model.{key}={getattr(model_cfg, key)}; "
+                f"pass --set model.{key}={saved[key]}"
+            )
+
+
+def _same(a, b) -> bool:
+    return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(b)))

@@ -1,11 +1,11 @@
 """`FinetuneSource`: the trainer's U-Net comes from a pretrained base (full or LoRA fine-tuning).
 
 build(): resolve the base (folder, run directory, cached hub ID) -> load it -> check sample size,
-channels and class count against the data -> add a zero-initialised class embedding when the
-base is unconditional -> wrap a cross-attention U-Net with its fixed context -> with LoRA,
-inject adapters and freeze the rest; without, train every weight. All checks run here, before
-the first step. save(): a plain diffusers folder (full) or adapters + a reference to the base
-(LoRA); see `coral_ft.finetune.loading` for the layout.
+channels and class count against the data, and its noise schedule against the run's -> add a
+zero-initialised class embedding when the base is unconditional -> with LoRA, inject adapters
+and freeze the rest; without, train every weight -> wrap a cross-attention U-Net with its fixed
+context. All checks run here, before the first step. save(): a plain diffusers folder (full) or
+adapters + a reference to the base (LoRA); see `coral_ft.finetune.loading` for the layout.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import nn
 
 from coral_ft.checkpoint.model import META_FILE, ModelInfo, save_model
 from coral_ft.errors import ConfigError
-from coral_ft.finetune.bases import check_base_fits, load_base_unet, resolve_base
+from coral_ft.finetune.bases import check_base_fits, check_base_schedule, load_base_unet, resolve_base
 from coral_ft.finetune.class_embedding import ensure_class_embedding
 from coral_ft.finetune.context import inner_unet, make_context, needs_context, save_context, wrap_with_context
 from coral_ft.finetune.loading import write_finetune_meta
@@ -45,6 +45,8 @@ class FinetuneSource:
         s = self.settings
         unet = self.load_base()
         check_base_fits(unet, data.image_size, data.channels, data.num_classes, str(self.base_folder))
+        if config is not None:
+            check_base_schedule(self.base_folder, config.model)
         if s.context is not None and not needs_context(unet):
             raise ConfigError("finetune.context is set but the base has no cross-attention (it is a UNet2DModel)")
         peft_cfg = lora_config(s.rank, s.alpha, s.targets) if s.lora else None
