@@ -99,3 +99,20 @@ def test_unmerged_export_copies_the_adapters(tmp_path, saved_base):
     export_model(tmp_path / "model", tmp_path / "copy")
     assert (tmp_path / "copy" / "adapter_model.safetensors").is_file()
     assert torch.allclose(outputs(load_model(tmp_path / "copy")[0]), outputs(unet), atol=1e-6)
+
+
+def test_a_corrupt_adapter_or_a_vanished_base_is_a_clear_error(tmp_path, saved_base):
+    from coral_ft.errors import UserError
+
+    base = saved_base("unet2d-cond")
+    source = FinetuneSource(FinetuneConfig(base=str(base), lora=True))
+    source.save(source.build(fake_data(), None), tmp_path / "model", make_scheduler(ModelConfig()), ModelInfo())
+    adapter = tmp_path / "model" / "adapter_model.safetensors"
+    intact = adapter.read_bytes()
+    adapter.write_bytes(intact[: len(intact) // 2])
+    with pytest.raises(UserError, match="cannot read the LoRA adapter"):
+        load_model(tmp_path / "model")
+    adapter.write_bytes(intact)
+    base.rename(tmp_path / "moved")
+    with pytest.raises(UserError, match="the base of the LoRA model .* is gone"):
+        load_model(tmp_path / "model")

@@ -17,7 +17,7 @@ from pathlib import Path
 from torch import nn
 
 from coral_ft.errors import UserError
-from coral_ft.finetune.bases import UNET_CLASSES, load_base_unet, resolve_base
+from coral_ft.finetune.bases import load_base_unet, resolve_base
 from coral_ft.finetune.class_embedding import ensure_class_embedding
 from coral_ft.finetune.context import load_context
 from coral_ft.finetune.lora import load_lora
@@ -72,5 +72,3 @@ def load_finetuned_unet(model_dir: Path) -> nn.Module:
         unet = load_base_unet(model_dir)
     return load_context(model_dir, unet)
 
-
-__all__ = ["FINETUNE_FILE", "UNET_CLASSES", "is_finetune_model", "load_finetuned_unet", "read_finetune_meta", "write_finetune_meta"]
