@@ -60,6 +60,7 @@ def worker(mode: str, base: str, batch_size: int, steps: int, warmup: int, rank:
             torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - start)
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # training only, before saving
     trainer.save_checkpoint()
     model_dir = trainer.export()
     denoiser = trainer.denoiser
@@ -70,7 +71,7 @@ def worker(mode: str, base: str, batch_size: int, steps: int, warmup: int, rank:
         "trainable": sum(p.numel() for p in denoiser.parameters() if p.requires_grad),
         "unet_params": sum(p.numel() for p in denoiser.unet.parameters()),
         "optimizer_bytes": optimizer_state_bytes(trainer.optimizer),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss,
         "peak_cuda_bytes": torch.cuda.max_memory_allocated() if cuda else None,
         "model_bytes": folder_bytes(model_dir),
         "checkpoint_bytes": folder_bytes(Path(workdir) / mode / "checkpoints"),
@@ -125,7 +126,7 @@ def main() -> None:
         ("median step time", f"{full['step_s'] * 1e3:.0f} ms", f"{lora['step_s'] * 1e3:.0f} ms", lora["step_s"] / full["step_s"]),
         ("trainable parameters", f"{full['trainable']:,}", f"{lora['trainable']:,}", lora["trainable"] / full["trainable"]),
         ("optimizer state", mib(full["optimizer_bytes"]), mib(lora["optimizer_bytes"]), lora["optimizer_bytes"] / full["optimizer_bytes"]),
-        ("peak RSS (process)", mib(full["peak_rss_bytes"]), mib(lora["peak_rss_bytes"]), lora["peak_rss_bytes"] / full["peak_rss_bytes"]),
+        ("peak RSS (training)", mib(full["peak_rss_bytes"]), mib(lora["peak_rss_bytes"]), lora["peak_rss_bytes"] / full["peak_rss_bytes"]),
         ("saved model/ folder", mib(full["model_bytes"]), mib(lora["model_bytes"]), lora["model_bytes"] / full["model_bytes"]),
         ("one training checkpoint", mib(full["checkpoint_bytes"]), mib(lora["checkpoint_bytes"]), lora["checkpoint_bytes"] / full["checkpoint_bytes"]),
     ]
