@@ -8,6 +8,7 @@ sampler state to save.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -21,17 +22,25 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
 
 
-def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
-    """A CPU generator for one training step; `stream` separates independent uses in a step."""
+def derived_seed(*keys: int) -> int:
+    """A well-mixed 63-bit seed from integer keys (NumPy's SeedSequence hashing)."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def step_generator(seed: int, step: int, *stream: int) -> torch.Generator:
+    """A CPU generator for one training step; `stream` keys separate independent uses in a step."""
     g = torch.Generator()
-    g.manual_seed((seed * 1_000_003 + step) * 16 + stream)
+    g.manual_seed(derived_seed(seed, step, *stream))
     return g
 
 
 def epoch_permutation(num_items: int, seed: int, epoch: int) -> torch.Tensor:
     g = torch.Generator()
-    g.manual_seed(seed * 7_919 + epoch)
+    g.manual_seed(derived_seed(seed, epoch, EPOCH_STREAM))
     return torch.randperm(num_items, generator=g)
+
+
+EPOCH_STREAM = 2**31 - 1  # keeps data-order seeds apart from per-step seeds
 
 
 def global_batch_indices(num_items: int, batch_size: int, seed: int, step: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ from diffusers.training_utils import EMAModel
 from coral_ft.checkpoint.model import HEAD_SUBDIR, MODEL_SUBDIR, ModelInfo, make_scheduler, save_head
 from coral_ft.checkpoint.training import list_checkpoints, load_checkpoint, save_checkpoint
 from coral_ft.config import RunConfig, save_config
-from coral_ft.data.batches import global_batch_indices, random_hflip, step_generator, to_model_range
+from coral_ft.data.batches import derived_seed, global_batch_indices, random_hflip, step_generator, to_model_range
 from coral_ft.data.registry import LabeledImages, dataset_from_config
 from coral_ft.errors import ConfigError, UserError
 from coral_ft.models.denoiser import Denoiser, build_head
@@ -40,9 +40,10 @@ CHECKPOINT_DIR = "checkpoints"
 # Sections that define what is trained; a resumed run must not change them.
 FROZEN_SECTIONS = ("data", "model", "objective", "finetune")
 
-# Random streams within one step (see coral_ft.data.batches.step_generator).
-STREAM_SHARED = 0  # flips, timesteps, noise, label dropout for the global batch
-STREAM_METHOD = 1  # + 1 + micro-batch * processes + rank: a method's own extra randomness
+# Random streams within one step (keys of coral_ft.data.batches.step_generator).
+STREAM_SHARED = 0  # flips, timesteps, noise, label dropout of the whole global batch
+STREAM_MODEL = 1  # torch's global RNG (dropout), per micro-batch and process
+STREAM_METHOD = 2  # a method's own extra draws (batch.generator), per micro-batch and process
 
 
 class TrainingDiverged(UserError):
@@ -162,12 +163,12 @@ class Trainer:
         self.step = ckpt["state"]["step"]
 
     # -- one step ---------------------------------------------------------------------------
-    def _micro_batch(self, micro: int) -> TrainBatch:
-        """This process's slice of micro-batch `micro` of the current step."""
+    def _global_batch(self) -> dict[str, torch.Tensor]:
+        """The current step's global batch and its shared randomness, identical on every process."""
         cfg, step = self.config, self.step
-        g = step_generator(cfg.train.seed, step, STREAM_SHARED)
-        idx = global_batch_indices(len(self.labels), cfg.train.batch_size, cfg.train.seed, step)  # (B,)
         B = cfg.train.batch_size
+        g = step_generator(cfg.train.seed, step, STREAM_SHARED)
+        idx = global_batch_indices(len(self.labels), B, cfg.train.seed, step)  # (B,)
         images = to_model_range(self.images[idx])  # (B, C, H, W)
         if cfg.data.hflip:
             images = random_hflip(images, g)
@@ -175,29 +176,29 @@ class Trainer:
         noise = torch.randn(images.shape, generator=g)
         labels = self.labels[idx]
         cond = drop_labels(labels, cfg.model.p_uncond, self.null_label, cfg.model.label_drop, g)
+        return {"x0": images, "labels": labels, "cond_labels": cond, "t": t, "noise": noise}
 
-        rank, world = self.accelerator.process_index, self.accelerator.num_processes
+    def _micro_batch(self, batch: dict[str, torch.Tensor], micro: int) -> TrainBatch:
+        """This process's slice of micro-batch `micro` of the global batch."""
+        seed, step = self.config.train.seed, self.step
+        rank = self.accelerator.process_index
         start = micro * self.micro_global + rank * self.micro_local
         part = slice(start, start + self.micro_local)
         dev = self.accelerator.device
-        stream = STREAM_METHOD + 1 + micro * world + rank
         # Dropout and other in-model randomness: also a function of (seed, step, micro, rank).
-        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=step_generator(cfg.train.seed, step, stream))))
+        torch.manual_seed(derived_seed(seed, step, STREAM_MODEL, micro, rank))
         return TrainBatch(
-            x0=images[part].to(dev),
-            labels=labels[part].to(dev),
-            cond_labels=cond[part].to(dev),
-            t=t[part].to(dev),
-            noise=noise[part].to(dev),
-            generator=step_generator(cfg.train.seed, step, stream + 10_000),
+            **{k: v[part].to(dev) for k, v in batch.items()},
+            generator=step_generator(seed, step, STREAM_METHOD, micro, rank),
         )
 
     def train_step(self) -> dict[str, torch.Tensor]:
         accum = self.config.train.grad_accum
         totals: dict[str, torch.Tensor] = {}
         self.model.train()
+        batch_global = self._global_batch()
         for micro in range(accum):
-            batch = self._micro_batch(micro)
+            batch = self._micro_batch(batch_global, micro)
             sync = micro == accum - 1
             ctx = self.accelerator.no_sync(self.model) if not sync else contextlib.nullcontext()
             with ctx, self.accelerator.autocast():
@@ -209,7 +210,7 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.lr_schedule.step()
-        self.ema.step([p for n, p in self.denoiser.unet.named_parameters() if p.requires_grad])
+        self.ema.step([p for p in self.denoiser.unet.parameters() if p.requires_grad])
         self.step += 1
         return totals
 
