@@ -89,4 +89,10 @@ def test_resumed_lora_run_ends_where_an_uninterrupted_one_does(tmp_path, tiny_co
     train(cfg(3), tmp_path / "b", resume=True, source=FinetuneSource(cfg(3).finetune), progress=False)
     (_, a), (_, b) = list_checkpoints(tmp_path / "a" / "checkpoints")[-1], list_checkpoints(tmp_path / "b" / "checkpoints")[-1]
     wa, wb = load_file(a / "trainable.safetensors"), load_file(b / "trainable.safetensors")
-    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert wa.keys() == wb.keys()
+    # Bitwise on the CPU. On a GPU the trainer runs there, and its nondeterministic kernels, through
+    # Adam's near-sign first steps, leave differences of the order of the learning rate (seen: 6e-5,
+    # from scratch as well).
+    atol = 0.0 if not torch.cuda.is_available() else 2e-4
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], rtol=0.0, atol=atol), k
