@@ -23,16 +23,12 @@ class DenoiserOutput(NamedTuple):
 
 
 class Denoiser(nn.Module):
-    def __init__(self, unet: nn.Module, head: nn.Module | None = None, context: torch.Tensor | None = None):
+    def __init__(self, unet: nn.Module, head: nn.Module | None = None):
+        # `unet` is called as unet(x, t, class_labels=...).sample: a UNet2DModel, or a
+        # cross-attention U-Net wrapped with its fixed context (coral_ft.finetune.context).
         super().__init__()
         self.unet = unet
         self.head = head
-        # UNet2DConditionModel takes cross-attention states: a fixed (1, L, D) context, expanded
-        # over the batch. UNet2DModel takes none.
-        if context is not None:
-            self.register_buffer("context", context, persistent=False)
-        else:
-            self.context = None
         self._captured: torch.Tensor | None = None
         unet.mid_block.register_forward_hook(self._capture)
 
@@ -40,10 +36,7 @@ class Denoiser(nn.Module):
         self._captured = output[0] if isinstance(output, tuple) else output
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None) -> DenoiserOutput:
-        kwargs = {}
-        if self.context is not None:
-            kwargs["encoder_hidden_states"] = self.context.expand(x_t.shape[0], -1, -1)
-        eps = self.unet(x_t, t, class_labels=class_labels, **kwargs).sample
+        eps = self.unet(x_t, t, class_labels=class_labels).sample
         h, self._captured = self._captured, None
         z = self.head(h) if self.head is not None else None
         return DenoiserOutput(eps, h, z)
