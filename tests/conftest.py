@@ -95,3 +95,30 @@ def saved_base(tmp_path):
         return folder
 
     return make
+
+
+def save_tiny_model(folder: Path, num_train_timesteps: int = 20, num_classes: int | None = 10, seed: int = 0) -> Path:
+    """A tiny 1x16x16 model folder as coral-ft exports it; a short schedule keeps DDPM cheap."""
+    from coral_ft.checkpoint.model import ModelInfo, make_scheduler, save_model
+    from coral_ft.config import ModelConfig
+    from coral_ft.models.presets import build_unet
+
+    torch.manual_seed(seed)
+    unet = build_unet("tiny", 16, 1, num_classes)
+    names = [f"class{i}" for i in range(num_classes or 0)]
+    return save_model(folder, unet, make_scheduler(ModelConfig(num_train_timesteps=num_train_timesteps)), ModelInfo(names))
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """One saved tiny class-conditional model per test module (read-only: do not modify it)."""
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-model") / "model")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread; on a loaded 2-core machine two threads can be ~40x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

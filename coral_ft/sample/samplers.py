@@ -49,28 +49,45 @@ def sample(
     steps: int = 100,
     eta: float = 0.0,
     progress: bool = False,
+    *,
+    eps_fn=guided_eps,
 ) -> torch.Tensor:
-    """Generate len(labels) images, (B, C, H, W) in [-1, 1]."""
+    """Generate len(labels) images, (B, C, H, W) in [-1, 1].
+
+    `eps_fn` computes the guided prediction (default: paper eq. 4 on one doubled-batch forward).
+    """
+    sched = make_sampler_scheduler(scheduler, sampler, steps)
+    step_kwargs = {"eta": eta} if sampler == "ddim" else {}
+    stochastic = sampler == "ddpm" or eta > 0
+    return denoise(unet, sched, labels, seeds, guidance, step_kwargs, stochastic, progress, eps_fn)
+
+
+def initial_noise(unet, gens: list[torch.Generator]) -> torch.Tensor:
+    """x_T, (B, C, H, W): per-sample CPU noise, identical on every device and for every batch split."""
+    size = unet.config.sample_size
+    shape = (unet.config.in_channels, size, size)
+    return torch.stack([torch.randn(shape, generator=g) for g in gens])
+
+
+def denoise(unet, sched, labels, seeds, guidance, step_kwargs, stochastic, progress=False, eps_fn=guided_eps):
+    """The reverse process with a ready diffusers scheduler (timesteps set); -> (B, C, H, W) in [-1, 1].
+
+    Shared by `sample` and the diffusers pipeline (`coral_ft.sample.pipeline`).
+    """
     device = next(unet.parameters()).device
     dtype = next(unet.parameters()).dtype
     labels = labels.to(device)
     null = null_label_of(unet)
-    size = unet.config.sample_size
-    shape = (len(labels), unet.config.in_channels, size, size)
     gens = _generators(seeds, "cpu")
-    # Per-sample CPU noise: identical on every device and for every batch split.
-    x = torch.stack([torch.randn(shape[1:], generator=g) for g in gens]).to(device, dtype)
-    sched = make_sampler_scheduler(scheduler, sampler, steps)
-    step_kwargs = {"eta": eta} if sampler == "ddim" else {}
+    x = initial_noise(unet, gens).to(device, dtype)
     timesteps = sched.timesteps
     if progress:
         from tqdm.auto import tqdm
 
-        timesteps = tqdm(timesteps, desc=f"{sampler} sampling", leave=False)
+        timesteps = tqdm(timesteps, desc="sampling", leave=False)
     for t in timesteps:
-        eps = guided_eps(unet, x, t.to(device), labels, guidance, null)
-        noise_gens = gens if (sampler == "ddpm" or eta > 0) else None
-        x = _step(sched, eps, t, x, noise_gens, step_kwargs)
+        eps = eps_fn(unet, x, t.to(device), labels, guidance, null)
+        x = _step(sched, eps, t, x, gens if stochastic else None, step_kwargs)
     return x.float().clamp(-1, 1)
 
 

@@ -1,0 +1,132 @@
+"""sample_to_npz: output format, determinism, shards, resume, refusal, bad input, 2 processes."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import coral_ft.sample.run as run_mod
+from coral_ft.errors import UserError
+from coral_ft.sample.run import sample_to_npz, shards_dir_for
+from tests.conftest import save_tiny_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+ARGS = dict(guidance=0.5, sampler="ddim", steps=3, labels="balanced", seed=4)
+
+
+def _load(path):
+    data = np.load(path)
+    return data["images"], data["labels"]
+
+
+def test_output_format_and_same_seed_same_samples_whatever_the_batch_size(tiny_model_dir, tmp_path):
+    a = sample_to_npz(tiny_model_dir, tmp_path / "a.npz", 5, batch_size=2, png_dir=tmp_path / "png", **ARGS)
+    b = sample_to_npz(tiny_model_dir, tmp_path / "b.npz", 5, batch_size=5, **ARGS)
+    (ia, la), (ib, lb) = _load(a), _load(b)
+    assert ia.shape == (5, 16, 16, 1) and ia.dtype == np.uint8 and ia.std() > 0
+    assert la.tolist() == [0, 1, 2, 3, 4] and la.dtype == np.int64
+    assert np.array_equal(ia, ib) and np.array_equal(la, lb)
+    assert len(list(shards_dir_for(a).glob("shard-*.npz"))) == 3  # batches of 2, 2, 1
+    assert sorted(p.name for p in (tmp_path / "png").iterdir())[:2] == ["000-class0", "001-class1"]
+    assert (tmp_path / "png" / "004-class4" / "000004.png").is_file()
+    c = sample_to_npz(tiny_model_dir, tmp_path / "c.npz", 5, batch_size=5, **{**ARGS, "seed": 5})
+    assert not np.array_equal(_load(c)[0], ia)
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tiny_model_dir, tmp_path, monkeypatch):
+    full = _load(sample_to_npz(tiny_model_dir, tmp_path / "ref.npz", 6, batch_size=2, **ARGS))
+    real, calls = run_mod.sample, []
+
+    def dies_on_the_second_batch(*args, **kwargs):
+        calls.append(len(args[2]))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_mod, "sample", dies_on_the_second_batch)
+    out = tmp_path / "run.npz"
+    with pytest.raises(KeyboardInterrupt):
+        sample_to_npz(tiny_model_dir, out, 6, batch_size=2, **ARGS)
+    assert not out.exists() and len(list(shards_dir_for(out).glob("shard-*.npz"))) == 1
+    calls.clear()
+    monkeypatch.setattr(run_mod, "sample", lambda *a, **k: (calls.append(len(a[2])), real(*a, **k))[1])
+    resumed = _load(sample_to_npz(tiny_model_dir, out, 6, batch_size=2, **ARGS))
+    assert calls == [2, 2]  # only the 4 missing samples were generated
+    assert all(np.array_equal(x, y) for x, y in zip(full, resumed))
+    # a larger N reuses all 6 and adds 2; a smaller N needs no sampling at all
+    calls.clear()
+    more = _load(sample_to_npz(tiny_model_dir, out, 8, batch_size=4, **ARGS))
+    assert calls == [2] and np.array_equal(more[0][:6], full[0])
+    calls.clear()
+    fewer = _load(sample_to_npz(tiny_model_dir, out, 3, batch_size=4, **ARGS))
+    assert calls == [] and np.array_equal(fewer[0], full[0][:3])
+
+
+def test_other_arguments_are_refused_unless_restarting(tiny_model_dir, tmp_path):
+    out = tmp_path / "s.npz"
+    sample_to_npz(tiny_model_dir, out, 2, batch_size=2, **ARGS)
+    with pytest.raises(UserError, match=r"other arguments \(guidance differ\).*--restart"):
+        sample_to_npz(tiny_model_dir, out, 2, batch_size=2, **{**ARGS, "guidance": 1.0})
+    other_model = save_tiny_model(tmp_path / "other", seed=1)
+    with pytest.raises(UserError, match="model differ"):
+        sample_to_npz(other_model, out, 2, batch_size=2, **ARGS)
+    again = sample_to_npz(tiny_model_dir, out, 2, batch_size=2, restart=True, **{**ARGS, "guidance": 1.0})
+    assert _load(again)[0].shape == (2, 16, 16, 1)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"num": 0}, "--num must be positive"), ({"sampler": "euler"}, "unknown sampler 'euler'"),
+    ({"steps": 0}, "--steps must be positive"), ({"batch_size": -1}, "--batch-size"),
+    ({"guidance": -1.0}, "--guidance must be >= 0"), ({"labels": "3,x"}, "unknown class 'x'"),
+    ({"labels": "12"}, "out of range"), ({"out": "s.png"}, "must name a .npz"),
+])  # fmt: skip
+def test_bad_input_fails_before_any_work(tiny_model_dir, tmp_path, change, message):
+    kwargs = {"num": 2, "batch_size": 2, **ARGS, **change}
+    out = tmp_path / kwargs.pop("out", "s.npz")
+    with pytest.raises(UserError, match=message):
+        sample_to_npz(tiny_model_dir, out, **kwargs)
+    assert not shards_dir_for(out).exists()
+
+
+def test_a_model_without_class_embedding_is_refused(tmp_path):
+    uncond = save_tiny_model(tmp_path / "uncond", num_classes=None)
+    with pytest.raises(UserError, match="no class embedding"):
+        sample_to_npz(uncond, tmp_path / "s.npz", 2, **ARGS)
+    with pytest.raises(UserError, match="no model at"):
+        sample_to_npz(tmp_path / "missing", tmp_path / "s.npz", 2, **ARGS)
+
+
+TWO_PROCESS_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import torch
+    from accelerate import Accelerator, debug_launcher
+
+    def run():
+        from coral_ft.sample.run import sample_to_npz
+        torch.set_num_threads(1)
+        sample_to_npz(sys.argv[1], sys.argv[2], 7, batch_size=2, accelerator=Accelerator(cpu=True), **{args!r})
+
+    debug_launcher(run, num_processes=2)
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_output_of_one(tiny_model_dir, tmp_path):
+    one = _load(sample_to_npz(tiny_model_dir, tmp_path / "one.npz", 7, batch_size=3, **{**ARGS, "labels": "uniform"}))
+    script = tmp_path / "two.py"
+    script.write_text(TWO_PROCESS_SCRIPT.format(args={**ARGS, "labels": "uniform"}))
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tiny_model_dir), str(tmp_path / "two.npz")],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = _load(tmp_path / "two.npz")
+    assert np.array_equal(one[1], two[1])
+    assert np.abs(one[0].astype(int) - two[0].astype(int)).max() <= 1  # uint8 rounding at most
+    assert len(list(shards_dir_for(tmp_path / "two.npz").glob("shard-*.npz"))) == 4  # batches of 2 over 2 ranks
