@@ -1,0 +1,163 @@
+"""Bottleneck features of real images, noised to chosen timesteps (the input of paper Figs. 1, 9-13).
+
+Each image x0 is noised to x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps (paper eq. 1, the
+forward process of section 2.1) with the model's own schedule, passed through the U-Net with its
+TRUE label (a conditional pass, as in training), and the output of `unet.mid_block` is taken by
+the `Denoiser` hook. Two kinds of features come out:
+
+- `bottleneck`: the mid-block output averaged over its spatial positions, (N, C_mid);
+- `embedding`: the projection head's L2-normalised output, (N, D), when the run has a head.
+
+Reproducibility: the subsample is a seeded choice per class, and the noise of image i is drawn
+from a generator seeded by (seed, i), so every model and every timestep sees the same eps for the
+same image, and the result does not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from coral_ft.checkpoint.model import HEAD_SUBDIR, load_head, load_model, resolve_model_dir
+from coral_ft.data.batches import derived_seed, to_model_range
+from coral_ft.errors import UserError
+from coral_ft.models.denoiser import Denoiser
+from coral_ft.models.presets import null_label, num_classes_of
+
+FEATURE_KINDS = ("bottleneck", "embedding")
+# What the U-Net is told about each image: its true label (as in training, the default), or the
+# null label of classifier-free guidance, which keeps the label embedding out of the features.
+CONDITIONS = ("true", "null")
+NOISE_STREAM = 7  # keeps the noise seeds apart from the subsample seed
+
+
+@dataclass
+class LatentModel:
+    """A loaded model ready for feature extraction."""
+
+    name: str
+    path: Path
+    denoiser: Denoiser
+    alphas_cumprod: torch.Tensor  # (T,) float64, from the model folder's scheduler
+    class_names: list[str] = field(default_factory=list)
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return len(self.alphas_cumprod)
+
+    @property
+    def has_head(self) -> bool:
+        return self.denoiser.head is not None
+
+
+def find_head_dir(path: str | Path) -> Path | None:
+    """RUN_DIR/head for a run directory, or the head beside a model folder (RUN_DIR/model)."""
+    model_dir = resolve_model_dir(path)
+    for cand in (Path(path) / HEAD_SUBDIR, model_dir.parent / HEAD_SUBDIR):
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def load_latent_model(path: str | Path, name: str | None = None, device: str | torch.device = "cpu") -> LatentModel:
+    """U-Net (+ head when the run saved one) and its noise schedule, from a run or model folder."""
+    unet, scheduler, info = load_model(path, device)
+    head_dir = find_head_dir(path)
+    head = load_head(head_dir) if head_dir is not None else None
+    if head is not None:
+        head = head.to(device).eval()
+    abar = torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float64)
+    return LatentModel(name or default_model_name(path), Path(path), Denoiser(unet, head).eval(), abar, info.class_names)
+
+
+def default_model_name(path: str | Path) -> str:
+    """The run directory's name (`runs/coral-lt/model` -> `coral-lt`)."""
+    path = Path(path).resolve()
+    return path.parent.name if path.name == "model" else path.name
+
+
+def check_compatible(model: LatentModel, images: torch.Tensor, num_classes: int, timesteps: list[int]) -> None:
+    """Raise a one-line UserError when the model cannot embed these images at these timesteps."""
+    cfg = model.denoiser.unet.config
+    size = cfg.sample_size[0] if isinstance(cfg.sample_size, (tuple, list)) else cfg.sample_size
+    _, channels, height, _ = images.shape
+    if (cfg.in_channels, size) != (channels, height):
+        raise UserError(
+            f"model {model.name} takes {cfg.in_channels}x{size}x{size} images but the data set has "
+            f"{channels}x{height}x{height}; pick the data set the model was trained on"
+        )
+    model_classes = num_classes_of(model.denoiser.unet)
+    if model_classes is not None and model_classes != num_classes:
+        raise UserError(f"model {model.name} has {model_classes} classes but the data set has {num_classes}")
+    bad = [t for t in timesteps if not 0 <= t < model.num_train_timesteps]
+    if bad:
+        raise UserError(
+            f"timesteps {bad} are outside 0..{model.num_train_timesteps - 1} of model {model.name}"
+        )
+
+
+def select_per_class(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
+    """Indices of min(per_class, available) images of each class, chosen with a seeded RNG.
+
+    Sorted by class then by index, so the subsample is the same whatever order the data came in.
+    """
+    if per_class < 1:
+        raise UserError(f"--per-class must be at least 1; got {per_class}")
+    rng = np.random.default_rng(seed)
+    picked = []
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        picked.append(np.sort(rng.choice(idx, size=min(per_class, len(idx)), replace=False)))
+    return np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
+
+
+def sample_noise(shape: tuple[int, ...], sample_ids: np.ndarray, seed: int) -> torch.Tensor:
+    """(B, C, H, W) standard normal noise; row i comes from a generator seeded by (seed, id_i)."""
+    rows = []
+    for i in sample_ids:
+        g = torch.Generator().manual_seed(derived_seed(seed, int(i), NOISE_STREAM))
+        rows.append(torch.randn(shape[1:], generator=g))
+    return torch.stack(rows)
+
+
+@torch.no_grad()
+def extract_features(
+    model: LatentModel,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    timesteps: list[int],
+    seed: int = 0,
+    batch_size: int = 256,
+    condition: str = "true",
+) -> dict[int, dict[str, np.ndarray]]:
+    """timestep -> feature kind -> (N, D) float32 array, for uint8 `images` (N, C, H, W).
+
+    `labels` are the true labels; the U-Net gets them (`condition="true"`) or the null label
+    (`"null"`); an unconditional U-Net gets none.
+    """
+    if condition not in CONDITIONS:
+        raise UserError(f"condition must be one of {', '.join(CONDITIONS)}; got {condition!r}")
+    denoiser = model.denoiser
+    device = next(denoiser.parameters()).device
+    dtype = next(denoiser.parameters()).dtype
+    conditional = num_classes_of(denoiser.unet) is not None
+    out: dict[int, dict[str, list[np.ndarray]]] = {t: {k: [] for k in FEATURE_KINDS} for t in timesteps}
+    for start in range(0, len(images), batch_size):
+        ids = np.arange(start, min(start + batch_size, len(images)))
+        x0 = to_model_range(images[ids]).to(device, dtype)  # (B, C, H, W) in [-1, 1]
+        noise = sample_noise(tuple(x0.shape), ids, seed).to(device, dtype)
+        y = labels[ids].to(device) if conditional else None
+        if y is not None and condition == "null":
+            y = torch.full_like(y, null_label(denoiser.unet))
+        for t in timesteps:
+            abar = model.alphas_cumprod[t].item()
+            x_t = abar**0.5 * x0 + (1 - abar) ** 0.5 * noise  # paper eq. 1
+            tt = torch.full((len(ids),), t, device=device, dtype=torch.long)
+            res = denoiser(x_t, tt, y)
+            out[t]["bottleneck"].append(res.bottleneck.float().mean(dim=(2, 3)).cpu().numpy())  # (B, C_mid)
+            if res.embedding is not None:
+                out[t]["embedding"].append(res.embedding.float().cpu().numpy())  # (B, D)
+    return {t: {k: np.concatenate(v) for k, v in kinds.items() if v} for t, kinds in out.items()}
