@@ -22,7 +22,8 @@ def two_runs(tmp_path):
     for seed, name, head in [(0, "ddpm", False), (1, "coral", True)]:
         torch.manual_seed(seed)
         unet = build_unet("tiny", 16, 1, 10)
-        save_model(tmp_path / name / "model", unet, make_scheduler(ModelConfig()), ModelInfo([str(i) for i in range(10)], "digits-lt"))
+        info = ModelInfo([str(i) for i in range(10)], "digits-lt")
+        save_model(tmp_path / name / "model", unet, make_scheduler(ModelConfig()), info)
         if head:
             save_head(tmp_path / name / "head", build_head(unet))
         runs.append(tmp_path / name)

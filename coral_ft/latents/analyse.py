@@ -125,7 +125,8 @@ def analyse_latents(s: LatentsSettings, log=print) -> dict:
                 log(f"{method} of {kind} features at t = {t}")
                 panels = [Panel(n, project_2d(feats[(n, t, kind)], method, s.seed), y) for n in present]
                 title = f"{s.dataset}: {kind} features at t = {t} ({DISPLAY_NAMES[method]}, {s.split} images, {s.condition} labels)"
-                figures.append(plot_panels(panels, data.class_names, counts, head, tail, title, s.out / f"{kind}-t{t}-{method}.png").name)
+                path = s.out / f"{kind}-t{t}-{method}.png"
+                figures.append(plot_panels(panels, data.class_names, counts, head, tail, title, path).name)
     report = {
         "dataset": s.dataset,
         "split": s.split,

@@ -101,7 +101,7 @@ def plot_panels(
     colours = class_colours(num_classes)
     groups = class_groups(num_classes, head, tail)
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n + 2.4, 4.8), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n + 1.8, 4.8), squeeze=False)
     size = float(np.clip(6000 / max(len(panels[0].labels), 1), 5, 36))  # marker area: smaller when crowded
     for ax, panel in zip(axes[0], panels):
         # Draw head first and tail last so tail points stay visible on top of head clusters.
@@ -116,12 +116,13 @@ def plot_panels(
     handles = [Line2D([], [], marker=GROUP_MARKERS[g], color="black", linestyle="", label=g) for g in ("head", "middle", "tail")]
     if num_classes <= MAX_LEGEND_CLASSES:
         handles += [
-            Line2D([], [], marker=GROUP_MARKERS[groups[c]], color=colours[c], linestyle="", label=f"{class_names[c]} ({counts[c]})")
+            Line2D([], [], marker=GROUP_MARKERS[groups[c]], color=colours[c], linestyle="",
+                   label=f"{class_names[c]} ({counts[c]})")
             for c in range(num_classes)
-        ]
+        ]  # fmt: skip
     fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False, title="class (train count)", title_fontsize=8)
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1 - 2.3 / fig.get_figwidth(), 1))
+    fig.tight_layout(rect=(0, 0, 1 - 1.7 / fig.get_figwidth(), 1))  # room for the legend (inches)
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
