@@ -55,3 +55,15 @@ def test_pipeline_saves_and_loads_with_diffusers(pipe, tmp_path):
 def test_pipeline_bad_input(pipe, call, message):
     with pytest.raises(UserError, match=message):
         pipe(num_inference_steps=1, **call)
+
+
+def test_pipeline_takes_a_cross_attention_unet_with_its_fixed_context(tiny_model_dir):
+    from coral_ft.finetune.class_embedding import ensure_class_embedding
+    from coral_ft.finetune.context import FixedContextUNet
+    from tests.conftest import build_base
+
+    unet = build_base("cross-attn")
+    ensure_class_embedding(unet, 10)
+    pipe = CoralPipeline(FixedContextUNet(unet, torch.zeros(1, 16)).eval(), CoralPipeline.from_coral(tiny_model_dir).scheduler)
+    images = pipe([1, 2], guidance=0.5, num_inference_steps=3, seed=0, output_type="pt").images
+    assert images.shape == (2, 1, 16, 16) and torch.isfinite(images).all()
