@@ -51,6 +51,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tiny_model_dir, tmp_path, m
     with pytest.raises(KeyboardInterrupt):
         sample_to_npz(tiny_model_dir, out, 6, batch_size=2, **ARGS)
     assert not out.exists() and len(list(shards_dir_for(out).glob("shard-*.npz"))) == 1
+    (shards_dir_for(out) / ".shard-0000002.npz.999.tmp").write_bytes(b"half a shard")  # killed mid-write
     calls.clear()
     monkeypatch.setattr(run_mod, "sample", lambda *a, **k: (calls.append(len(a[2])), real(*a, **k))[1])
     resumed = _load(sample_to_npz(tiny_model_dir, out, 6, batch_size=2, **ARGS))

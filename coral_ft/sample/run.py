@@ -101,8 +101,10 @@ def _done_indices(folder: Path, num: int) -> np.ndarray:
 
 def _write_npz(path: Path, **arrays) -> None:
     """Atomically: a shard or output is either complete on disk or absent."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
+    # The temporary name must not match SHARD_GLOB: a run killed mid-write leaves it behind.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:  # a file object: np.savez appends no suffix
+        np.savez(f, **arrays)
     os.replace(tmp, path)
 
 
@@ -163,7 +165,8 @@ def sample_to_npz(
     barrier = accelerator.wait_for_everyone if accelerator is not None else (lambda: None)
     unet, scheduler, info = _load(model, device)
     if num_classes_of(unet) is None:
-        raise UserError(f"the model {model} has no class embedding, so it cannot take class labels")
+        where = f" {model}" if isinstance(model, (str, Path)) else ""
+        raise UserError(f"the model{where} has no class embedding, so it cannot take class labels")
     parse_label_spec(labels, info.class_names)  # bad lists fail here, before any work
     all_labels = make_labels(labels, num, info.class_names, seed)  # (num,)
 
