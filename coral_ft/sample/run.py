@@ -189,7 +189,8 @@ def sample_to_npz(
     batches = [missing[i : i + batch_size] for i in range(0, len(missing), batch_size)]
     for batch in batches[rank::world]:
         batch_labels = all_labels[torch.from_numpy(batch)]
-        x = sample(unet, scheduler, batch_labels, sample_seeds(seed, batch), guidance, sampler, steps, eta, progress=progress)
+        seeds = sample_seeds(seed, batch)
+        x = sample(unet, scheduler, batch_labels, seeds, guidance, sampler, steps, eta, progress=progress)
         images = to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
         _write_npz(folder / f"shard-{batch[0]:07d}.npz", indices=batch, images=images, labels=batch_labels.numpy())
     barrier()
