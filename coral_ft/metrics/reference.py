@@ -1,0 +1,147 @@
+"""Reference sets for the metrics: real images (named data set split or image folder) or a saved
+statistics file made by `make_reference`.
+
+A statistics file (.npz) holds, per feature network, the Gaussian statistics of all reference
+images and of each class (for FID and per-class FID), optionally the features themselves (for
+PRD, KID and precision/recall), plus the network name and weights hash so that statistics are
+never compared with features of another network.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from coral_ft.errors import UserError
+from coral_ft.metrics.fid import MIN_SAMPLES, gaussian_stats
+
+STATS_FORMAT = "coral-ft-reference-stats/1"
+
+
+@dataclass
+class ReferenceImages:
+    name: str
+    images: np.ndarray  # (M, H, W, C) uint8
+    labels: np.ndarray  # (M,) int64
+    class_names: list[str]
+
+
+@dataclass
+class NetworkStats:
+    """One feature network's view of the reference."""
+
+    network: str
+    weights_sha1: str
+    mu: np.ndarray  # (D,)
+    sigma: np.ndarray  # (D, D)
+    class_stats: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # class -> (mu, sigma)
+    features: np.ndarray | None = None  # (M, D) float32
+
+
+@dataclass
+class ReferenceStats:
+    name: str
+    count: int
+    image_shape: tuple[int, int, int]  # (H, W, C)
+    labels: np.ndarray
+    class_names: list[str]
+    networks: dict[str, NetworkStats]
+
+    def network(self, extractor, purpose: str) -> NetworkStats:
+        stats = self.networks.get(extractor.name)
+        if stats is None:
+            raise UserError(
+                f"reference {self.name} has no statistics for {extractor.name} (it has {', '.join(self.networks) or 'none'}); "
+                f"rebuild it with `coral-ft eval make-ref` for the metrics including {purpose}"
+            )
+        if stats.weights_sha1 != extractor.weights_sha1:
+            raise UserError(
+                f"reference {self.name} was made with {extractor.name} weights sha1 {stats.weights_sha1[:12]}, "
+                f"but these weights have sha1 {extractor.weights_sha1[:12]}; rebuild it with `coral-ft eval make-ref`"
+            )
+        return stats
+
+
+def nchw_to_nhwc(images) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(images).transpose(0, 2, 3, 1))
+
+
+def load_reference_images(ref: str, data_root=None) -> ReferenceImages:
+    """`DATASET:SPLIT` (e.g. cifar10:train) or an image folder (root/<class>/<image>)."""
+    from coral_ft.data.registry import load_dataset
+
+    if Path(ref).is_dir():
+        data = load_dataset("imagefolder", ref, "train")
+    elif ":" in ref:
+        dataset, split = ref.split(":", 1)
+        data = load_dataset(dataset, data_root, split)
+    else:
+        raise UserError(
+            f"reference {ref!r} is neither DATASET:SPLIT (e.g. cifar10:train), an image folder nor a stats .npz file"
+        )
+    return ReferenceImages(ref, nchw_to_nhwc(data.images.numpy()), data.labels.numpy(), list(data.class_names))
+
+
+def network_stats(extractor, features: np.ndarray, labels: np.ndarray, *, per_class: bool,
+                  keep_features: bool) -> NetworkStats:
+    """Statistics of reference features (M, D): overall, and per class with >= MIN_SAMPLES images."""
+    mu, sigma = gaussian_stats(features)
+    classes = {}
+    if per_class:
+        for c in np.unique(labels):
+            if (labels == c).sum() >= MIN_SAMPLES:
+                classes[int(c)] = gaussian_stats(features[labels == c])
+    return NetworkStats(extractor.name, extractor.weights_sha1, mu, sigma, classes,
+                        features.astype(np.float32) if keep_features else None)
+
+
+def save_reference_stats(stats: ReferenceStats, path: Path) -> Path:
+    """One .npz; arrays per network under `net<i>_...` keys, everything else in a JSON `meta`."""
+    arrays: dict[str, np.ndarray] = {"labels": stats.labels}
+    nets = []
+    for i, net in enumerate(stats.networks.values()):
+        classes = sorted(net.class_stats)
+        arrays[f"net{i}_mu"], arrays[f"net{i}_sigma"] = net.mu, net.sigma
+        if classes:
+            arrays[f"net{i}_class_mu"] = np.stack([net.class_stats[c][0] for c in classes])  # (K, D)
+            arrays[f"net{i}_class_sigma"] = np.stack([net.class_stats[c][1] for c in classes])  # (K, D, D)
+        if net.features is not None:
+            arrays[f"net{i}_features"] = net.features
+        nets.append({"network": net.network, "weights_sha1": net.weights_sha1, "classes": classes})
+    meta = {"format": STATS_FORMAT, "name": stats.name, "count": stats.count,
+            "image_shape": list(stats.image_shape), "class_names": stats.class_names, "networks": nets}
+    arrays["meta"] = np.array(json.dumps(meta))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)  # atomic: a half-written file never looks like a reference
+    return path
+
+
+def load_reference_stats(path) -> ReferenceStats:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"reference statistics file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            if meta.get("format") != STATS_FORMAT:
+                raise KeyError("format")
+            networks = {}
+            for i, net in enumerate(meta["networks"]):
+                classes = net["classes"]
+                class_stats = {}
+                if classes:
+                    cmu, csig = f[f"net{i}_class_mu"], f[f"net{i}_class_sigma"]
+                    class_stats = {c: (cmu[j], csig[j]) for j, c in enumerate(classes)}
+                feats = f[f"net{i}_features"] if f"net{i}_features" in f else None
+                networks[net["network"]] = NetworkStats(
+                    net["network"], net["weights_sha1"], f[f"net{i}_mu"], f[f"net{i}_sigma"], class_stats, feats)
+            labels = f["labels"]
+    except (KeyError, ValueError, OSError) as exc:
+        raise UserError(f"{path} is not a reference statistics file made by `coral-ft eval make-ref` ({exc})") from None
+    return ReferenceStats(meta["name"], meta["count"], tuple(meta["image_shape"]), labels, meta["class_names"], networks)

@@ -1,0 +1,124 @@
+"""`evaluate` and `make_reference` with an injected toy feature network on the bundled digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from coral_ft.data.registry import load_dataset
+from coral_ft.errors import UserError
+from coral_ft.metrics import evaluate, make_reference
+from coral_ft.metrics.reference import load_reference_stats
+from tests._metrics_fakes import ToyExtractor
+
+REF = "digits-lt:train-full"  # balanced, 1,438 images of 1 x 16 x 16, offline
+
+
+@pytest.fixture(scope="module")
+def digits_test():
+    data = load_dataset("digits-lt", None, "test")
+    return {"images": data.images.numpy().transpose(0, 2, 3, 1).copy(), "labels": data.labels.numpy()}
+
+
+@pytest.fixture
+def toy():
+    return ToyExtractor(pixels=16 * 16, dim=16, classes=10)
+
+
+def test_all_metrics_record_network_hash_and_counts(digits_test, toy):
+    result = evaluate(digits_test, REF, "fid,is,prd,recall,kid,per-class-fid", extractor=toy, prd_runs=1)
+    m = result["metrics"]
+    assert set(m) == {"fid", "is", "prd", "recall", "kid", "per-class-fid"}
+    for r in m.values():
+        assert r["network"] == "toy/projection" and r["weights_sha1"] == toy.weights_sha1
+        assert (r["samples"], r["reference"]) == (359, 1438)
+    assert 0 < m["fid"]["value"] < 1.0  # held-out digits against training digits: close
+    assert m["is"]["available"] and m["is"]["splits"] == 10 and m["is"]["mean"] > 1
+    assert m["prd"]["clusters"] == 200 and m["prd"]["angles"] == 1001 and m["prd"]["samples_used"] == 359
+    assert m["prd"]["balancing"] == "reference subsampled from 1438 to 359"
+    assert m["prd"]["f8_recall"] > 0.5 and m["prd"]["f1_8_precision"] > 0.5
+    assert m["recall"]["k"] == 3 and m["recall"]["precision"] > 0.8
+    assert m["kid"]["subset_size"] == 359
+    assert list(m["per-class-fid"]["values"]) == [str(i) for i in range(10)]
+    assert m["per-class-fid"]["samples_per_class"]["3"] == 37
+    assert result["samples"]["image_shape"] == [16, 16, 1] and result["reference"]["classes"] == 10
+    assert toy.calls == 2  # samples once, reference once: recall reuses the same network's features
+
+
+def test_samples_equal_to_the_reference_score_perfectly(digits_test, toy):
+    m = evaluate(digits_test, "digits-lt:test", "fid,prd,recall,per-class-fid", extractor=toy, prd_runs=1)["metrics"]
+    assert abs(m["fid"]["value"]) < 1e-6
+    assert m["prd"]["f8_recall"] > 0.99 and m["prd"]["f1_8_precision"] > 0.99 and m["prd"]["balancing"] is None
+    assert m["recall"]["precision"] == 1.0 and m["recall"]["recall"] == 1.0
+    assert max(m["per-class-fid"]["values"].values()) < 1e-6
+
+
+def test_stats_file_gives_the_same_results_as_images(digits_test, toy, tmp_path):
+    metrics = "fid,kid,per-class-fid"
+    direct = evaluate(digits_test, REF, metrics, extractor=toy, prd_runs=1)["metrics"]
+    path = make_reference(REF, tmp_path / "ref.npz", metrics, extractor=toy)
+    stats = load_reference_stats(path)
+    assert stats.count == 1438 and stats.image_shape == (16, 16, 1) and len(stats.networks["toy/projection"].class_stats) == 10
+    toy.calls = 0
+    cached = evaluate(digits_test, str(path), metrics, extractor=toy, prd_runs=1)["metrics"]
+    assert toy.calls == 1  # only the samples went through the network
+    assert cached["fid"]["value"] == pytest.approx(direct["fid"]["value"], rel=1e-9)
+    assert cached["kid"]["value"] == pytest.approx(direct["kid"]["value"], rel=1e-9)
+    assert cached["per-class-fid"]["values"] == pytest.approx(direct["per-class-fid"]["values"], rel=1e-9)
+
+
+def test_stats_from_other_weights_or_without_features_are_refused(digits_test, toy, tmp_path):
+    path = make_reference(REF, tmp_path / "ref.npz", "fid", extractor=toy, keep_features=False)
+    other = ToyExtractor(pixels=256, dim=16, classes=10, seed=1)  # same name, other weights
+    with pytest.raises(UserError, match="rebuild it"):
+        evaluate(digits_test, str(path), "fid", extractor=other)
+    with pytest.raises(UserError, match="no features"):
+        evaluate(digits_test, str(path), "kid", extractor=toy)
+    with pytest.raises(UserError, match="no per-class statistics"):
+        evaluate(digits_test, str(path), "per-class-fid", extractor=toy)
+    with pytest.raises(UserError, match="need the reference features"):
+        make_reference(REF, tmp_path / "x.npz", "prd", extractor=toy, keep_features=False)
+
+
+def test_inception_score_without_logits_is_reported_unavailable(digits_test):
+    class NoLogits(ToyExtractor):
+        logits_from_features = None
+        logits_unavailable_reason = "this network has no classifier"
+
+    r = evaluate(digits_test, REF, "is", extractor=NoLogits(pixels=256))["metrics"]["is"]
+    assert r == {"available": False, "reason": "this network has no classifier", "network": "toy/projection",
+                 "weights_sha1": r["weights_sha1"], "samples": 359, "reference": 1438}
+
+
+def test_samples_npz_file(digits_test, toy, tmp_path):
+    path = tmp_path / "samples.npz"
+    np.savez(path, **digits_test)
+    result = evaluate(path, REF, ["fid"], extractor=toy)
+    assert result["samples"]["source"] == str(path) and result["samples"]["count"] == 359
+
+
+@pytest.mark.parametrize(
+    "change, ref, metrics, fragment",
+    [
+        (lambda s: {**s, "images": s["images"][:, :8, :8]}, REF, "fid", "samples are 8x8 with 1 channel"),
+        (lambda s: {**s, "images": np.repeat(s["images"], 3, -1)}, REF, "fid", "with 3 channel"),
+        (lambda s: {k: v[:100] for k, v in s.items()}, REF, "prd", "prd needs at least 200"),
+        (lambda s: {k: v[:5] for k, v in s.items()}, REF, "is", "is needs at least 10"),
+        (lambda s: {"images": s["images"]}, REF, "per-class-fid", "needs sample labels"),
+        (lambda s: {**s, "labels": s["labels"] + 5}, REF, "fid", r"labels must lie in \[0, 10\)"),
+        (lambda s: s, REF, "fid,bogus", "unknown metric"),
+        (lambda s: s, "digits-lt", "fid", "neither DATASET:SPLIT"),
+        (lambda s: s, "nope:train", "fid", "unknown data set"),
+        (lambda s: s, "missing.npz", "fid", "statistics file not found"),
+        (lambda s: {**s, "images": s["images"].astype(np.float32)}, REF, "fid", "uint8"),
+    ],
+)
+def test_bad_input_is_a_clear_user_error(digits_test, toy, change, ref, metrics, fragment):
+    with pytest.raises(UserError, match=fragment):
+        evaluate(change(digits_test), ref, metrics, extractor=toy)
+    assert toy.calls == 0  # checked before any feature extraction
+
+
+def test_missing_samples_file(toy, tmp_path):
+    with pytest.raises(UserError, match="samples file not found"):
+        evaluate(tmp_path / "none.npz", REF, "fid", extractor=toy)

