@@ -6,6 +6,7 @@ import importlib.util
 
 import numpy as np
 import pytest
+import torch
 
 from coral_ft.errors import UserError
 from coral_ft.metrics.features import InceptionExtractor, load_inception
@@ -106,3 +107,41 @@ def test_real_fid_helper_file_loads_and_gives_pool3():
     assert net.weights_sha1 == "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
     feats = net.features(np.random.default_rng(0).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8))
     assert feats.shape == (2, 2048) and (feats >= 0).all() and feats.std() > 0  # pool3 follows a ReLU
+
+
+class _SmallVGG(torch.nn.Module):
+    """torchvision's VGG layout (features, avgpool, 7-layer classifier) at a tiny width."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU())
+        self.avgpool = torch.nn.AdaptiveAvgPool2d(1)
+        self.classifier = torch.nn.Sequential(
+            torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Dropout(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
+            torch.nn.Dropout(), torch.nn.Linear(16, 10),
+        )
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def test_vgg16_state_dict_loads_and_gives_fc2_after_relu(tmp_path, monkeypatch):
+    from coral_ft.metrics.features import load_vgg16
+    from coral_ft.metrics.features import vgg
+
+    monkeypatch.setattr(vgg.torchvision.models, "vgg16", lambda weights=None: _SmallVGG())
+    torch.manual_seed(0)
+    reference = _SmallVGG().eval()
+    torch.save(reference.state_dict(), tmp_path / w.VGG16_FILE)
+    net = load_vgg16(tmp_path)
+    images = np.random.default_rng(0).integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8)
+    feats = net.features(images)
+    x = torch.from_numpy(np.stack([net.resize(i) for i in images])).permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        expected = reference.classifier[:5](torch.flatten(reference.avgpool(reference.features(net.prepare(x))), 1))
+    assert feats.shape == (3, 16) and (feats >= 0).all()
+    assert np.allclose(feats, expected.numpy(), atol=1e-5)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / w.VGG16_FILE).write_bytes(b"not a state dict")
+    with pytest.raises(UserError, match="cannot load VGG16 weights"):
+        load_vgg16(tmp_path / "bad")
