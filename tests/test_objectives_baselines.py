@@ -1,0 +1,199 @@
+"""Baselines (CBDM, T2H, ambient) against direct re-computations of their formulas."""
+
+import pytest
+import torch
+
+from coral_ft.config import load_config
+from coral_ft.errors import ConfigError, UserError
+from coral_ft.models.denoiser import Denoiser
+from coral_ft.models.presets import build_unet
+from coral_ft.objectives import NoiseSchedule, ObjectiveContext, TrainBatch, build_objective
+from coral_ft.objectives.ambient import draw_negatives
+from coral_ft.objectives.t2h import gate, transfer_indices, transfer_weights
+
+C, B, T = 10, 8, 1000
+
+
+def make_denoiser():
+    torch.manual_seed(0)
+    return Denoiser(build_unet("tiny", 16, 1, C))
+
+
+def make_batch(seed=0, labels=None, t=None):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, C, (B,), generator=g) if labels is None else labels
+    return TrainBatch(
+        x0=torch.rand(B, 1, 16, 16, generator=g) * 2 - 1,
+        labels=labels,
+        cond_labels=labels.clone(),
+        t=torch.randint(0, T, (B,), generator=g) if t is None else t,
+        noise=torch.randn(B, 1, 16, 16, generator=g),
+        generator=torch.Generator().manual_seed(seed + 100),
+    )
+
+
+def make_objective(method, counts=None, from_scratch=True, **settings):
+    cfg = load_config(None, {"objective.method": method, **{f"objective.{method}.{k}": v for k, v in settings.items()}})
+    ctx = ObjectiveContext(NoiseSchedule(T), C, C, counts or [100 // (i + 1) for i in range(C)], from_scratch)
+    return build_objective(cfg.objective, ctx)
+
+
+def grads(model, loss):
+    model.zero_grad()
+    loss.backward()
+    return {n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
+
+
+def grads_key(model):
+    return next(n for n, _ in model.named_parameters() if "class_embedding" in n)
+
+
+# CBDM ----------------------------------------------------------------------------------------
+def test_cbdm_loss_and_gradient_equal_the_formula():
+    den, batch = make_denoiser(), make_batch()
+    obj = make_objective("cbdm", tau=2.0)
+    terms = obj(den, batch)
+    g_obj = grads(den, terms["loss"])
+
+    y_prime = torch.multinomial(obj.target_probs(), B, replacement=True, generator=torch.Generator().manual_seed(100))
+    x_t = obj.noised(batch)
+    e1 = den(x_t, batch.t, batch.labels).eps
+    e2 = den(x_t, batch.t, y_prime).eps
+    w = 2.0 * (batch.t + 1).float() / T
+    sq = lambda a, b: ((a - b) ** 2).flatten(1).mean(1)
+    reg = (w * (sq(e1, e2.detach()) + 0.25 * sq(e1.detach(), e2))).mean()
+    direct = ((e1 - batch.noise) ** 2).mean() + reg
+    assert terms["loss"].item() == pytest.approx(direct.item(), rel=1e-5)
+    assert terms["regulariser"].item() == pytest.approx(reg.item(), rel=1e-5)
+    g_direct = grads(den, direct)
+    for n in g_obj:
+        assert torch.allclose(g_obj[n], g_direct[n], atol=1e-6, rtol=1e-4), n
+
+
+def test_cbdm_stop_gradients_route_each_term_to_its_label():
+    # Every sample has label 0 and the only class with training examples is 3, so y' == 3.
+    counts = [0, 0, 0, 5] + [0] * (C - 4)
+    batch = make_batch(labels=torch.zeros(B, dtype=torch.long))
+    key = grads_key(make_denoiser())
+    rows = {}
+    for gamma in (0.0, 0.25):
+        den = make_denoiser()
+        obj = make_objective("cbdm", counts=counts, tau=5.0, gamma=gamma)
+        g = grads(den, obj(den, batch)["loss"])[key]
+        rows[gamma] = g
+        assert g[0].abs().sum() > 0  # the pull term (and L_ddpm) train the true label's row
+    # With gamma = 0 nothing reaches the target label's row: its prediction is behind sg().
+    assert rows[0.0][3].abs().sum() == 0
+    assert rows[0.25][3].abs().sum() > 0  # the commitment term trains y' alone
+    assert torch.all(rows[0.25][[1, 2] + list(range(4, C + 1))] == 0)
+
+
+def test_cbdm_target_labels_follow_frequencies_from_scratch_and_uniform_when_finetuning():
+    counts = [1000] + [1] * (C - 1)
+    scratch = make_objective("cbdm", counts=counts, from_scratch=True)
+    tuned = make_objective("cbdm", counts=counts, from_scratch=False)
+    batch = make_batch()
+    head_share = lambda obj: torch.cat([obj.draw_targets(batch) for _ in range(50)]).eq(0).float().mean().item()
+    assert head_share(scratch) > 0.95
+    assert head_share(tuned) == pytest.approx(0.1, abs=0.05)
+
+
+# T2H -----------------------------------------------------------------------------------------
+def test_t2h_weights_are_the_forward_posterior_and_small_t_keeps_the_own_image():
+    batch = make_batch(t=torch.zeros(B, dtype=torch.long))  # abar ~ 1: sigma tiny
+    sched = NoiseSchedule(T)
+    x_t = sched.add_noise(batch.x0, batch.noise, batch.t)
+    abar = sched.abar(batch.t, batch.x0).flatten()
+    w = transfer_weights(x_t, batch.x0, abar)
+    assert torch.allclose(w.sum(1), torch.ones(B, dtype=torch.float64))
+    assert torch.allclose(w.diag(), torch.ones(B, dtype=torch.float64))
+    # Direct formula for one row at a large t.
+    t = torch.full((B,), 900)
+    x_t, abar = sched.add_noise(batch.x0, batch.noise, t), sched.abar(t, batch.x0).flatten()
+    w = transfer_weights(x_t, batch.x0, abar)
+    a = abar[2].double()
+    logits = torch.stack([-((x_t[2].double() / a.sqrt() - batch.x0[j].double()) ** 2).sum() / (2 * (1 / a - 1)) for j in range(B)])
+    assert torch.allclose(w[2], torch.softmax(logits, 0), atol=1e-9)
+
+
+def test_t2h_gate_only_lets_targets_come_from_more_frequent_classes():
+    counts = torch.tensor([100.0, 50, 10, 5] + [1] * (C - 4), dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    allowed = gate(labels, counts, "t2h")
+    assert allowed[3, 0] and not allowed[0, 3] and allowed.diag().all()
+    assert torch.equal(gate(labels, counts, "h2t"), allowed.T)
+    # Large t: weights nearly uniform, so many transfers; check each kept one obeys the gate.
+    batch = make_batch(labels=labels, t=torch.full((B,), 999))
+    sched = NoiseSchedule(T)
+    x_t, abar = sched.add_noise(batch.x0, batch.noise, batch.t), sched.abar(batch.t, batch.x0).flatten()
+    moved = {"t2h": 0, "full": 0}
+    violations = {"t2h": 0, "full": 0}
+    for direction in moved:
+        g = torch.Generator().manual_seed(0)
+        for _ in range(30):
+            j = transfer_indices(x_t, batch.x0, abar, labels, counts, direction, g)
+            moved[direction] += int((j != torch.arange(B)).sum())
+            violations[direction] += int((counts[labels[j]] < counts[labels]).sum())
+    assert moved["t2h"] > 0 and violations["t2h"] == 0
+    assert violations["full"] > 0
+
+
+def test_t2h_loss_equals_mse_to_the_transferred_target():
+    den, batch = make_denoiser(), make_batch(t=torch.full((B,), 990))
+    obj = make_objective("t2h", direction="full")
+    terms = obj(den, batch)
+    x_t = obj.noised(batch)
+    abar = obj.ctx.schedule.abar(batch.t, batch.x0).flatten()
+    j = transfer_indices(x_t, batch.x0, abar, batch.labels, obj.counts, "full", torch.Generator().manual_seed(100))
+    a = abar.view(-1, 1, 1, 1)
+    target = (x_t - a.sqrt() * batch.x0[j]) / (1 - a).sqrt()
+    kept = j == torch.arange(B)
+    assert torch.allclose(target[kept], batch.noise[kept], atol=1e-4)  # j = i: the true noise
+    eps = den(x_t, batch.t, batch.cond_labels).eps
+    assert terms["loss"].item() == pytest.approx(((eps - target) ** 2).mean().item(), rel=1e-5)
+    assert terms["transferred"].item() == pytest.approx((~kept).float().mean().item())
+
+
+def test_t2h_gate_without_counts_is_a_config_error():
+    cfg = load_config(None, {"objective.method": "t2h"})
+    with pytest.raises(ConfigError, match="direction='full'"):
+        build_objective(cfg.objective, ObjectiveContext(NoiseSchedule(T), C, C, [], False))
+
+
+# Ambient -------------------------------------------------------------------------------------
+def test_ambient_hinge_equals_the_formula_with_gradient_through_both_forwards():
+    den = make_denoiser()
+    batch = make_batch()
+    batch.cond_labels[0] = C  # a guidance-dropped sample: no penalty
+    obj = make_objective("ambient", weight=1.0, margin=10.0)  # margin large: every hinge active
+    terms = obj(den, batch)
+    g_obj = grads(den, terms["loss"])
+    neg = draw_negatives(batch.labels, C, torch.Generator().manual_seed(100))
+    assert not torch.any(neg == batch.labels)
+    x_t = obj.noised(batch)
+    e1, e2 = den(x_t, batch.t, batch.cond_labels).eps, den(x_t, batch.t, neg).eps
+    lam = torch.exp((1 - (batch.t + 1).float() / T) / 0.8)
+    mask = torch.ones(B); mask[0] = 0
+    pen = (lam * mask * torch.relu(10.0 - ((e1 - e2) ** 2).flatten(1).mean(1))).mean()
+    direct = ((e1 - batch.noise) ** 2).mean() + pen
+    assert terms["contrastive"].item() == pytest.approx(pen.item(), rel=1e-5)
+    g_direct = grads(den, direct)
+    for n in g_obj:
+        assert torch.allclose(g_obj[n], g_direct[n], atol=1e-6, rtol=1e-4), n
+    rows = g_obj[grads_key(den)]
+    assert all(rows[int(c)].abs().sum() > 0 for c in neg[1:])  # the negative rows are trained
+
+
+@pytest.mark.parametrize("key,value", [("cbdm.tau", -1), ("cbdm.target_dist", "zipf"), ("t2h.direction", "up"), ("ambient.margin", 0)])
+def test_bad_settings_are_user_errors(key, value):
+    with pytest.raises(UserError):
+        load_config(None, {f"objective.{key}": value})
+
+
+@pytest.mark.parametrize("method", ["cbdm", "t2h", "ambient"])
+def test_each_baseline_trains_under_finetune_context(method):
+    den, batch = make_denoiser(), make_batch()
+    obj = make_objective(method, from_scratch=False)
+    terms = obj(den, batch)
+    terms["loss"].backward()
+    assert torch.isfinite(terms["loss"]) and any(p.grad is not None for p in den.parameters())
