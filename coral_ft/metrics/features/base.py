@@ -8,6 +8,8 @@ real networks, loaded from weight files (see weights.py).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -43,6 +45,10 @@ def check_images(images: np.ndarray) -> np.ndarray:
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
 
 
+# PIL resizes outside the GIL, so threads spread clean-fid's per-image resize over the cores.
+RESIZE_THREADS = min(8, os.cpu_count() or 1)
+
+
 class BatchedNetwork:
     """Shared loop of the ImageNet extractors: resize per image, batch, run the network on a device."""
 
@@ -63,8 +69,9 @@ class BatchedNetwork:
     def features(self, images: np.ndarray) -> np.ndarray:
         images = check_images(images)
         out = []
-        for start in range(0, len(images), self.batch_size):
-            resized = np.stack([self.resize(img) for img in images[start:start + self.batch_size]])  # (B, S, S, 3)
-            x = torch.from_numpy(resized).permute(0, 3, 1, 2).to(self.device, torch.float32)
-            out.append(self.forward(self.prepare(x)).float().cpu().numpy())
+        with ThreadPoolExecutor(RESIZE_THREADS) as pool:
+            for start in range(0, len(images), self.batch_size):
+                resized = np.stack(list(pool.map(self.resize, images[start:start + self.batch_size])))  # (B, S, S, 3)
+                x = torch.from_numpy(resized).permute(0, 3, 1, 2).to(self.device, torch.float32)
+                out.append(self.forward(self.prepare(x)).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
