@@ -33,3 +33,29 @@ def stats(
     for i, (name, n) in enumerate(zip(data.class_names, counts)):
         typer.echo(f"{i:>4}  {name:<{width}}  {n:>7}")
     typer.echo(f"total {sum(counts)} images, {data.num_classes} classes, {data.channels}x{data.image_size}x{data.image_size}")
+
+
+@data_app.command("prepare")
+def prepare(
+    dataset: str = typer.Argument(..., help="celeba-5 or imagenet-lt."),
+    source: str = typer.Option(..., "--source", help="Folder with the downloaded images (see docs/benchmarks.md)."),
+    data_root: str = typer.Option(..., "--data-root", help="Where the packed 64x64 files go (then pass it to train/bench)."),
+    lists: Optional[str] = typer.Option(None, "--lists", help="Split lists: OLTR ImageNet_LT_*.txt, or train.txt/test.txt for CelebA-5."),
+    force: bool = typer.Option(False, "--force", help="Rewrite packed files that already exist."),
+) -> None:
+    """Pack CelebA-5 or ImageNet-LT into 64x64 uint8 files, once."""
+    from coral_ft.data import prepare as prep
+    from coral_ft.errors import UserError
+
+    if dataset == "celeba-5":
+        written = prep.prepare_celeba5(source, data_root, lists, force)
+    elif dataset == "imagenet-lt":
+        if lists is None:
+            raise UserError(f"imagenet-lt needs --lists: {prep.IMAGENET_HELP}")
+        written = prep.prepare_imagenet_lt(source, lists, data_root, force)
+    else:
+        raise UserError(f"cannot prepare {dataset!r}: choose celeba-5 or imagenet-lt")
+    for path in written:
+        typer.echo(f"wrote {path}")
+    if not written:
+        typer.echo(f"{dataset} already prepared under {data_root} (--force to redo)")

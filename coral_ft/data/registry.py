@@ -74,12 +74,27 @@ def _imagefolder(root, split, image_size):
     return readers.read_imagefolder(root, image_size)
 
 
+def _celeba5(root, split, image_size):
+    from coral_ft.data.prepare import read_prepared
+
+    return read_prepared(root, "celeba-5", split)
+
+
+def _imagenet_lt(root, split, image_size):
+    # The "test" split is the balanced 20k validation list: the paper's FID reference.
+    from coral_ft.data.prepare import read_prepared
+
+    return read_prepared(root, "imagenet-lt", "val" if split == "test" else split)
+
+
 DATASETS: dict[str, DatasetSpec] = {
     "cifar10": DatasetSpec(_cifar10, False, description="CIFAR-10, balanced"),
     "cifar100": DatasetSpec(_cifar100, False, description="CIFAR-100, balanced"),
     "cifar10-lt": DatasetSpec(_cifar10, True, description="CIFAR10-LT (paper eq. 8)"),
     "cifar100-lt": DatasetSpec(_cifar100, True, description="CIFAR100-LT (paper eq. 8)"),
     "digits-lt": DatasetSpec(_digits, True, description="scikit-learn digits, long-tailed (offline)"),
+    "celeba-5": DatasetSpec(_celeba5, False, reference_split="test", description="CelebA-5 hair colour, 64x64 (coral-ft data prepare)"),
+    "imagenet-lt": DatasetSpec(_imagenet_lt, False, reference_split="test", description="ImageNet-LT, 64x64 (coral-ft data prepare)"),
     "imagefolder": DatasetSpec(_imagefolder, False, reference_split="train", description="root/<class>/<image>"),
 }
 
