@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 # Command modules, imported for their registrations on `app`.
-COMMAND_MODULES = ["data", "train", "finetune", "convert", "latents", "eval"]
+COMMAND_MODULES = ["data", "train", "finetune", "convert", "latents", "eval", "sample", "bench"]
 
 
 def _register_commands() -> None:

@@ -1,0 +1,91 @@
+"""`coral-ft bench`: smoke end to end, resume skips finished stages, missing data, report."""
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+
+from coral_ft.bench.report import write_report
+from coral_ft.bench.run import make_plan, run_bench
+from coral_ft.cli.app import main
+
+
+@pytest.fixture(scope="module")
+def smoke_bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    main(["bench", "digits-lt", "--scale", "smoke", "--methods", "ddpm,cbdm", "--out", str(out)])
+    return out
+
+
+def test_smoke_bench_runs_every_stage_and_writes_the_report(smoke_bench):
+    out = smoke_bench
+    for m in ("ddpm", "cbdm"):
+        for name in ("train.done.json", "sample.done.json", "samples.npz", "eval.json", "grid.png", "run/model"):
+            assert (out / m / name).exists(), f"{m}/{name}"
+        with np.load(out / m / "samples.npz") as f:
+            assert f["images"].shape == (40, 16, 16, 1)  # 4 per class, every class present
+            assert np.bincount(f["labels"]).tolist() == [4] * 10
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["methods"]) == {"ddpm", "cbdm"}
+    for row in results["methods"].values():
+        assert row["measured"]["fid"] > 0 and 0 <= row["measured"]["recall"] <= 1
+        assert len(row["sample_accuracy"]["per_class"]) == 10
+    assert "| cbdm | 1 | 4 |" in (out / "results.md").read_text()
+    assert (out / "results.csv").read_text().startswith("method,metric,measured,paper")
+    assert (out / "classifier.pt").is_file()
+
+
+def test_resume_skips_finished_stages(smoke_bench, monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("a finished stage ran again")
+
+    for module, name in [("coral_ft.train.trainer", "train"), ("coral_ft.sample.run", "sample_to_npz"),
+                         ("coral_ft.metrics.evaluate", "evaluate")]:
+        monkeypatch.setattr(importlib.import_module(module), name, boom)
+    before = (smoke_bench / "ddpm" / "eval.json").read_text()
+    plan = make_plan("digits-lt", ["ddpm", "cbdm"], "smoke", smoke_bench)
+    for run in plan.runs:
+        run.num_samples = 40
+    run_bench(plan, progress=False)
+    assert (smoke_bench / "ddpm" / "eval.json").read_text() == before
+
+
+def test_dry_run_prints_the_plan_without_work(tmp_path, capsys):
+    main(["bench", "digits-lt", "--scale", "small", "--out", str(tmp_path / "b"), "--dry-run"])
+    text = capsys.readouterr().out
+    assert "ddpm" in text and "coral" in text and "10000" in text and "MB" in text
+    assert not (tmp_path / "b").exists()
+
+
+def test_imagenet_lt_without_prepared_data_stops_at_once(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "imagenet-lt", "--out", str(tmp_path / "b"), "--data-root", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "coral-ft data prepare imagenet-lt" in err and "OLTR" in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_bad_bench_arguments_are_one_line_errors(tmp_path, capsys):
+    for args, match in [(["nosuch"], "no recipe"), (["digits-lt", "--scale", "huge"], "--scale"),
+                        (["cifar10", "--methods", "t2h", "--data-root", str(tmp_path)], "not in the recipe")]:
+        with pytest.raises(SystemExit):
+            main(["bench", *args, "--out", str(tmp_path / "b")])
+        assert match in capsys.readouterr().err
+
+
+def test_report_puts_paper_values_beside_measured_and_draws_per_class_fid(tmp_path):
+    plan = make_plan("cifar100-lt", ["ddpm", "coral"], "paper", tmp_path)
+    evaluations = {
+        m: {"metrics": {"fid": {"value": fid}, "is": {"available": True, "mean": 9.5}, "prd": {"f8_recall": 0.9, "f1_8_precision": 0.8},
+                        "recall": {"recall": 0.5, "precision": 0.6},
+                        "per-class-fid": {"values": {str(c): fid + c for c in range(100)}}}}
+        for m, fid in (("ddpm", 8.0), ("coral", 6.0))
+    }
+    write_report(plan, evaluations)
+    md = (tmp_path / "results.md").read_text()
+    assert "| coral | 0.8 | 150000 | 6 / 5.37 | 9.5 / 13.53 | 0.9 / 0.92 | 0.5 / 0.59 | 0.8 / 0.91 |" in md
+    assert (tmp_path / "per_class_fid.png").stat().st_size > 1000
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["methods"]["ddpm"]["paper"]["fid"] == 7.7
