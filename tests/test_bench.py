@@ -54,7 +54,7 @@ def test_resume_skips_finished_stages(smoke_bench, monkeypatch):
 def test_dry_run_prints_the_plan_without_work(tmp_path, capsys):
     main(["bench", "digits-lt", "--scale", "small", "--out", str(tmp_path / "b"), "--dry-run"])
     text = capsys.readouterr().out
-    assert "ddpm" in text and "coral" in text and "10000" in text and "MB" in text
+    assert "ddpm" in text and "coral" in text and "sample 2000" in text and "train 1000 steps" in text
     assert not (tmp_path / "b").exists()
 
 
@@ -89,3 +89,20 @@ def test_report_puts_paper_values_beside_measured_and_draws_per_class_fid(tmp_pa
     assert (tmp_path / "per_class_fid.png").stat().st_size > 1000
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["methods"]["ddpm"]["paper"]["fid"] == 7.7
+
+
+def test_bench_under_accelerate_launch_with_two_cpu_processes(tmp_path):
+    # Multi-process training and sampling as on a cluster: 2 CPU processes, gloo.
+    import subprocess
+    import sys
+
+    out = tmp_path / "b"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "coral_ft", "bench", "digits-lt",
+           "--scale", "smoke", "--methods", "coral", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(out / "coral" / "samples.npz") as f:
+        assert np.bincount(f["labels"]).tolist() == [4] * 10  # both processes' shares assembled
+    assert json.loads((out / "coral" / "train.done.json").read_text())["steps"] == 4
+    assert (out / "results.md").is_file()

@@ -38,6 +38,8 @@ SMOKE_OVERRIDES = {
 }
 CLASSIFIER_METRICS = ("fid", "is", "recall", "precision", "kid", "f8", "f1_8")  # meaningful with the classifier
 GRID_CLASSES, GRID_PER_CLASS = 10, 10
+FALLBACK_SAMPLES = 2000  # recipes without a [bench] table (digits-lt): a small data set
+SMALL_SAMPLES = 10_000
 
 
 @dataclass
@@ -74,10 +76,10 @@ def scale_overrides(config, scale: str) -> tuple[dict, int | None]:
     if scale == "paper":
         return {}, None
     if scale == "small":
-        steps = max(1000, config.train.max_steps // 10)
+        steps = max(min(1000, config.train.max_steps), config.train.max_steps // 10)
         every = max(100, steps // 5)
         return {"train.max_steps": steps, "train.checkpoint_every": every, "train.sample_every": every,
-                "sample.sampler": "ddim", "sample.steps": 100}, 10_000
+                "sample.sampler": "ddim", "sample.steps": 100}, SMALL_SAMPLES
     return dict(SMOKE_OVERRIDES), None  # smoke: the count depends on the class count
 
 
@@ -88,7 +90,7 @@ def make_plan(name: str, methods: list[str], scale: str, out, data_root=None, re
         raise UserError(f"--scale must be one of {', '.join(SCALES)}; got {scale!r}")
     base = load_config(find_recipe(name, recipe), {"data.root": data_root} if data_root else {})
     if "bench" not in base.extra:  # e.g. digits-lt: no paper numbers, every method at the recipe's W
-        base.extra["bench"] = {"metrics": ["fid", "is", "precision", "recall"],
+        base.extra["bench"] = {"metrics": ["fid", "is", "precision", "recall"], "num_samples": FALLBACK_SAMPLES,
                                "methods": {m: {"guidance": base.sample.guidance} for m in methods}}
     spec = bench_spec(base)
     missing = [m for m in methods if m not in spec.methods]
@@ -100,7 +102,7 @@ def make_plan(name: str, methods: list[str], scale: str, out, data_root=None, re
     runs = []
     for m in methods:
         cfg = method_config(base, spec.methods[m], overrides)
-        count = num or spec.num_samples
+        count = min(num, spec.num_samples) if num else spec.num_samples
         runs.append(MethodPlan(spec.methods[m], cfg, count, Path(out) / m))
     plan = BenchPlan(name, scale, spec, metrics, runs, Path(out), data_root, use_classifier,
                      "balanced" if scale == "smoke" else "uniform")
