@@ -54,7 +54,7 @@ def test_resume_skips_finished_stages(smoke_bench, monkeypatch):
 def test_dry_run_prints_the_plan_without_work(tmp_path, capsys):
     main(["bench", "digits-lt", "--scale", "small", "--out", str(tmp_path / "b"), "--dry-run"])
     text = capsys.readouterr().out
-    assert "ddpm" in text and "coral" in text and "sample 2000" in text and "train 1000 steps" in text
+    assert "ddpm" in text and "coral" in text and "sample 1000" in text and "train 300 steps" in text
     assert not (tmp_path / "b").exists()
 
 

@@ -11,7 +11,7 @@ Folder layout under `--out`:
     results.md, results.csv, results.json, per_class_fid.png   (rewritten every time: cheap)
 
 Scales: `paper` runs the recipe as it is (50k samples, 1000-step DDPM sampling); `small` cuts
-training to a tenth (at least 1,000 steps) and samples 10k with 100-step DDIM; `smoke` is a CPU
+training to a tenth (at least 300 steps) and samples up to 10k with (at most) 100-step DDIM; `smoke` is a CPU
 check of the plumbing: tiny U-Net, 4 steps, a few samples, the small classifier as metric network.
 """
 
@@ -38,7 +38,7 @@ SMOKE_OVERRIDES = {
 }
 CLASSIFIER_METRICS = ("fid", "is", "recall", "precision", "kid", "f8", "f1_8")  # meaningful with the classifier
 GRID_CLASSES, GRID_PER_CLASS = 10, 10
-FALLBACK_SAMPLES = 2000  # recipes without a [bench] table (digits-lt): a small data set
+FALLBACK_SAMPLES = 1000  # recipes without a [bench] table (digits-lt): a small data set, CPU sampling
 SMALL_SAMPLES = 10_000
 
 
@@ -76,10 +76,11 @@ def scale_overrides(config, scale: str) -> tuple[dict, int | None]:
     if scale == "paper":
         return {}, None
     if scale == "small":
-        steps = max(min(1000, config.train.max_steps), config.train.max_steps // 10)
+        steps = max(min(300, config.train.max_steps), config.train.max_steps // 10)
+        ddim_steps = min(100, config.sample.steps) if config.sample.sampler == "ddim" else 100
         every = max(100, steps // 5)
         return {"train.max_steps": steps, "train.checkpoint_every": every, "train.sample_every": every,
-                "sample.sampler": "ddim", "sample.steps": 100}, SMALL_SAMPLES
+                "sample.sampler": "ddim", "sample.steps": ddim_steps}, SMALL_SAMPLES
     return dict(SMOKE_OVERRIDES), None  # smoke: the count depends on the class count
 
 
