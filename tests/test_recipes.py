@@ -9,7 +9,7 @@ from coral_ft.config import load_config
 from coral_ft.errors import ConfigError
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.toml"))
-PAPER_TABLES = ["cifar10-lt-0.001", "cifar100-lt", "celeba-5", "imagenet-lt", "cifar10", "cifar100"]
+PAPER_TABLES = ["cifar10-lt", "cifar10-lt-0.001", "cifar100-lt", "celeba-5", "imagenet-lt", "cifar10", "cifar100"]
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
@@ -22,7 +22,10 @@ def test_recipe_loads_and_its_bench_table_is_complete(path):
         run = method_config(config, method)
         assert run.objective.method == method.name
         assert run.sample.guidance == method.guidance
-        assert set(method.paper) == set(spec.metrics), f"{method.name}: paper values for every metric"
+        if method.name == "ambient":  # Table 4 reports FID, IS and recall only
+            assert set(method.paper) == set(spec.metrics) & {"fid", "is", "recall"}
+        elif config.data.dataset != "digits-lt":  # the paper has no digits; everything else: every column
+            assert set(method.paper) == set(spec.metrics), f"{method.name}: paper values for every metric"
 
 
 @pytest.mark.parametrize("name", PAPER_TABLES)
