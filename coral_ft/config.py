@@ -45,7 +45,7 @@ class DataConfig:
     root: str | None = None  # folder holding the data set's files; not needed for digits
     imbalance: float = 0.01  # rho of paper eq. 8 for the `-lt` data sets
     hflip: bool = True  # random horizontal flip during training
-    image_size: int | None = None  # only for `imagefolder`: resize to this square size
+    image_size: int | None = None  # `imagefolder`: resize to this square size; `digits-lt`: 8 (native) or upsampled (16 by default)
 
     def __post_init__(self) -> None:
         from coral_ft.data.registry import DATASETS

@@ -69,6 +69,18 @@ def test_digits_are_embedded_and_long_tailed():
     assert len(full) + len(test) == 1797
 
 
+def test_digits_at_native_8x8_are_the_bundled_pixels():
+    from sklearn.datasets import load_digits
+
+    native = load_dataset("digits-lt", None, "train-full", image_size=8)
+    assert native.images.shape[1:] == (1, 8, 8)
+    # scikit-learn's 0..16 grey levels scaled to 0..255, no interpolation
+    bundled = {(np.rint(img * 255 / 16).astype(np.uint8)).tobytes() for img in load_digits().images}
+    assert all(img[0].numpy().tobytes() in bundled for img in native.images[:50])
+    assert load_dataset("digits-lt", None, "train", imbalance=0.1, image_size=8).counts() == \
+        load_dataset("digits-lt", None, "train", imbalance=0.1).counts()
+
+
 @pytest.mark.parametrize(
     "name, root, error, fragment",
     [

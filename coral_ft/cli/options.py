@@ -19,7 +19,7 @@ Method = Annotated[Optional[str], typer.Option("--method", help="Objective: ddpm
 Out = Annotated[Path, typer.Option("--out", help="Run directory.")]
 Recipe = Annotated[Optional[Path], typer.Option("--recipe", help="TOML recipe (see recipes/).")]
 Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override any field: section.key=value (repeatable).")]
-Preset = Annotated[Optional[str], typer.Option("--preset", help="U-Net preset: tiny, ddpm-cifar, ddpm-64.")]
+Preset = Annotated[Optional[str], typer.Option("--preset", help="U-Net preset: micro, tiny, ddpm-cifar, ddpm-64.")]
 MaxSteps = Annotated[Optional[int], typer.Option("--max-steps", help="Optimiser steps.")]
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="Global batch per optimiser step.")]
 GradAccum = Annotated[Optional[int], typer.Option("--grad-accum", help="Micro-batches per optimiser step.")]

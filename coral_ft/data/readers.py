@@ -110,12 +110,12 @@ def read_packed(path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return images, labels, classes
 
 
-DIGITS_SIZE = 16  # the 8x8 digits are upsampled so the tiny U-Net has two resolutions to work on
+DIGITS_SIZE = 16  # by default the 8x8 digits are upsampled; `data.image_size = 8` keeps them native
 DIGITS_TEST_FRACTION = 0.2
 
 
-def read_digits(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """scikit-learn's bundled 8x8 digits (1,797 images), offline, as 1 x 16 x 16 uint8.
+def read_digits(split: str, size: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """scikit-learn's bundled 8x8 digits (1,797 images), offline, as 1 x size x size uint8 (16 by default).
 
     A fixed split: per class the last 20% (in file order) is the test set.
     """
@@ -125,7 +125,9 @@ def read_digits(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
     digits = load_digits()
     x = torch.from_numpy(digits.images).float()[:, None] / 16.0  # (N, 1, 8, 8) in [0, 1]
-    x = F.interpolate(x, size=(DIGITS_SIZE, DIGITS_SIZE), mode="bilinear", align_corners=False)
+    size = size or DIGITS_SIZE
+    if size != 8:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     images = (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     labels = digits.target.astype(np.int64)
     keep = np.zeros(len(labels), dtype=bool)

@@ -66,7 +66,7 @@ def _cifar100(root, split, image_size):
 
 
 def _digits(root, split, image_size):
-    return readers.read_digits(split)
+    return readers.read_digits(split, image_size)
 
 
 def _imagefolder(root, split, image_size):
