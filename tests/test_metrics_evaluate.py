@@ -53,6 +53,16 @@ def test_samples_equal_to_the_reference_score_perfectly(digits_test, toy):
     assert max(m["per-class-fid"]["values"].values()) < 1e-6
 
 
+def test_a_resizing_data_set_is_read_at_the_samples_size(toy, tmp_path):
+    # 8x8 samples (the digits-lt recipe) meet the digits reference at 8x8, not the default 16x16.
+    data = load_dataset("digits-lt", None, "test", image_size=8)
+    samples = {"images": data.images.numpy().transpose(0, 2, 3, 1).copy(), "labels": data.labels.numpy()}
+    small = ToyExtractor(pixels=8 * 8, dim=16, classes=10)
+    assert abs(evaluate(samples, "digits-lt:test", "fid", extractor=small)["metrics"]["fid"]["value"]) < 1e-6
+    path = make_reference("digits-lt:test", tmp_path / "ref8.npz", "fid", extractor=small, image_size=8)
+    assert load_reference_stats(path).image_shape == (8, 8, 1)
+
+
 def test_stats_file_gives_the_same_results_as_images(digits_test, toy, tmp_path):
     metrics = "fid,kid,per-class-fid"
     direct = evaluate(digits_test, REF, metrics, extractor=toy, prd_runs=1)["metrics"]
@@ -100,7 +110,7 @@ def test_samples_npz_file(digits_test, toy, tmp_path):
 @pytest.mark.parametrize(
     "change, ref, metrics, fragment",
     [
-        (lambda s: {**s, "images": s["images"][:, :8, :8]}, REF, "fid", "samples are 8x8 with 1 channel"),
+        (lambda s: {**s, "images": s["images"][:, :8]}, REF, "fid", "samples are 8x16 with 1 channel"),
         (lambda s: {**s, "images": np.repeat(s["images"], 3, -1)}, REF, "fid", "with 3 channel"),
         (lambda s: {k: v[:100] for k, v in s.items()}, REF, "prd", "prd needs at least 200"),
         (lambda s: {k: v[:5] for k, v in s.items()}, REF, "is", "is needs at least 10"),

@@ -56,6 +56,7 @@ def make_ref_command(
     recall_network: RecallNetwork = "vgg16",
     weights_dir: WeightsDir = None,
     data_root: DataRoot = None,
+    image_size: int = typer.Option(None, "--image-size", min=1, help="Read a resizing data set (digits) at this size: the samples' size."),
     device: Device = "cpu",
     batch_size: BatchSize = 64,
 ) -> None:
@@ -65,7 +66,8 @@ def make_ref_command(
     if out.suffix != ".npz":
         raise UserError(f"--out must end in .npz; got {out}")
     path = make_reference(ref, out, metrics, recall_network=recall_network, keep_features=features,
-                          weights_dir=weights_dir, batch_size=batch_size, device=device, data_root=data_root)
+                          weights_dir=weights_dir, batch_size=batch_size, device=device, data_root=data_root,
+                          image_size=image_size)
     typer.echo(f"reference statistics written to {path}")
 
 

@@ -73,12 +73,12 @@ def load_samples(samples) -> Samples:
     return Samples(source, images, labels)
 
 
-def load_reference(ref, data_root=None) -> ReferenceImages | ReferenceStats:
+def load_reference(ref, data_root=None, image_size: int | None = None) -> ReferenceImages | ReferenceStats:
     if isinstance(ref, (ReferenceImages, ReferenceStats)):
         return ref
     if str(ref).endswith(".npz"):
         return load_reference_stats(ref)
-    return load_reference_images(str(ref), data_root)
+    return load_reference_images(str(ref), data_root, image_size)
 
 
 def _shape_of(ref) -> tuple[int, int, int]:
@@ -151,7 +151,8 @@ def evaluate(samples, ref, metrics=DEFAULT_METRICS, *, extractor=None, recall_ex
     """
     metrics = parse_metrics(metrics)
     samples = load_samples(samples)
-    ref = load_reference(ref, data_root)
+    # A data set whose reader resizes (digits) is read at the samples' size, e.g. 8x8 digits.
+    ref = load_reference(ref, data_root, image_size=samples.images.shape[1])
     ref_count = ref.count if isinstance(ref, ReferenceStats) else len(ref.images)
     num_classes = len(ref.class_names)
     _check_compatible(samples, ref, ref_count, num_classes, metrics, k)
@@ -221,12 +222,14 @@ def _per_class(feats, labels, ref_view: NetworkStats, class_names, record) -> di
 
 def make_reference(ref, out, metrics=("fid", "per-class-fid", "prd", "kid"), *, extractor=None,
                    recall_extractor=None, recall_network: str = "vgg16", keep_features: bool = True,
-                   weights_dir=None, batch_size: int = 64, device="cpu", data_root=None) -> Path:
-    """Compute a reference's features and statistics (overall and per class) once; save them as .npz."""
+                   weights_dir=None, batch_size: int = 64, device="cpu", data_root=None,
+                   image_size: int | None = None) -> Path:
+    """Compute a reference's features and statistics (overall and per class) once; save them as .npz.
+    image_size: read a resizing data set (digits) at the size the samples will have."""
     metrics = parse_metrics(metrics)
     if not keep_features and FEATURE_METRICS & set(metrics):
         raise UserError(f"{', '.join(sorted(FEATURE_METRICS & set(metrics)))} need the reference features; drop --no-features")
-    images = load_reference(ref, data_root)
+    images = load_reference(ref, data_root, image_size)
     if isinstance(images, ReferenceStats):
         raise UserError(f"{ref} is already a statistics file; make-ref needs DATASET:SPLIT or an image folder")
     main, recall_net = _load_extractors(metrics, extractor, recall_extractor, recall_network, weights_dir, device, batch_size)

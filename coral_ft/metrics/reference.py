@@ -69,15 +69,19 @@ def nchw_to_nhwc(images) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(images).transpose(0, 2, 3, 1))
 
 
-def load_reference_images(ref: str, data_root=None) -> ReferenceImages:
-    """`DATASET:SPLIT` (e.g. cifar10:train) or an image folder (root/<class>/<image>)."""
+def load_reference_images(ref: str, data_root=None, image_size: int | None = None) -> ReferenceImages:
+    """`DATASET:SPLIT` (e.g. cifar10:train) or an image folder (root/<class>/<image>).
+
+    image_size reaches the data set's reader (digits resize to it; fixed-size sets ignore it);
+    an image folder is read as it is, so a size mismatch is reported rather than hidden.
+    """
     from coral_ft.data.registry import load_dataset
 
     if Path(ref).is_dir():
         data = load_dataset("imagefolder", ref, "train")
     elif ":" in ref:
         dataset, split = ref.split(":", 1)
-        data = load_dataset(dataset, data_root, split)
+        data = load_dataset(dataset, data_root, split, image_size=image_size)
     else:
         raise UserError(
             f"reference {ref!r} is neither DATASET:SPLIT (e.g. cifar10:train), an image folder nor a stats .npz file"
