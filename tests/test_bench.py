@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from coral_ft.bench.report import write_report
-from coral_ft.bench.run import make_plan, run_bench
+from coral_ft.bench.run import has_per_class_samples, make_plan, run_bench
 from coral_ft.cli.app import main
 
 
@@ -24,14 +24,16 @@ def test_smoke_bench_runs_every_stage_and_writes_the_report(smoke_bench):
         for name in ("train.done.json", "sample.done.json", "samples.npz", "eval.json", "grid.png", "run/model"):
             assert (out / m / name).exists(), f"{m}/{name}"
         with np.load(out / m / "samples.npz") as f:
-            assert f["images"].shape == (40, 16, 16, 1)  # 4 per class, every class present
+            assert f["images"].shape == (40, 8, 8, 1)  # 4 per class, every class present
             assert np.bincount(f["labels"]).tolist() == [4] * 10
     results = json.loads((out / "results.json").read_text())
     assert set(results["methods"]) == {"ddpm", "cbdm"}
     for row in results["methods"].values():
         assert row["measured"]["fid"] > 0 and 0 <= row["measured"]["recall"] <= 1
         assert len(row["sample_accuracy"]["per_class"]) == 10
-    assert "| cbdm | 1 | 4 |" in (out / "results.md").read_text()
+    md = (out / "results.md").read_text()
+    assert "| cbdm | 1 | 4 |" in md and "/ -" not in md  # digits-lt has no paper values to show
+    assert "Per-class sample accuracy" in md and "| method | 0 | 1 |" in md
     assert (out / "results.csv").read_text().startswith("method,metric,measured,paper")
     assert (out / "classifier.pt").is_file()
 
@@ -106,3 +108,10 @@ def test_bench_under_accelerate_launch_with_two_cpu_processes(tmp_path):
         assert np.bincount(f["labels"]).tolist() == [4] * 10  # both processes' shares assembled
     assert json.loads((out / "coral" / "train.done.json").read_text())["steps"] == 4
     assert (out / "results.md").is_file()
+
+
+def test_per_class_fid_needs_ten_samples_of_every_class():
+    assert has_per_class_samples(np.repeat(np.arange(10), 10))
+    assert not has_per_class_samples(np.repeat(np.arange(10), 9))
+    assert not has_per_class_samples(np.array([0] * 20 + [2] * 20))  # class 1 has none
+    assert not has_per_class_samples(np.array([], dtype=np.int64))

@@ -65,23 +65,45 @@ def write_report(plan, evaluations: dict) -> Path:
 
 
 def markdown(results: dict, chart: Path | None) -> str:
-    metrics = results["metrics"]
-    has_acc = any(r["sample_accuracy"] for r in results["methods"].values())
-    head = ["method", "W", "steps"] + [f"{m} (ours / paper)" for m in metrics] + (["sample acc."] if has_acc else [])
+    metrics, rows = results["metrics"], results["methods"]
+    has_acc = any(r["sample_accuracy"] for r in rows.values())
+    # Without paper numbers (digits-lt, smoke) a "/ -" in every cell is noise: show ours only.
+    has_paper = any(v is not None for r in rows.values() for v in r["paper"].values())
+    head = ["method", "W", "steps"] + [f"{m} (ours / paper)" if has_paper else m for m in metrics]
+    head += ["sample acc."] if has_acc else []
+    note = ("Paper values: the CORAL paper's tables (they apply at scale `paper` only)." if has_paper
+            else "The paper reports no values for this benchmark.")
     lines = [f"# {results['title']}: bench at scale `{results['scale']}`", "",
-             f"Metric network: {results['metric_network']}. Paper values: the CORAL paper's tables "
-             "(they apply at scale `paper` only).", "",
+             f"Metric network: {results['metric_network']}. {note}", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, row in results["methods"].items():
+    for name, row in rows.items():
         cells = [name, _fmt(row["guidance"]), str(row["steps"])]
-        cells += [f"{_fmt(row['measured'][m])} / {_fmt(row['paper'][m])}" for m in metrics]
+        cells += [f"{_fmt(row['measured'][m])} / {_fmt(row['paper'][m])}" if has_paper else _fmt(row["measured"][m])
+                  for m in metrics]
         if has_acc:
             cells.append(_fmt(row["sample_accuracy"]["mean"]) if row["sample_accuracy"] else "-")
         lines.append("| " + " | ".join(cells) + " |")
+    if has_acc:
+        lines += per_class_accuracy_table(rows)
     if chart is not None:
         lines += ["", f"![per-class FID]({chart.name})"]
-    lines += ["", "Sample grids: " + ", ".join(f"[{m}]({m}/grid.png)" for m in results["methods"]), ""]
+    lines += ["", "Sample grids: " + ", ".join(f"[{m}]({m}/grid.png)" for m in rows), ""]
     return "\n".join(lines)
+
+
+def per_class_accuracy_table(rows: dict, max_classes: int = 10) -> list[str]:
+    """How often the bench classifier recognises each class in that class's samples: where the
+    long tail shows. Classes run head to tail; skipped when there are too many to read."""
+    per_method = {m: r["sample_accuracy"]["per_class"] for m, r in rows.items() if r["sample_accuracy"]}
+    n = len(next(iter(per_method.values())))
+    if n > max_classes:
+        return []
+    head = ["method"] + [str(c) for c in range(n)]
+    lines = ["", "Per-class sample accuracy (class 0 = head, class %d = tail):" % (n - 1), "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method, acc in per_method.items():
+        lines.append("| " + " | ".join([method] + [_fmt(a) for a in acc]) + " |")
+    return lines
 
 
 def per_class_chart(results: dict, path: Path) -> Path | None:
