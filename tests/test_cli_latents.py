@@ -64,6 +64,19 @@ def test_latents_writes_pictures_json_and_table(tmp_path, two_runs, capsys):
     assert again["scores"] == report["scores"] and again["figures"] == []
 
 
+def test_a_run_trained_on_8x8_digits_is_shown_8x8_digits(tmp_path, capsys):
+    # The run's config.toml records data.image_size = 8; the digits must be read at that size.
+    unet = build_unet("micro", 8, 1, 10)
+    save_model(tmp_path / "run" / "model", unet, make_scheduler(ModelConfig()), ModelInfo([str(i) for i in range(10)], "digits-lt"))
+    (tmp_path / "run" / "config.toml").write_text('[data]\ndataset = "digits-lt"\nimbalance = 0.1\nimage_size = 8\n')
+    args = ["latents", "--model", str(tmp_path / "run"), "--out", str(tmp_path / "out"), "--per-class", "3",
+            "--timesteps", "50", "--k", "2", "--plot", "none", "--json"]  # fmt: skip
+    code, stdout, err = run_cli(args, capsys)
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["imbalance"] == 0.1 and report["train_counts"][0] == 139
+
+
 def test_missing_umap_is_one_clear_line(tmp_path, two_runs, capsys, monkeypatch):
     import importlib.util
 

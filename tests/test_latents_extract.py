@@ -6,13 +6,13 @@ import torch
 
 from coral_ft.checkpoint.model import ModelInfo, make_scheduler, save_head, save_model
 from coral_ft.config import ModelConfig
+from coral_ft.data.longtail import select_per_class
 from coral_ft.errors import UserError
 from coral_ft.latents.extract import (
     check_compatible,
     extract_features,
     load_latent_model,
     sample_noise,
-    select_per_class,
 )
 from coral_ft.models.denoiser import build_head
 

@@ -55,7 +55,7 @@ def latents_command(
     for path in models:
         if not path.exists():
             raise UserError(f"--model {path} does not exist")
-    run_dataset, run_imbalance = run_defaults(models[0])
+    run_dataset, run_imbalance, run_image_size = run_defaults(models[0])
     dataset = dataset or run_dataset
     if dataset is None:
         raise UserError("--dataset is needed: the model does not record the data set it was trained on")
@@ -65,6 +65,7 @@ def latents_command(
         out=out,
         data_root=data_root,
         imbalance=imbalance if imbalance is not None else (run_imbalance or 0.01),
+        image_size=run_image_size if dataset == run_dataset else None,
         split=split,
         timesteps=parse_int_list(timesteps, "--timesteps"),
         per_class=per_class,

@@ -1,4 +1,4 @@
-"""Long-tailed subsets of balanced data sets (paper Appendix A, eq. 8).
+"""Long-tailed subsets of balanced data sets (paper Appendix A, eq. 8), and balanced subsamples.
 
 Pure functions on label arrays, so they are testable without images.
 """
@@ -46,3 +46,18 @@ def select_longtail(labels: np.ndarray, counts: list[int], seed: int = 0) -> np.
 
 def class_counts(labels, num_classes: int) -> list[int]:
     return np.bincount(np.asarray(labels), minlength=num_classes).tolist()
+
+
+def select_per_class(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
+    """Indices of min(per_class, available) images of each class, chosen with a seeded RNG.
+
+    Sorted by class then by index, so the subsample is the same whatever order the data came in.
+    """
+    if per_class < 1:
+        raise ValueError(f"per_class must be at least 1; got {per_class}")
+    rng = np.random.default_rng(seed)
+    picked = []
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        picked.append(np.sort(rng.choice(idx, size=min(per_class, len(idx)), replace=False)))
+    return np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)

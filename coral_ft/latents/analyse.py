@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from coral_ft.data.longtail import select_per_class
 from coral_ft.data.registry import load_dataset
 from coral_ft.errors import UserError
 from coral_ft.latents.extract import (
@@ -23,7 +24,6 @@ from coral_ft.latents.extract import (
     default_model_name,
     extract_features,
     load_latent_model,
-    select_per_class,
 )
 from coral_ft.latents.plots import DISPLAY_NAMES, Panel, check_projection, plot_panels, project_2d
 from coral_ft.latents.report import write_report
@@ -42,6 +42,7 @@ class LatentsSettings:
     out: Path
     data_root: str | None = None
     imbalance: float = 0.01
+    image_size: int | None = None  # for data sets that resize (digits): the size the models were trained at
     split: str = "test"
     timesteps: list[int] = field(default_factory=lambda: [100, 500])
     per_class: int = 100
@@ -93,8 +94,8 @@ def unique_names(names: list[str]) -> list[str]:
 
 def analyse_latents(s: LatentsSettings, log=print) -> dict:
     """Run the whole analysis; writes latents.json, latents.txt, features.npz and the PNGs to s.out."""
-    train = load_dataset(s.dataset, s.data_root, "train", s.imbalance)
-    data = load_dataset(s.dataset, s.data_root, s.split, s.imbalance)
+    train = load_dataset(s.dataset, s.data_root, "train", s.imbalance, s.image_size)
+    data = load_dataset(s.dataset, s.data_root, s.split, s.imbalance, s.image_size)
     counts = train.counts()
     keep = select_per_class(data.labels.numpy(), s.per_class, s.seed)
     images, labels = data.images[keep], data.labels[keep]
@@ -150,19 +151,20 @@ def analyse_latents(s: LatentsSettings, log=print) -> dict:
     return report
 
 
-def run_defaults(path: str | Path) -> tuple[str | None, float | None]:
-    """(data set, imbalance) the model was trained on, from its run's config.toml or coral_ft.json."""
+def run_defaults(path: str | Path) -> tuple[str | None, float | None, int | None]:
+    """(data set, imbalance, image size) the model was trained on, from its run's config.toml or
+    coral_ft.json (an exported folder records the data set only)."""
     from coral_ft.checkpoint.model import load_info, resolve_model_dir
     from coral_ft.config import read_recipe
     from coral_ft.train.trainer import CONFIG_FILE
 
     model_dir = resolve_model_dir(path)
-    dataset, imbalance = load_info(model_dir).dataset, None
+    dataset, imbalance, image_size = load_info(model_dir).dataset, None, None
     config = model_dir.parent / CONFIG_FILE
     if config.is_file():
         data = read_recipe(config).get("data", {})
-        dataset, imbalance = data.get("dataset", dataset), data.get("imbalance")
-    return dataset, imbalance
+        dataset, imbalance, image_size = data.get("dataset", dataset), data.get("imbalance"), data.get("image_size")
+    return dataset, imbalance, image_size
 
 
 def default_device() -> str:

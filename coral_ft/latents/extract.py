@@ -99,21 +99,6 @@ def check_compatible(model: LatentModel, images: torch.Tensor, num_classes: int,
         )
 
 
-def select_per_class(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
-    """Indices of min(per_class, available) images of each class, chosen with a seeded RNG.
-
-    Sorted by class then by index, so the subsample is the same whatever order the data came in.
-    """
-    if per_class < 1:
-        raise UserError(f"--per-class must be at least 1; got {per_class}")
-    rng = np.random.default_rng(seed)
-    picked = []
-    for cls in np.unique(labels):
-        idx = np.flatnonzero(labels == cls)
-        picked.append(np.sort(rng.choice(idx, size=min(per_class, len(idx)), replace=False)))
-    return np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
-
-
 def sample_noise(shape: tuple[int, ...], sample_ids: np.ndarray, seed: int) -> torch.Tensor:
     """(B, C, H, W) standard normal noise; row i comes from a generator seeded by (seed, id_i)."""
     rows = []
