@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from coral_ft.bench.report import write_report
-from coral_ft.bench.run import has_per_class_samples, make_plan, run_bench
+from coral_ft.bench.run import fit_smoke_samples, has_per_class_samples, make_plan, run_bench
 from coral_ft.cli.app import main
 
 
@@ -115,3 +115,14 @@ def test_per_class_fid_needs_ten_samples_of_every_class():
     assert not has_per_class_samples(np.repeat(np.arange(10), 9))
     assert not has_per_class_samples(np.array([0] * 20 + [2] * 20))  # class 1 has none
     assert not has_per_class_samples(np.array([], dtype=np.int64))
+
+
+def test_smoke_samples_cover_prd_on_ten_classes_and_skip_it_on_a_hundred(tmp_path):
+    ten = make_plan("cifar10-lt", ["ddpm", "coral"], "smoke", tmp_path)
+    fit_smoke_samples(ten, 10)
+    assert [r.num_samples for r in ten.runs] == [200, 200]  # PRD: 20 clusters per class
+    assert "f8" in ten.metrics and ten.skipped == []
+    hundred = make_plan("cifar100-lt", ["ddpm"], "smoke", tmp_path)
+    fit_smoke_samples(hundred, 100)
+    assert hundred.runs[0].num_samples == 400 and hundred.skipped == ["f8", "f1_8"]
+    assert hundred.metrics == ["fid", "is", "recall"]

@@ -43,6 +43,7 @@ def collect(plan, evaluations: dict) -> dict:
             "sample_accuracy": ev.get("sample_accuracy"),
         }
     return {"bench": plan.name, "title": plan.spec.title, "scale": plan.scale, "metrics": plan.metrics,
+            "skipped_metrics": plan.skipped,
             "metric_network": "bench classifier" if plan.use_classifier else "TF-Inception (recall: VGG16)",
             "methods": rows}
 
@@ -73,6 +74,8 @@ def markdown(results: dict, chart: Path | None) -> str:
     head += ["sample acc."] if has_acc else []
     note = ("Paper values: the CORAL paper's tables (they apply at scale `paper` only)." if has_paper
             else "The paper reports no values for this benchmark.")
+    if results.get("skipped_metrics"):
+        note += f" Not computed at this scale (too few samples): {', '.join(results['skipped_metrics'])}."
     lines = [f"# {results['title']}: bench at scale `{results['scale']}`", "",
              f"Metric network: {results['metric_network']}. {note}", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -3,6 +3,7 @@
 Folder layout under `--out`:
 
     classifier.pt                       (digits-lt, or any data set at --scale smoke)
+    reference.npz                       the reference's features and statistics, shared by every method
     <method>/run/                       the training run (trainer's own layout, resumable)
     <method>/train.done.json            stage markers: a stage with a marker is skipped
     <method>/samples.npz, sample.done.json
@@ -12,14 +13,14 @@ Folder layout under `--out`:
 
 Scales: `paper` runs the recipe as it is (50k samples, 1000-step DDPM sampling); `small` cuts
 training to a tenth (at least 300 steps) and samples up to 10k with (at most) 100-step DDIM; `smoke` is a CPU
-check of the plumbing: tiny U-Net, 4 steps, a few samples, the small classifier as metric network.
+check of the plumbing: micro U-Net, 4 steps, a few samples, the small classifier as metric network.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ SCALES = ("paper", "small", "smoke")
 DEFAULT_METHODS = ("ddpm", "cbdm", "t2h", "coral")
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 SMOKE_OVERRIDES = {
-    "model.preset": "tiny", "train.max_steps": 4, "train.batch_size": 16, "train.warmup_steps": 2,
+    "model.preset": "micro", "train.max_steps": 4, "train.batch_size": 16, "train.warmup_steps": 2,
     "train.log_every": 2, "train.checkpoint_every": 2, "train.sample_every": 10**9, "train.sample_grid": 2,
     "sample.sampler": "ddim", "sample.steps": 3, "sample.batch_size": 64,
 }
@@ -40,6 +41,7 @@ CLASSIFIER_METRICS = ("fid", "is", "recall", "precision", "kid", "f8", "f1_8")  
 GRID_CLASSES, GRID_PER_CLASS = 10, 10
 FALLBACK_SAMPLES = 1000  # recipes without a [bench] table (digits-lt): a small data set, CPU sampling
 SMALL_SAMPLES = 10_000
+SMOKE_MAX_SAMPLES = 500  # smoke stays a minutes-long CPU check
 PER_CLASS_MIN_SAMPLES = 10  # fewer samples of a class make its FID meaningless: skip per-class FID
 
 
@@ -62,6 +64,7 @@ class BenchPlan:
     data_root: str | None
     use_classifier: bool
     label_mode: str  # "uniform" (the paper) or "balanced" (smoke: every class present)
+    skipped: list[str] = field(default_factory=list)  # table columns too costly at this scale
 
 
 def find_recipe(name: str, recipe: str | None) -> Path:
@@ -109,6 +112,24 @@ def make_plan(name: str, methods: list[str], scale: str, out, data_root=None, re
     plan = BenchPlan(name, scale, spec, metrics, runs, Path(out), data_root, use_classifier,
                      "balanced" if scale == "smoke" else "uniform")
     return plan
+
+
+def fit_smoke_samples(plan: BenchPlan, num_classes: int) -> None:
+    """Smoke sample counts: 4 per class (at least 20), raised to what PRD needs (20 clusters per
+    class) when that stays small; on many classes PRD's columns are skipped instead."""
+    from coral_ft.metrics.prd import CLUSTERS_PER_CLASS
+
+    count = max(20, 4 * num_classes)
+    prd_columns = [m for m in plan.metrics if BENCH_METRICS[m][0] == "prd"]
+    if prd_columns:
+        prd_needs = CLUSTERS_PER_CLASS * num_classes
+        if prd_needs <= SMOKE_MAX_SAMPLES:
+            count = max(count, prd_needs)
+        else:
+            plan.metrics = [m for m in plan.metrics if m not in prd_columns]
+            plan.skipped += prd_columns
+    for run in plan.runs:
+        run.num_samples = count
 
 
 def check_data(plan: BenchPlan):
@@ -217,21 +238,33 @@ def has_per_class_samples(labels: np.ndarray) -> bool:
     return counts.size > 0 and int(counts.min()) >= PER_CLASS_MIN_SAMPLES
 
 
-def evaluate_stage(plan: BenchPlan, run: MethodPlan, samples: Path, extractor, device: str) -> dict:
+def reference_stage(plan: BenchPlan, extractor, device: str) -> Path:
+    """The reference's features and statistics, computed once for every method (50k real images
+    through Inception and VGG16, or the classifier, cost as much as a method's evaluation)."""
     from coral_ft.data.registry import DATASETS
+    from coral_ft.metrics.evaluate import make_reference
+
+    path = plan.out / "reference.npz"
+    if path.is_file():
+        return path
+    data_cfg = plan.runs[0].config.data
+    wanted = sorted({BENCH_METRICS[m][0] for m in plan.metrics}) + ["per-class-fid"]
+    return make_reference(f"{data_cfg.dataset}:{DATASETS[data_cfg.dataset].reference_split}", path, wanted,
+                          extractor=extractor, device=device, data_root=data_cfg.root, image_size=data_cfg.image_size)
+
+
+def evaluate_stage(plan: BenchPlan, run: MethodPlan, samples: Path, reference: Path, extractor, device: str) -> dict:
     from coral_ft.metrics.evaluate import evaluate
 
     path = run.folder / "eval.json"
     if path.is_file():
         return json.loads(path.read_text())
-    data_cfg = run.config.data
     wanted = sorted({BENCH_METRICS[m][0] for m in plan.metrics})
     with np.load(samples) as f:
         labels = f["labels"]
     per_class_ok = has_per_class_samples(labels)
-    ref = f"{data_cfg.dataset}:{DATASETS[data_cfg.dataset].reference_split}"
-    result = evaluate(samples, ref, wanted + (["per-class-fid"] if per_class_ok else []), extractor=extractor,
-                      device=device, data_root=data_cfg.root)
+    result = evaluate(samples, reference, wanted + (["per-class-fid"] if per_class_ok else []), extractor=extractor,
+                      device=device)
     if extractor is not None:
         with np.load(samples) as f:
             acc = extractor.per_class_accuracy(f["images"], f["labels"], int(f["labels"].max()) + 1)
@@ -253,13 +286,14 @@ def run_bench(plan: BenchPlan, progress: bool = True, device: str | None = None)
     device = device or str(accelerator.device)
     plan.out.mkdir(parents=True, exist_ok=True)
     extractor = metric_network(plan, "cpu") if accelerator.is_main_process else None
+    reference = reference_stage(plan, extractor, device) if accelerator.is_main_process else None
     evaluations = {}
     for run in plan.runs:
         run.folder.mkdir(parents=True, exist_ok=True)
         model_dir = train_stage(run, accelerator, progress)
         samples = sample_stage(run, model_dir, plan.label_mode, accelerator, progress)
         if accelerator.is_main_process:
-            evaluations[run.method.name] = evaluate_stage(plan, run, samples, extractor, device)
+            evaluations[run.method.name] = evaluate_stage(plan, run, samples, reference, extractor, device)
         accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return plan.out / "results.md"

@@ -21,14 +21,13 @@ def bench(
     device: Optional[str] = typer.Option(None, "--device", help="Device for the metric networks (default: the process's)."),
 ) -> None:
     """Per method: train, sample (the recipe's W), evaluate; then results.md/.csv/.json and figures."""
-    from coral_ft.bench.run import check_data, describe, make_plan, run_bench
+    from coral_ft.bench.run import check_data, describe, fit_smoke_samples, make_plan, run_bench
 
     names = [m.strip() for m in methods.split(",") if m.strip()]
     plan = make_plan(dataset, names, scale, out, data_root, recipe)
     data = check_data(plan)  # a missing data set stops here, with what to download or prepare
     if scale == "smoke":
-        for run in plan.runs:
-            run.num_samples = max(20, 4 * data.num_classes)
+        fit_smoke_samples(plan, data.num_classes)
     if dry_run:
         typer.echo(describe(plan, data.num_classes, tuple(data.images.shape[1:])))
         return
