@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/coral-ft train --from-scratch --recipe recipes/digits-lt.toml --out runs/digits-demo
+	$(BIN)/coral-ft bench digits-lt --out runs/digits-bench
 
 test: $(STAMP)
 	$(BIN)/pytest
