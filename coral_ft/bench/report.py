@@ -96,13 +96,13 @@ def markdown(results: dict, chart: Path | None) -> str:
 
 def per_class_accuracy_table(rows: dict, max_classes: int = 10) -> list[str]:
     """How often the bench classifier recognises each class in that class's samples: where the
-    long tail shows. Classes run head to tail; skipped when there are too many to read."""
+    long tail shows. Skipped when there are too many classes to read."""
     per_method = {m: r["sample_accuracy"]["per_class"] for m, r in rows.items() if r["sample_accuracy"]}
     n = len(next(iter(per_method.values())))
     if n > max_classes:
         return []
     head = ["method"] + [str(c) for c in range(n)]
-    lines = ["", "Per-class sample accuracy (class 0 = head, class %d = tail):" % (n - 1), "",
+    lines = ["", "Per-class sample accuracy (classes in label order: head to tail on a long-tailed set):", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, acc in per_method.items():
         lines.append("| " + " | ".join([method] + [_fmt(a) for a in acc]) + " |")

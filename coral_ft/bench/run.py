@@ -220,16 +220,23 @@ def save_grid(samples_npz: Path, out: Path) -> Path:
     return out
 
 
-def metric_network(plan: BenchPlan, device: str):
+def reference_images(plan: BenchPlan):
+    """The real images every metric compares against: the data set's balanced reference split."""
+    from coral_ft.data.registry import DATASETS
+    from coral_ft.metrics.reference import load_reference_images
+
+    data_cfg = plan.runs[0].config.data
+    split = DATASETS[data_cfg.dataset].reference_split
+    return load_reference_images(f"{data_cfg.dataset}:{split}", data_cfg.root, data_cfg.image_size)
+
+
+def metric_network(plan: BenchPlan, real):
     """The small classifier (digits-lt, smoke) or None for evaluate()'s TF-Inception / VGG16."""
     if not plan.use_classifier:
         return None
     from coral_ft.bench.classifier import load_or_train
-    from coral_ft.data.registry import DATASETS, load_dataset
 
-    data_cfg = plan.runs[0].config.data
-    ref = load_dataset(data_cfg.dataset, data_cfg.root, DATASETS[data_cfg.dataset].reference_split, data_cfg.imbalance, data_cfg.image_size)
-    return load_or_train(plan.out / "classifier.pt", ref.images.permute(0, 2, 3, 1).numpy(), ref.labels.numpy(), ref.num_classes)
+    return load_or_train(plan.out / "classifier.pt", real.images, real.labels, len(real.class_names))
 
 
 def has_per_class_samples(labels: np.ndarray) -> bool:
@@ -238,19 +245,16 @@ def has_per_class_samples(labels: np.ndarray) -> bool:
     return counts.size > 0 and int(counts.min()) >= PER_CLASS_MIN_SAMPLES
 
 
-def reference_stage(plan: BenchPlan, extractor, device: str) -> Path:
+def reference_stage(plan: BenchPlan, real, extractor, device: str) -> Path:
     """The reference's features and statistics, computed once for every method (50k real images
     through Inception and VGG16, or the classifier, cost as much as a method's evaluation)."""
-    from coral_ft.data.registry import DATASETS
     from coral_ft.metrics.evaluate import make_reference
 
     path = plan.out / "reference.npz"
     if path.is_file():
         return path
-    data_cfg = plan.runs[0].config.data
     wanted = sorted({BENCH_METRICS[m][0] for m in plan.metrics}) + ["per-class-fid"]
-    return make_reference(f"{data_cfg.dataset}:{DATASETS[data_cfg.dataset].reference_split}", path, wanted,
-                          extractor=extractor, device=device, data_root=data_cfg.root, image_size=data_cfg.image_size)
+    return make_reference(real, path, wanted, extractor=extractor, device=device)
 
 
 def evaluate_stage(plan: BenchPlan, run: MethodPlan, samples: Path, reference: Path, extractor, device: str) -> dict:
@@ -285,8 +289,12 @@ def run_bench(plan: BenchPlan, progress: bool = True, device: str | None = None)
     accelerator = Accelerator()
     device = device or str(accelerator.device)
     plan.out.mkdir(parents=True, exist_ok=True)
-    extractor = metric_network(plan, "cpu") if accelerator.is_main_process else None
-    reference = reference_stage(plan, extractor, device) if accelerator.is_main_process else None
+    extractor, reference = None, None
+    if accelerator.is_main_process:  # the metrics run on the main process only
+        real = reference_images(plan)
+        extractor = metric_network(plan, real)
+        reference = reference_stage(plan, real, extractor, device)
+        del real
     evaluations = {}
     for run in plan.runs:
         run.folder.mkdir(parents=True, exist_ok=True)
