@@ -64,7 +64,7 @@ def test_a_resizing_data_set_is_read_at_the_samples_size(toy, tmp_path):
 
 
 def test_stats_file_gives_the_same_results_as_images(digits_test, toy, tmp_path):
-    metrics = "fid,kid,per-class-fid"
+    metrics = "fid,kid,recall,per-class-fid"
     direct = evaluate(digits_test, REF, metrics, extractor=toy, prd_runs=1)["metrics"]
     path = make_reference(REF, tmp_path / "ref.npz", metrics, extractor=toy)
     stats = load_reference_stats(path)
@@ -75,6 +75,9 @@ def test_stats_file_gives_the_same_results_as_images(digits_test, toy, tmp_path)
     assert cached["fid"]["value"] == pytest.approx(direct["fid"]["value"], rel=1e-9)
     assert cached["kid"]["value"] == pytest.approx(direct["kid"]["value"], rel=1e-9)
     assert cached["per-class-fid"]["values"] == pytest.approx(direct["per-class-fid"]["values"], rel=1e-9)
+    # precision/recall reads the reference's k-NN radii from the file instead of recomputing them
+    assert stats.networks["toy/projection"].radii[3].shape == (1438,)
+    assert (cached["recall"]["precision"], cached["recall"]["recall"]) == (direct["recall"]["precision"], direct["recall"]["recall"])
 
 
 def test_stats_from_other_weights_or_without_features_are_refused(digits_test, toy, tmp_path):

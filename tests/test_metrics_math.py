@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from cleanfid.fid import kernel_distance
 
 from coral_ft.errors import UserError
 from coral_ft.metrics import fid, fid_from_stats, gaussian_stats, inception_score, kid, per_class_fid, precision_recall, prd
 from coral_ft.metrics.per_class import class_stats
 from coral_ft.metrics.prd import max_f_beta, prd_curve
+from coral_ft.metrics.precision_recall import knn_radii
 
 
 def _rotation(d, seed=0):
@@ -134,6 +136,10 @@ def test_precision_recall_matches_a_dense_computation_for_any_block_size():
         pr = precision_recall(x, y, k=3, block=block)
         assert (pr.precision, pr.recall) == pytest.approx(expected, abs=1e-9)
     assert pr.k == 3 and (pr.num_samples, pr.num_reference) == (150, 120)
+    # Given the reference's radii (as a statistics file keeps them), the result is the same.
+    radii = knn_radii(torch.as_tensor(y, dtype=torch.float32), 3).numpy()
+    given = precision_recall(x, y, k=3, ref_radii=radii)
+    assert (given.precision, given.recall) == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.parametrize(

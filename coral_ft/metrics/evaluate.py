@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from coral_ft.errors import UserError
 from coral_ft.metrics import inception_score as is_math
@@ -183,7 +184,7 @@ def evaluate(samples, ref, metrics=DEFAULT_METRICS, *, extractor=None, recall_ex
             ref_view = _reference_view(ref, recall_net, [RECALL_METRIC], RECALL_METRIC, False)
         elif ref_view.features is None:
             raise UserError(f"reference {ref.name} holds no features (made with --no-features); recall needs them")
-        pr = pr_math.precision_recall(feats, ref_view.features, k=k, device=device)
+        pr = pr_math.precision_recall(feats, ref_view.features, k=k, device=device, ref_radii=ref_view.radii.get(k))
         results[RECALL_METRIC] = {"precision": pr.precision, "recall": pr.recall, "k": pr.k,
                                   **_network_record(recall_net), "samples": n, "reference": ref_count}
     return {
@@ -223,9 +224,10 @@ def _per_class(feats, labels, ref_view: NetworkStats, class_names, record) -> di
 def make_reference(ref, out, metrics=("fid", "per-class-fid", "prd", "kid"), *, extractor=None,
                    recall_extractor=None, recall_network: str = "vgg16", keep_features: bool = True,
                    weights_dir=None, batch_size: int = 64, device="cpu", data_root=None,
-                   image_size: int | None = None) -> Path:
+                   image_size: int | None = None, k: int = pr_math.DEFAULT_K) -> Path:
     """Compute a reference's features and statistics (overall and per class) once; save them as .npz.
-    image_size: read a resizing data set (digits) at the size the samples will have."""
+    image_size: read a resizing data set (digits) at the size the samples will have. With recall
+    among the metrics the recall network's k-NN radii for `k` are kept too."""
     metrics = parse_metrics(metrics)
     if not keep_features and FEATURE_METRICS & set(metrics):
         raise UserError(f"{', '.join(sorted(FEATURE_METRICS & set(metrics)))} need the reference features; drop --no-features")
@@ -241,6 +243,9 @@ def make_reference(ref, out, metrics=("fid", "per-class-fid", "prd", "kid"), *, 
         feats = net.features(images.images)
         networks[net.name] = network_stats(net, feats, images.labels, per_class="per-class-fid" in metrics,
                                            keep_features=keep_features)
+        if net is recall_net:
+            ref = torch.as_tensor(np.asarray(feats, dtype=np.float32)).to(device)
+            networks[net.name].radii[k] = pr_math.knn_radii(ref, k).cpu().numpy()
     stats = ReferenceStats(images.name, len(images.images), tuple(images.images.shape[1:]), images.labels,
                            images.class_names, networks)
     return save_reference_stats(stats, Path(out))

@@ -51,14 +51,22 @@ def knn_radii(features: torch.Tensor, k: int, block: int = DEFAULT_BLOCK) -> tor
 
 
 def precision_recall(sample_feats, ref_feats, *, k: int = DEFAULT_K, block: int = DEFAULT_BLOCK,
-                     device: str | torch.device = "cpu") -> PrecisionRecall:
-    """Improved precision and recall of samples (N, D) against a reference (M, D)."""
+                     device: str | torch.device = "cpu", ref_radii=None) -> PrecisionRecall:
+    """Improved precision and recall of samples (N, D) against a reference (M, D).
+
+    ref_radii: the reference's (M,) `knn_radii` for this k, when a statistics file kept them;
+    they are the M x M half of the work, the same for every sample set.
+    """
     n, m = len(sample_feats), len(ref_feats)
     if min(n, m) <= k:
         raise UserError(f"precision/recall with k={k} needs more than {k} images per set; got {n} and {m}")
     samples = torch.as_tensor(np.asarray(sample_feats, dtype=np.float32)).to(device)
     ref = torch.as_tensor(np.asarray(ref_feats, dtype=np.float32)).to(device)
-    sample_radii, ref_radii = knn_radii(samples, k, block), knn_radii(ref, k, block)
+    sample_radii = knn_radii(samples, k, block)
+    if ref_radii is None:
+        ref_radii = knn_radii(ref, k, block)
+    else:
+        ref_radii = torch.as_tensor(np.asarray(ref_radii, dtype=np.float32)).to(device)
     ref_norms = (ref * ref).sum(dim=1)
     in_ref = torch.zeros(n, dtype=torch.bool, device=ref.device)  # sample i inside a reference ball
     in_samples = torch.zeros(m, dtype=torch.bool, device=ref.device)  # reference j inside a sample ball

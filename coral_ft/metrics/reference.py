@@ -3,8 +3,9 @@ statistics file made by `make_reference`.
 
 A statistics file (.npz) holds, per feature network, the Gaussian statistics of all reference
 images and of each class (for FID and per-class FID), optionally the features themselves (for
-PRD, KID and precision/recall), plus the network name and weights hash so that statistics are
-never compared with features of another network.
+PRD, KID and precision/recall) and their k-NN radii (precision/recall's reference manifold),
+plus the network name and weights hash so that statistics are never compared with features of
+another network.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class NetworkStats:
     sigma: np.ndarray  # (D, D)
     class_stats: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # class -> (mu, sigma)
     features: np.ndarray | None = None  # (M, D) float32
+    radii: dict[int, np.ndarray] = field(default_factory=dict)  # k -> (M,) precision/recall k-NN radii
 
 
 @dataclass
@@ -114,7 +116,10 @@ def save_reference_stats(stats: ReferenceStats, path: Path) -> Path:
             arrays[f"net{i}_class_sigma"] = np.stack([net.class_stats[c][1] for c in classes])  # (K, D, D)
         if net.features is not None:
             arrays[f"net{i}_features"] = net.features
-        nets.append({"network": net.network, "weights_sha1": net.weights_sha1, "classes": classes})
+        for k, radii in net.radii.items():
+            arrays[f"net{i}_radii_k{k}"] = radii
+        nets.append({"network": net.network, "weights_sha1": net.weights_sha1, "classes": classes,
+                     "radii_k": sorted(net.radii)})
     meta = {"format": STATS_FORMAT, "name": stats.name, "count": stats.count,
             "image_shape": list(stats.image_shape), "class_names": stats.class_names, "networks": nets}
     arrays["meta"] = np.array(json.dumps(meta))
@@ -143,8 +148,9 @@ def load_reference_stats(path) -> ReferenceStats:
                     cmu, csig = f[f"net{i}_class_mu"], f[f"net{i}_class_sigma"]
                     class_stats = {c: (cmu[j], csig[j]) for j, c in enumerate(classes)}
                 feats = f[f"net{i}_features"] if f"net{i}_features" in f else None
+                radii = {k: f[f"net{i}_radii_k{k}"] for k in net.get("radii_k", [])}  # absent in older files
                 networks[net["network"]] = NetworkStats(
-                    net["network"], net["weights_sha1"], f[f"net{i}_mu"], f[f"net{i}_sigma"], class_stats, feats)
+                    net["network"], net["weights_sha1"], f[f"net{i}_mu"], f[f"net{i}_sigma"], class_stats, feats, radii)
             labels = f["labels"]
     except (KeyError, ValueError, OSError) as exc:
         raise UserError(f"{path} is not a reference statistics file made by `coral-ft eval make-ref` ({exc})") from None
