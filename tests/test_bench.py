@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from coral_ft.bench.report import write_report
-from coral_ft.bench.run import fit_smoke_samples, has_per_class_samples, make_plan, run_bench
+from coral_ft.bench.run import fit_smoke_samples, has_per_class_samples, make_plan, per_class_fid_fits, run_bench
 from coral_ft.cli.app import main
 
 
@@ -115,6 +115,12 @@ def test_per_class_fid_needs_ten_samples_of_every_class():
     assert not has_per_class_samples(np.repeat(np.arange(10), 9))
     assert not has_per_class_samples(np.array([0] * 20 + [2] * 20))  # class 1 has none
     assert not has_per_class_samples(np.array([], dtype=np.int64))
+
+
+def test_per_class_fid_on_inception_features_stops_at_twenty_classes(tmp_path):
+    paper = make_plan("cifar100-lt", ["ddpm"], "paper", tmp_path)
+    assert per_class_fid_fits(paper, 10) and not per_class_fid_fits(paper, 100)  # 100 x 32 MB covariances
+    assert per_class_fid_fits(make_plan("cifar100-lt", ["ddpm"], "smoke", tmp_path), 100)  # 64-d classifier features
 
 
 def test_smoke_samples_cover_prd_on_ten_classes_and_skip_it_on_a_hundred(tmp_path):

@@ -43,6 +43,10 @@ FALLBACK_SAMPLES = 1000  # recipes without a [bench] table (digits-lt): a small 
 SMALL_SAMPLES = 10_000
 SMOKE_MAX_SAMPLES = 500  # smoke stays a minutes-long CPU check
 PER_CLASS_MIN_SAMPLES = 10  # fewer samples of a class make its FID meaningless: skip per-class FID
+# Each class's Inception covariance is 2048 x 2048 float64 (32 MB): CIFAR-100 would hold 3.3 GB,
+# ImageNet-LT 32 GB. Per-class FID (the paper's Figure 3 is CIFAR10-LT) stops at this many classes
+# unless the features are the small classifier's 64-d ones.
+PER_CLASS_FID_MAX_CLASSES = 20
 
 
 @dataclass
@@ -245,6 +249,10 @@ def has_per_class_samples(labels: np.ndarray) -> bool:
     return counts.size > 0 and int(counts.min()) >= PER_CLASS_MIN_SAMPLES
 
 
+def per_class_fid_fits(plan: BenchPlan, num_classes: int) -> bool:
+    return plan.use_classifier or num_classes <= PER_CLASS_FID_MAX_CLASSES
+
+
 def reference_stage(plan: BenchPlan, real, extractor, device: str) -> Path:
     """The reference's features and statistics, computed once for every method (50k real images
     through Inception and VGG16, or the classifier, cost as much as a method's evaluation)."""
@@ -253,11 +261,13 @@ def reference_stage(plan: BenchPlan, real, extractor, device: str) -> Path:
     path = plan.out / "reference.npz"
     if path.is_file():
         return path
-    wanted = sorted({BENCH_METRICS[m][0] for m in plan.metrics}) + ["per-class-fid"]
+    wanted = sorted({BENCH_METRICS[m][0] for m in plan.metrics})
+    wanted += ["per-class-fid"] if per_class_fid_fits(plan, len(real.class_names)) else []
     return make_reference(real, path, wanted, extractor=extractor, device=device)
 
 
-def evaluate_stage(plan: BenchPlan, run: MethodPlan, samples: Path, reference: Path, extractor, device: str) -> dict:
+def evaluate_stage(plan: BenchPlan, run: MethodPlan, samples: Path, reference: Path, num_classes: int, extractor,
+                   device: str) -> dict:
     from coral_ft.metrics.evaluate import evaluate
 
     path = run.folder / "eval.json"
@@ -266,7 +276,7 @@ def evaluate_stage(plan: BenchPlan, run: MethodPlan, samples: Path, reference: P
     wanted = sorted({BENCH_METRICS[m][0] for m in plan.metrics})
     with np.load(samples) as f:
         labels = f["labels"]
-    per_class_ok = has_per_class_samples(labels)
+    per_class_ok = per_class_fid_fits(plan, num_classes) and has_per_class_samples(labels)
     result = evaluate(samples, reference, wanted + (["per-class-fid"] if per_class_ok else []), extractor=extractor,
                       device=device)
     if extractor is not None:
@@ -289,11 +299,12 @@ def run_bench(plan: BenchPlan, progress: bool = True, device: str | None = None)
     accelerator = Accelerator()
     device = device or str(accelerator.device)
     plan.out.mkdir(parents=True, exist_ok=True)
-    extractor, reference = None, None
+    extractor, reference, num_classes = None, None, 0
     if accelerator.is_main_process:  # the metrics run on the main process only
         real = reference_images(plan)
         extractor = metric_network(plan, real)
         reference = reference_stage(plan, real, extractor, device)
+        num_classes = len(real.class_names)
         del real
     evaluations = {}
     for run in plan.runs:
@@ -301,7 +312,7 @@ def run_bench(plan: BenchPlan, progress: bool = True, device: str | None = None)
         model_dir = train_stage(run, accelerator, progress)
         samples = sample_stage(run, model_dir, plan.label_mode, accelerator, progress)
         if accelerator.is_main_process:
-            evaluations[run.method.name] = evaluate_stage(plan, run, samples, reference, extractor, device)
+            evaluations[run.method.name] = evaluate_stage(plan, run, samples, reference, num_classes, extractor, device)
         accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return plan.out / "results.md"
