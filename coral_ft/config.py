@@ -45,7 +45,7 @@ class DataConfig:
     root: str | None = None  # folder holding the data set's files; not needed for digits
     imbalance: float = 0.01  # rho of paper eq. 8 for the `-lt` data sets
     hflip: bool = True  # random horizontal flip during training
-    image_size: int | None = None  # `imagefolder`: resize to this square size; `digits-lt`: 8 (native) or upsampled (16 by default)
+    image_size: int | None = None  # imagefolder: resize to this square size; digits-lt: 8 (native) or upsampled (default 16)
 
     def __post_init__(self) -> None:
         from coral_ft.data.registry import DATASETS
@@ -58,6 +58,10 @@ class DataConfig:
         _check(
             self.image_size is None or self.image_size >= 8,
             f"data.image_size must be at least 8; got {self.image_size}",
+        )
+        _check(
+            self.image_size is None or DATASETS[self.dataset].resizes,
+            f"data.image_size applies only to digits-lt and imagefolder; {self.dataset} has a fixed size: remove it",
         )
 
 

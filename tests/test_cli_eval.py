@@ -102,6 +102,7 @@ def no_weights(monkeypatch, tmp_path):
         (["eval", "--samples", "{samples}", "--ref", "{ref}", "--metrics", "psnr"], "unknown metric"),
         (["eval", "--samples", "{tmp}/none.npz", "--ref", "{ref}"], "samples file not found"),
         (["eval", "make-ref", "{ref}", "--out", "{tmp}/x.txt"], "must end in .npz"),
+        (["eval", "make-ref", "cifar10:train", "--out", "{tmp}/x.npz", "--image-size", "64"], "keeps its own size"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(setup, no_weights, capsys, args, fragment):

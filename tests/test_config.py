@@ -44,6 +44,7 @@ def test_resolved_config_reloads_identically(tmp_path):
         ("nosection.x=1", "unknown config section"),
         ("justtext", "key=value"),
         ('objective.coral.lambda_mode="sometimes"', "lambda_mode"),
+        ("data.image_size=4", "at least 8"),
     ],
 )
 def test_invalid_values_are_rejected_before_any_work(override, fragment):
@@ -71,3 +72,8 @@ def test_free_tables_survive_a_save(tmp_path):
     recipe.write_text('[bench.guidance]\ncoral = 0.6\n')
     save_config(load_config(recipe), tmp_path / "saved.toml")
     assert load_config(tmp_path / "saved.toml").extra == {"bench": {"guidance": {"coral": 0.6}}}
+
+
+def test_an_image_size_on_a_fixed_size_data_set_is_refused_not_ignored():
+    with pytest.raises(ConfigError, match="cifar10-lt has a fixed size"):
+        load_config(None, {"data.dataset": "cifar10-lt", "data.image_size": 64})

@@ -96,6 +96,11 @@ def test_bad_data_roots_name_the_expected_layout(name, root, error, fragment):
         load_dataset(name, root, "train")
 
 
+def test_an_image_size_for_a_fixed_size_data_set_is_an_error():
+    with pytest.raises(ConfigError, match="cifar10 has a fixed image size"):
+        load_dataset("cifar10", "/nonexistent", "train", image_size=64)
+
+
 def test_malformed_cifar_file_is_a_clear_error(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()

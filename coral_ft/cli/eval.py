@@ -65,6 +65,12 @@ def make_ref_command(
 
     if out.suffix != ".npz":
         raise UserError(f"--out must end in .npz; got {out}")
+    if image_size is not None:
+        from coral_ft.data.registry import DATASETS
+
+        spec = DATASETS.get(ref.split(":", 1)[0])
+        if spec is None or not spec.resizes:
+            raise UserError(f"--image-size applies to a resizing data set (digits-lt:SPLIT); {ref} keeps its own size")
     path = make_reference(ref, out, metrics, recall_network=recall_network, keep_features=features,
                           weights_dir=weights_dir, batch_size=batch_size, device=device, data_root=data_root,
                           image_size=image_size)

@@ -55,6 +55,7 @@ class DatasetSpec:
     longtail: bool  # cut a long tail (paper eq. 8) from the balanced training split
     reference_split: str = "train-full"  # what FID compares against by default
     description: str = ""
+    resizes: bool = False  # the reader honours an image size; the others have one fixed size
 
 
 def _cifar10(root, split, image_size):
@@ -92,10 +93,11 @@ DATASETS: dict[str, DatasetSpec] = {
     "cifar100": DatasetSpec(_cifar100, False, description="CIFAR-100, balanced"),
     "cifar10-lt": DatasetSpec(_cifar10, True, description="CIFAR10-LT (paper eq. 8)"),
     "cifar100-lt": DatasetSpec(_cifar100, True, description="CIFAR100-LT (paper eq. 8)"),
-    "digits-lt": DatasetSpec(_digits, True, description="scikit-learn digits, long-tailed (offline)"),
+    "digits-lt": DatasetSpec(_digits, True, description="scikit-learn digits, long-tailed (offline)", resizes=True),
     "celeba-5": DatasetSpec(_celeba5, False, reference_split="test", description="CelebA-5 hair colour, 64x64 (coral-ft data prepare)"),
     "imagenet-lt": DatasetSpec(_imagenet_lt, False, reference_split="test", description="ImageNet-LT, 64x64 (coral-ft data prepare)"),
-    "imagefolder": DatasetSpec(_imagefolder, False, reference_split="train", description="root/<class>/<image>"),
+    "imagefolder": DatasetSpec(_imagefolder, False, reference_split="train", description="root/<class>/<image>",
+                               resizes=True),
 }
 
 
@@ -113,6 +115,9 @@ def load_dataset(
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     spec = DATASETS[name]
+    if image_size is not None and not spec.resizes:
+        raise ConfigError(f"{name} has a fixed image size; an image size applies only to "
+                          f"{', '.join(n for n, s in DATASETS.items() if s.resizes)}")
     if not 0.0 < imbalance <= 1.0:
         raise ConfigError(f"imbalance (rho) must be in (0, 1]; got {imbalance}")
     images, labels, classes = spec.read(root, "test" if split == "test" else "train", image_size)

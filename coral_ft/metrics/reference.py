@@ -77,13 +77,14 @@ def load_reference_images(ref: str, data_root=None, image_size: int | None = Non
     image_size reaches the data set's reader (digits resize to it; fixed-size sets ignore it);
     an image folder is read as it is, so a size mismatch is reported rather than hidden.
     """
-    from coral_ft.data.registry import load_dataset
+    from coral_ft.data.registry import DATASETS, load_dataset
 
     if Path(ref).is_dir():
         data = load_dataset("imagefolder", ref, "train")
     elif ":" in ref:
         dataset, split = ref.split(":", 1)
-        data = load_dataset(dataset, data_root, split, image_size=image_size)
+        resizes = dataset in DATASETS and DATASETS[dataset].resizes  # an unknown name errors in load_dataset
+        data = load_dataset(dataset, data_root, split, image_size=image_size if resizes else None)
     else:
         raise UserError(
             f"reference {ref!r} is neither DATASET:SPLIT (e.g. cifar10:train), an image folder nor a stats .npz file"
