@@ -18,7 +18,6 @@ import tempfile
 import time
 
 import torch
-
 from coral_step_cost import SHAPES, make_trainer, random_data
 
 METHODS = ("ddpm", "cbdm", "t2h", "ambient", "coral")

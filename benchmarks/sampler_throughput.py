@@ -18,9 +18,8 @@ import time
 
 import torch
 
-from coral_ft.checkpoint.model import make_scheduler
-from coral_ft.config import ModelConfig
 from coral_ft.models.presets import build_unet, null_label
+from coral_ft.models.schedule import make_scheduler
 from coral_ft.sample.guidance import guided_eps, guided_eps_two_pass
 from coral_ft.sample.samplers import sample
 
@@ -63,7 +62,7 @@ def main() -> None:
     channels, size = SHAPES[args.preset]
     torch.manual_seed(0)
     unet = build_unet(args.preset, size, channels, 10).to(args.device).eval()
-    scheduler = make_scheduler(ModelConfig())
+    scheduler = make_scheduler()
     labels = torch.arange(args.batch_size) % 10
     for eps_fn in MODES.values():  # warm-up: allocator, kernels, lazy imports
         timed_run(unet, scheduler, labels, eps_fn, 2, args.device)

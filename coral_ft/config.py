@@ -1,20 +1,28 @@
-"""Typed run configuration: one source of truth for every command.
+"""Typed configuration: one source of truth for every command.
 
-A run is described by `RunConfig` (data, model, objective, train, sample sections). Values come
-from, in increasing precedence: the dataclass defaults, a TOML recipe (`recipes/*.toml`),
-dotted `--set section.key=value` overrides, and explicit CLI flags. Every dataclass validates
-itself on construction, so a bad value is rejected before any work starts. The resolved config
-is written next to the run as `config.toml` and reloads with `load_config`.
+A run is described by `RunConfig`, one section per stage of the data path plus the commands
+around it: [data], [model], [objective], [train], [sample], [eval], [latents], [bench],
+[finetune] and [runtime]. Values come from, in increasing precedence: the dataclass defaults
+(each default is written once, here), a TOML recipe (`recipes/*.toml`) or a run's saved
+`config.toml`, dotted `--set section.key=value` overrides, and explicit CLI flags (which default
+to "not given"). Every value is converted to its field's type and every section validates
+itself on construction, so a bad value is rejected, with the field named, before any work
+starts. The resolved config is written next to the run as `config.toml` and reloads with
+`load_config`.
 
 Method-specific settings live in the objective's own settings dataclass (registered by the
 objective module), under `[objective.<method>]`, so adding a method never edits this file.
+The library functions below this layer (samplers, metrics) take these sections as plain
+objects; they never import this module.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
-from dataclasses import asdict, dataclass, field, fields
+import types
+import typing
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,6 +35,9 @@ import tomli_w
 
 from coral_ft.errors import ConfigError
 
+DEVICES = ("auto", "cpu", "cuda")  # "cuda:N" is accepted too
+PRECISIONS = ("no", "bf16", "fp16")
+
 
 def _check(cond: bool, message: str) -> None:
     if not cond:
@@ -34,7 +45,12 @@ def _check(cond: bool, message: str) -> None:
 
 
 def _check_choice(name: str, value: str, choices) -> None:
-    _check(value in choices, f"{name} must be one of {', '.join(sorted(choices))}; got {value!r}")
+    _check(value in choices, f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_positive(section: str, obj, *names: str) -> None:
+    for name in names:
+        _check(getattr(obj, name) > 0, f"{section}.{name} must be positive; got {getattr(obj, name)}")
 
 
 @dataclass
@@ -45,23 +61,18 @@ class DataConfig:
     root: str | None = None  # folder holding the data set's files; not needed for digits
     imbalance: float = 0.01  # rho of paper eq. 8 for the `-lt` data sets
     hflip: bool = True  # random horizontal flip during training
-    image_size: int | None = None  # imagefolder: resize to this square size; digits-lt: 8 (native) or upsampled (default 16)
+    image_size: int | None = None  # resizing data sets only (digits-lt, fashion-mnist-lt, imagefolder)
 
     def __post_init__(self) -> None:
         from coral_ft.data.registry import DATASETS
 
-        _check_choice("data.dataset", self.dataset, DATASETS)
-        _check(
-            0.0 < self.imbalance <= 1.0,
-            f"data.imbalance (rho) must be in (0, 1]; got {self.imbalance}",
-        )
-        _check(
-            self.image_size is None or self.image_size >= 8,
-            f"data.image_size must be at least 8; got {self.image_size}",
-        )
+        _check_choice("data.dataset", self.dataset, sorted(DATASETS))
+        _check(0.0 < self.imbalance <= 1.0, f"data.imbalance (rho) must be in (0, 1]; got {self.imbalance}")
+        _check(self.image_size is None or self.image_size >= 8, f"data.image_size must be at least 8; got {self.image_size}")
+        resizing = sorted(n for n, s in DATASETS.items() if s.resizes)
         _check(
             self.image_size is None or DATASETS[self.dataset].resizes,
-            f"data.image_size applies only to digits-lt and imagefolder; {self.dataset} has a fixed size: remove it",
+            f"data.image_size applies only to {', '.join(resizing)}; {self.dataset} has a fixed size: remove it",
         )
 
 
@@ -82,17 +93,20 @@ class ModelConfig:
     def __post_init__(self) -> None:
         from coral_ft.models.presets import PRESETS
 
-        _check_choice("model.preset", self.preset, PRESETS)
+        _check_choice("model.preset", self.preset, sorted(PRESETS))
         _check(0.0 <= self.p_uncond < 1.0, f"model.p_uncond must be in [0, 1); got {self.p_uncond}")
-        _check_choice("model.label_drop", self.label_drop, {"per-sample", "per-batch"})
-        _check_choice("model.head_pooling", self.head_pooling, {"avg", "flatten"})
-        _check(self.head_dim > 0, f"model.head_dim must be positive; got {self.head_dim}")
+        _check_choice("model.label_drop", self.label_drop, ("per-sample", "per-batch"))
+        _check_choice("model.head_pooling", self.head_pooling, ("avg", "flatten"))
+        _check_positive("model", self, "head_dim")
         _check(self.num_train_timesteps > 1, "model.num_train_timesteps must be > 1")
         _check(0 < self.beta_start < self.beta_end < 1, "model betas need 0 < beta_start < beta_end < 1")
-        _check(
-            self.dropout is None or 0.0 <= self.dropout < 1.0,
-            f"model.dropout must be in [0, 1); got {self.dropout}",
-        )
+        _check(self.dropout is None or 0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1); got {self.dropout}")
+
+    def scheduler(self):
+        """The DDPM scheduler of this configuration (a from-scratch model ships with it)."""
+        from coral_ft.models.schedule import make_scheduler
+
+        return make_scheduler(self.num_train_timesteps, self.beta_start, self.beta_end)
 
 
 @dataclass
@@ -105,17 +119,14 @@ class ObjectiveConfig:
     def __post_init__(self) -> None:
         from coral_ft.objectives import OBJECTIVES
 
-        _check_choice("objective.method", self.method, OBJECTIVES)
-        resolved = {}
-        for name, entry in OBJECTIVES.items():
-            given = self.settings.get(name, {})
-            if dataclasses.is_dataclass(given):
-                resolved[name] = given
-            else:
-                resolved[name] = _build(entry.settings_cls, given, f"objective.{name}")
+        _check_choice("objective.method", self.method, sorted(OBJECTIVES))
         unknown = set(self.settings) - set(OBJECTIVES)
         _check(not unknown, f"unknown objective section(s): {', '.join(sorted(unknown))}")
-        self.settings = resolved
+        self.settings = {
+            name: given if dataclasses.is_dataclass(given) else build_section(entry.settings_cls, given, f"objective.{name}")
+            for name, entry in OBJECTIVES.items()
+            for given in [self.settings.get(name, {})]
+        }
 
     @property
     def active(self):
@@ -135,25 +146,26 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.9999
     ema_warmup: bool = True  # decay min(ema_decay, (1+n)/(10+n)): useful EMA on short runs
-    mixed_precision: str = "no"
+    mixed_precision: str = "no"  # autocast: no, bf16 or fp16 (fp16 with a loss scaler)
+    tf32: bool = True  # TF32 matmuls and convolutions on Ampere+ GPUs (no effect on CPUs)
+    channels_last: bool = False  # NHWC memory format: faster convolutions on GPUs
+    compile: bool = False  # torch.compile the U-Net (GPUs; the first steps pay for compilation)
     seed: int = 0
     log_every: int = 100
     checkpoint_every: int = 5_000
     keep_checkpoints: int = 3
     sample_every: int = 5_000
     sample_grid: int = 10  # images per class in the periodic sample grid
+    report_to: str = "none"  # experiment tracking through accelerate: none, tensorboard or wandb
 
     def __post_init__(self) -> None:
-        _check(self.max_steps > 0, f"train.max_steps must be positive; got {self.max_steps}")
         _check(self.batch_size > 1, f"train.batch_size must be at least 2; got {self.batch_size}")
-        _check(self.grad_accum >= 1, f"train.grad_accum must be >= 1; got {self.grad_accum}")
-        _check(self.lr > 0, f"train.lr must be positive; got {self.lr}")
+        _check_positive("train", self, "max_steps", "grad_accum", "lr", "grad_clip")
         _check(self.warmup_steps >= 0, "train.warmup_steps must be >= 0")
-        _check(self.grad_clip > 0, f"train.grad_clip must be positive; got {self.grad_clip}")
         _check(0.0 <= self.ema_decay < 1.0, f"train.ema_decay must be in [0, 1); got {self.ema_decay}")
-        _check_choice("train.mixed_precision", self.mixed_precision, {"no", "bf16", "fp16"})
-        for name in ("log_every", "checkpoint_every", "keep_checkpoints", "sample_every", "sample_grid"):
-            _check(getattr(self, name) > 0, f"train.{name} must be positive; got {getattr(self, name)}")
+        _check_choice("train.mixed_precision", self.mixed_precision, PRECISIONS)
+        _check_positive("train", self, "log_every", "checkpoint_every", "keep_checkpoints", "sample_every", "sample_grid")
+        _check_choice("train.report_to", self.report_to, ("none", "tensorboard", "wandb"))
 
 
 @dataclass
@@ -161,24 +173,142 @@ class SampleConfig:
     """Sampling with classifier-free guidance (paper eq. 4: w = 0 means no guidance)."""
 
     guidance: float = 0.6
-    sampler: str = "ddpm"  # "ddpm": 1000-step ancestral, "ddim": `steps` steps
-    steps: int = 100  # DDIM steps; the DDPM sampler always takes num_train_timesteps
-    eta: float = 0.0  # DDIM eta
-    batch_size: int = 256
+    sampler: str = "ddpm"  # ddpm (ancestral), ddim, dpm++, unipc, euler (diffusers' schedulers)
+    steps: int | None = None  # None: the sampler's default (ddpm: every training timestep)
+    eta: float = 0.0  # DDIM's eta (0: deterministic)
+    clip_x0: bool = False  # clamp each step's x0 prediction to [-1, 1]; off as in the peers' sampler
+    labels: str = "uniform"  # uniform (the paper), balanced, or a class list like 0,3,7
+    seed: int = 0  # sample i depends on (seed, i) only
+    batch_size: int = 256  # samples per forward batch (per process)
+    precision: str = "no"  # autocast of the U-Net: no, bf16 or fp16
+    compile: bool = False  # torch.compile the U-Net for sampling
 
     def __post_init__(self) -> None:
-        _check(self.guidance >= 0, f"sample.guidance must be >= 0; got {self.guidance}")
-        _check_choice("sample.sampler", self.sampler, {"ddpm", "ddim"})
-        _check(self.steps > 0, f"sample.steps must be positive; got {self.steps}")
+        from coral_ft.sample.samplers import SAMPLERS
+
+        _check(self.guidance >= 0, f"sample.guidance must be >= 0 (0 = no guidance); got {self.guidance}")
+        _check_choice("sample.sampler", self.sampler, list(SAMPLERS))
+        _check(self.steps is None or self.steps > 0, f"sample.steps must be positive; got {self.steps}")
         _check(0.0 <= self.eta <= 1.0, f"sample.eta must be in [0, 1]; got {self.eta}")
-        _check(self.batch_size > 0, f"sample.batch_size must be positive; got {self.batch_size}")
+        _check(self.eta == 0 or self.sampler == "ddim", f"sample.eta applies to the ddim sampler only; got eta={self.eta} with {self.sampler}")
+        _check(bool(self.labels.strip()), "sample.labels must be uniform, balanced or a class list like 0,3,7")
+        _check_positive("sample", self, "batch_size")
+        _check_choice("sample.precision", self.precision, PRECISIONS)
+
+
+@dataclass
+class EvalConfig:
+    """Metrics of generated samples against a balanced real reference (see docs/evaluation.md)."""
+
+    metrics: list[str] = field(default_factory=lambda: ["fid", "is"])
+    resize: str = "clean"  # Inception resize: clean (clean-fid) or legacy-pytorch (the peers, the paper)
+    recall_network: str = "vgg16"  # precision/recall features: vgg16 (the original metric) or inception
+    k: int = 3  # neighbours of the precision/recall manifolds
+    feature_batch_size: int = 64  # images per feature-network batch
+    weights_dir: str | None = None  # else $CORAL_FT_WEIGHTS_DIR, then the clean-fid / torchvision caches
+
+    def __post_init__(self) -> None:
+        from coral_ft.metrics.features.resize import RESIZES
+        from coral_ft.metrics.registry import COMPUTATIONS, METRICS
+
+        unknown = [m for m in self.metrics if m not in COMPUTATIONS and m not in METRICS]
+        _check(bool(self.metrics) and not unknown,
+               f"eval.metrics: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(dict.fromkeys([*COMPUTATIONS, *METRICS]))}")
+        _check_choice("eval.resize", self.resize, RESIZES)
+        _check_choice("eval.recall_network", self.recall_network, ("vgg16", "inception"))
+        _check_positive("eval", self, "k", "feature_batch_size")
+
+
+LATENT_SPLITS = ("test", "train-full")  # balanced splits: every class alike
+LATENT_CONDITIONS = ("true", "null")  # the label given to the U-Net: as in training, or the null label
+LATENT_PLOTS = ("tsne", "umap")
+
+
+@dataclass
+class LatentsConfig:
+    """`coral-ft latents`: which real images are embedded and how the bottleneck is scored."""
+
+    split: str = "test"
+    timesteps: list[int] = field(default_factory=lambda: [100, 500])
+    per_class: int = 100  # images per class (fewer when a class has fewer)
+    condition: str = "true"
+    plots: list[str] = field(default_factory=lambda: ["tsne"])
+    k: int = 10  # neighbours for purity and tail-into-head overlap
+    head_fraction: float = 1 / 3  # share of classes counted as head (and as tail)
+    metric: str = "euclidean"  # distance for the scores: euclidean or cosine
+    seed: int = 0  # subsample, noise, t-SNE/UMAP and probe split
+    batch_size: int = 256  # images per U-Net forward
+
+    def __post_init__(self) -> None:
+        if self.plots == ["none"]:
+            self.plots = []
+        _check_choice("latents.split", self.split, LATENT_SPLITS)
+        _check(bool(self.timesteps), "latents.timesteps needs at least one timestep, e.g. [100, 500]")
+        _check(all(t >= 0 for t in self.timesteps), f"latents.timesteps must be >= 0; got {self.timesteps}")
+        _check(self.per_class >= 2, f"latents.per_class must be at least 2 (neighbours and a probe split); got {self.per_class}")
+        _check_choice("latents.condition", self.condition, LATENT_CONDITIONS)
+        for plot in self.plots:
+            _check_choice("latents.plots", plot, LATENT_PLOTS)
+        _check_positive("latents", self, "k", "batch_size")
+        _check(0 < self.head_fraction <= 0.5, f"latents.head_fraction must be in (0, 0.5]; got {self.head_fraction}")
+        _check_choice("latents.metric", self.metric, ("euclidean", "cosine"))
+
+
+BENCH_SCALES = ("paper", "small", "smoke")
+
+
+@dataclass
+class BenchMethod:
+    """One method of a bench: its guidance W, config overrides for its run, the paper's numbers."""
+
+    guidance: float | None = None  # None: the recipe's sample.guidance
+    overrides: dict[str, Any] = field(default_factory=dict)  # dotted config overrides of its run
+    paper: dict[str, float] = field(default_factory=dict)  # metric -> the paper's value
+
+    def __post_init__(self) -> None:
+        _check(self.guidance is None or self.guidance >= 0, f"bench method guidance must be >= 0; got {self.guidance}")
+
+
+@dataclass
+class BenchConfig:
+    """`coral-ft bench`: which methods to compare, how often, how they sample, the paper's numbers."""
+
+    title: str = ""  # empty: the data set's name
+    metrics: list[str] = field(default_factory=lambda: ["fid", "is", "precision", "recall"])
+    num_samples: int = 50_000  # reported samples per method and seed (the paper: 50k)
+    methods: dict[str, BenchMethod] = field(default_factory=dict)  # per-method settings; absent: defaults
+    run: list[str] = field(default_factory=lambda: ["ddpm", "cbdm", "t2h", "coral"])  # methods to run
+    scale: str = "paper"  # paper, small (a tenth, one GPU) or smoke (CPU plumbing check)
+    seeds: int = 1  # training seeds per method (seed index i trains with train.seed + i)
+    guidance_sweep: list[float] = field(default_factory=list)  # W values tried on a selection set; empty: no sweep
+    selection_samples: int = 1_000  # samples per W on the selection set (its own sampling seed)
+
+    def __post_init__(self) -> None:
+        from coral_ft.metrics.registry import METRICS
+        from coral_ft.objectives import OBJECTIVES
+
+        for m in self.metrics:
+            _check_choice("bench.metrics", m, list(METRICS))
+        for name in [*self.methods, *self.run]:
+            _check_choice("bench methods", name, sorted(OBJECTIVES))
+        for name, spec in self.methods.items():
+            extra = set(spec.paper) - set(self.metrics)
+            _check(not extra, f"bench.methods.{name}.paper has values for {', '.join(sorted(extra))}, not in bench.metrics")
+        _check(len(set(self.run)) == len(self.run), f"bench.run lists a method twice: {self.run}")
+        _check_choice("bench.scale", self.scale, BENCH_SCALES)
+        _check_positive("bench", self, "num_samples", "seeds", "selection_samples")
+        _check(all(w >= 0 for w in self.guidance_sweep), f"bench.guidance_sweep values must be >= 0; got {self.guidance_sweep}")
+        _check(len(set(self.guidance_sweep)) == len(self.guidance_sweep), f"bench.guidance_sweep repeats a value: {self.guidance_sweep}")
+
+    def method(self, name: str) -> BenchMethod:
+        return self.methods.get(name) or BenchMethod()
 
 
 @dataclass
 class FinetuneConfig:
     """Fine-tuning a pretrained base (`coral-ft finetune`); unused when training from scratch."""
 
-    base: str | None = None  # diffusers model folder, run directory or hub ID in the local cache
+    base: str | None = None  # diffusers model folder, run directory, cached hub ID or a peers' ckpt_*.pt
     lora: bool = False  # False: every U-Net weight trains (full fine-tuning)
     rank: int = 8
     alpha: float = 8.0
@@ -189,11 +319,9 @@ class FinetuneConfig:
     context_length: int = 1
 
     def __post_init__(self) -> None:
-        _check(self.rank > 0, f"finetune.rank must be positive; got {self.rank}")
-        _check(self.alpha > 0, f"finetune.alpha must be positive; got {self.alpha}")
-        _check(self.context_length > 0, f"finetune.context_length must be positive; got {self.context_length}")
+        _check_positive("finetune", self, "rank", "alpha", "context_length")
         _check(
-            all(isinstance(t, str) and t.strip() for t in self.targets),
+            all(t.strip() for t in self.targets),
             f"finetune.targets must be non-empty module names (e.g. to_q, conv1); got {self.targets}",
         )
         _check(
@@ -203,31 +331,71 @@ class FinetuneConfig:
 
 
 @dataclass
+class RuntimeConfig:
+    """Where commands run. The same `--device` means the same thing in every command."""
+
+    device: str = "auto"  # auto (a GPU when there is one), cpu, cuda or cuda:N
+
+    def __post_init__(self) -> None:
+        _check(self.device in DEVICES or self.device.startswith("cuda:"),
+               f"runtime.device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+
+    def resolved_device(self) -> str:
+        """The torch device string; a CUDA device asked for on a machine without one is an error."""
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--device {self.device} asked for, but no CUDA GPU is visible; use --device cpu or auto")
+        return self.device
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "objective": ObjectiveConfig,
+    "train": TrainConfig,
+    "sample": SampleConfig,
+    "eval": EvalConfig,
+    "latents": LatentsConfig,
+    "bench": BenchConfig,
+    "finetune": FinetuneConfig,
+    "runtime": RuntimeConfig,
+}
+
+
+@dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    latents: LatentsConfig = field(default_factory=LatentsConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form tables (e.g. [bench]) kept verbatim
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        out = _strip_none(asdict(self))
+        out = _strip_none(dataclasses.asdict(self))
         objective = out.pop("objective")  # written as [objective] method + [objective.<name>] tables
-        out["objective"] = {"method": objective["method"], **objective["settings"]}
-        out.update(out.pop("extra"))  # free tables go back to the top level they came from
-        return out
+        return {"objective": {"method": objective["method"], **objective["settings"]}, **out}
 
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
 
-SECTIONS = {
-    "data": DataConfig,
-    "model": ModelConfig,
-    "objective": ObjectiveConfig,
-    "train": TrainConfig,
-    "sample": SampleConfig,
-    "finetune": FinetuneConfig,
-}
+    def bench_run_config(self, method: str, overrides: Mapping[str, Any] | None = None) -> "RunConfig":
+        """The run config of one bench method: this config, its objective, its W, its overrides."""
+        spec = self.bench.method(method)
+        given = {"objective.method": method, **spec.overrides, **(overrides or {})}
+        if spec.guidance is not None:
+            given["sample.guidance"] = spec.guidance
+        try:
+            return config_from_dict(apply_overrides(self.to_dict(), given))
+        except ConfigError as exc:
+            raise ConfigError(f"bench.methods.{method}: {exc}") from None
 
 
 def _strip_none(value):
@@ -237,28 +405,107 @@ def _strip_none(value):
     return value
 
 
-def _build(cls, values: Mapping[str, Any], where: str):
-    names = {f.name for f in fields(cls)}
-    unknown = set(values) - names
-    _check(not unknown, f"unknown key(s) in [{where}]: {', '.join(sorted(unknown))} (known: {', '.join(sorted(names))})")
-    try:
-        return cls(**values)
-    except TypeError as exc:  # wrong value type, e.g. a table where a number belongs
-        raise ConfigError(f"[{where}]: {exc}") from None
+# -- typed construction ---------------------------------------------------------------------------
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("nothing (remove the key)" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0]).removeprefix('an ').removeprefix('a ')}s"
+    if origin is dict:
+        return "a table"
+    return _TYPE_NAMES.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _number(value):
+    """Numbers given as text (CLI comma lists) read as numbers; anything else is left alone."""
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                return float(value)
+            except ValueError:
+                return value
+    return value
+
+
+def _coerce(value, tp, where: str):
+    """`value` as type `tp` (a field's annotation), or a ConfigError naming the field and the type."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError:
+                continue
+    elif origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, str):  # --set x=a,b and CLI comma lists
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, (list, tuple)):
+            return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict:
+        key_t, val_t = typing.get_args(tp)
+        if isinstance(value, Mapping):
+            if dataclasses.is_dataclass(val_t):
+                return {str(k): v if isinstance(v, val_t) else build_section(val_t, v, f"{where}.{k}") for k, v in value.items()}
+            if val_t is Any:
+                return dict(value)
+            return {str(k): _coerce(v, val_t, f"{where}.{k}") for k, v in value.items()}
+    elif tp is Any:
+        return value
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif tp is int:
+        value = _number(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        value = _number(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{where} must be {_type_name(tp)}; got {value!r}")
+
+
+def build_section(cls, values: Mapping[str, Any], where: str):
+    """A section dataclass from plain values: unknown keys and wrong types are ConfigErrors."""
+    _check(isinstance(values, Mapping), f"[{where}] must be a table; got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    unknown = set(values) - set(names)
+    _check(not unknown, f"unknown key(s) in [{where}]: {', '.join(sorted(unknown))} (known: {', '.join(names)})")
+    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()})
 
 
 def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
     """Build and validate a RunConfig from nested plain data (a parsed recipe)."""
     raw = dict(raw)
+    unknown = set(raw) - set(SECTIONS)
+    _check(not unknown, f"unknown config section(s) {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}")
     kwargs: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
-        section = dict(raw.pop(name, {}) or {})
+        section = raw.get(name) or {}
+        _check(isinstance(section, Mapping), f"[{name}] must be a table; got {section!r}")
+        section = dict(section)
         if name == "objective":
-            method = section.pop("method", ObjectiveConfig.method)
-            settings = {k: section.pop(k) for k in list(section) if isinstance(section[k], dict)}
-            section = {"method": method, "settings": settings, **section}
-        kwargs[name] = _build(cls, section, name)
-    kwargs["extra"] = raw  # e.g. [bench] tables, read by the commands that need them
+            settings = {k: section.pop(k) for k in list(section) if isinstance(section[k], Mapping)}
+            section["settings"] = settings
+        kwargs[name] = build_section(cls, section, name)
     return RunConfig(**kwargs)
 
 
@@ -269,7 +516,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        value = text
+        value = text.strip()
     return key.strip().split("."), value
 
 
@@ -278,7 +525,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | Mapping[str, Any
     items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides)
     for path, value in items:
         path = path.split(".") if isinstance(path, str) else path
-        _check(path[0] in SECTIONS or path[0] in raw, f"unknown config section {path[0]!r} in override {'.'.join(path)}")
+        _check(path[0] in SECTIONS, f"unknown config section {path[0]!r} in override {'.'.join(path)}; known: {', '.join(SECTIONS)}")
+        _check(len(path) > 1, f"override {path[0]} names a section, not a key (e.g. {path[0]}.KEY=VALUE)")
         node = raw
         for part in path[:-1]:
             node = node.setdefault(part, {})
@@ -290,7 +538,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | Mapping[str, Any
 def read_recipe(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"recipe file not found: {path} (see recipes/ for the shipped recipes)")
+        raise ConfigError(f"recipe file not found: {path} (`coral-ft config recipes` lists the shipped recipes)")
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
@@ -301,13 +549,35 @@ def load_config(
     recipe: str | Path | None = None,
     overrides: list[str] | Mapping[str, Any] = (),
 ) -> RunConfig:
-    """Recipe file (optional) + dotted overrides -> validated RunConfig."""
-    raw = read_recipe(recipe) if recipe is not None else {}
+    """Recipe file or shipped recipe name (optional) + dotted overrides -> validated RunConfig."""
+    raw = read_recipe(find_recipe(recipe)) if recipe is not None else {}
     return config_from_dict(apply_overrides(raw, overrides))
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
     path = Path(path)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(tomli_w.dumps(config.to_dict()))
+    tmp.write_text(config.to_toml())
     tmp.replace(path)
+
+
+# -- shipped recipes ------------------------------------------------------------------------------
+def shipped_recipes() -> dict[str, Path]:
+    """Recipe name -> file, from the copy installed with the package (the top-level recipes/ folder
+    of a source checkout is the same files)."""
+    from importlib.resources import files
+
+    folder = files("coral_ft") / "recipes"
+    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")} if folder.is_dir() else {}
+
+
+def find_recipe(recipe: str | Path) -> Path:
+    """A recipe file path, or the name of a shipped recipe (`cifar10-lt`, `digits-lt.toml`)."""
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    shipped = shipped_recipes()
+    name = path.name.removesuffix(".toml")
+    if len(path.parts) <= 2 and name in shipped:  # "cifar10-lt" or "recipes/cifar10-lt.toml" from anywhere
+        return shipped[name]
+    raise ConfigError(f"no recipe {recipe}: give a TOML file or a shipped recipe name ({', '.join(sorted(shipped))})")

@@ -16,3 +16,7 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """Missing or malformed data on disk."""
+
+
+class RunStopped(Exception):
+    """A long run stopped on request (SIGTERM, Ctrl-C) after saving its state; run it again to resume."""

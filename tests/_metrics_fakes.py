@@ -16,6 +16,13 @@ import torch
 from torch import nn
 
 
+def ev(metrics, **settings):
+    """Evaluation settings: an EvalConfig with these metrics ("fid,kid" or a list)."""
+    from coral_ft.config import EvalConfig
+
+    return EvalConfig(metrics=metrics.split(",") if isinstance(metrics, str) else list(metrics), **settings)
+
+
 class ToyExtractor:
     """Features: the image's pixels (as float) through a fixed random projection to `dim`."""
 

@@ -99,14 +99,14 @@ def saved_base(tmp_path):
 
 def save_tiny_model(folder: Path, num_train_timesteps: int = 20, num_classes: int | None = 10, seed: int = 0) -> Path:
     """A tiny 1x16x16 model folder as coral-ft exports it; a short schedule keeps DDPM cheap."""
-    from coral_ft.checkpoint.model import ModelInfo, make_scheduler, save_model
-    from coral_ft.config import ModelConfig
+    from coral_ft.checkpoint.model import ModelInfo, save_model
     from coral_ft.models.presets import build_unet
+    from coral_ft.models.schedule import make_scheduler
 
     torch.manual_seed(seed)
     unet = build_unet("tiny", 16, 1, num_classes)
     names = [f"class{i}" for i in range(num_classes or 0)]
-    return save_model(folder, unet, make_scheduler(ModelConfig(num_train_timesteps=num_train_timesteps)), ModelInfo(names))
+    return save_model(folder, unet, make_scheduler(num_train_timesteps), ModelInfo(names))
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""`coral-ft bench`: smoke end to end, resume skips finished stages, missing data, report."""
+"""`coral-ft bench`: a smoke bench over two seeds with a guidance sweep, resume, dry run, errors, report."""
 
 import importlib
 import json
@@ -6,36 +6,76 @@ import json
 import numpy as np
 import pytest
 
-from coral_ft.bench.report import write_report
-from coral_ft.bench.run import fit_smoke_samples, has_per_class_samples, make_plan, per_class_fid_fits, run_bench
+from coral_ft.bench.groups import class_groups
+from coral_ft.bench.plan import SELECTION_SEED_OFFSET, fit_smoke_samples, make_plan
+from coral_ft.bench.report import collect, write_report
+from coral_ft.bench.run import run_bench
+from coral_ft.bench.stages import has_per_class_samples
 from coral_ft.cli.app import main
+from coral_ft.config import load_config
+
+SMOKE = ["--scale", "smoke", "--methods", "ddpm,coral", "--seeds", "2", "--guidance-sweep", "0,2",
+         "--selection-samples", "40"]
 
 
 @pytest.fixture(scope="module")
 def smoke_bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    main(["bench", "digits-lt", "--scale", "smoke", "--methods", "ddpm,cbdm", "--out", str(out)])
+    main(["bench", "digits-lt", *SMOKE, "--out", str(out), "--no-progress"])
     return out
 
 
-def test_smoke_bench_runs_every_stage_and_writes_the_report(smoke_bench):
+def test_smoke_bench_runs_every_stage_of_every_seed(smoke_bench):
     out = smoke_bench
-    for m in ("ddpm", "cbdm"):
-        for name in ("train.done.json", "sample.done.json", "samples.npz", "eval.json", "grid.png", "run/model"):
-            assert (out / m / name).exists(), f"{m}/{name}"
-        with np.load(out / m / "samples.npz") as f:
-            assert f["images"].shape == (40, 8, 8, 1)  # 4 per class, every class present
-            assert np.bincount(f["labels"]).tolist() == [4] * 10
-    results = json.loads((out / "results.json").read_text())
-    assert set(results["methods"]) == {"ddpm", "cbdm"}
-    for row in results["methods"].values():
-        assert row["measured"]["fid"] > 0 and 0 <= row["measured"]["recall"] <= 1
-        assert len(row["sample_accuracy"]["per_class"]) == 10
-    md = (out / "results.md").read_text()
-    assert "| cbdm | 1 | 4 |" in md and "/ -" not in md  # digits-lt has no paper values to show
-    assert "Per-class sample accuracy" in md and "| method | 0 | 1 |" in md
-    assert (out / "results.csv").read_text().startswith("method,metric,measured,paper")
-    assert (out / "classifier.pt").is_file()
+    for m in ("ddpm", "coral"):
+        for seed in (0, 1):
+            trial = out / m / f"seed-{seed}"
+            for name in ("train.done.json", "sample.done.json", "samples.npz", "eval.json", "grid.png", "run/model",
+                         "selection/selection.json", "memorisation.png"):
+                assert (trial / name).exists(), f"{m}/seed-{seed}/{name}"
+            with np.load(trial / "samples.npz") as f:
+                assert f["images"].shape == (40, 8, 8, 1) and np.bincount(f["labels"]).tolist() == [4] * 10
+            config = (trial / "run" / "config.toml").read_text()
+            assert f"seed = {seed}" in config  # trial i trains with train.seed + i
+    assert (out / "classifier.pt").is_file() and (out / "reference.npz").is_file() and (out / "memorisation.npz").is_file()
+
+
+def test_the_sweep_selects_on_the_selection_set_and_reports_other_samples(smoke_bench):
+    for trial in (smoke_bench / "coral" / "seed-0", smoke_bench / "ddpm" / "seed-1"):
+        selection = json.loads((trial / "selection" / "selection.json").read_text())
+        fids = {float(w): v for w, v in selection["fid"].items()}
+        assert set(fids) == {0.0, 2.0} and selection["chosen"] == min(fids, key=fids.get)
+        reported = json.loads((trial / "sample.done.json").read_text())
+        assert reported["guidance"] == selection["chosen"]
+        with np.load(trial / "samples.npz") as f:
+            settings = json.loads(str(f["settings"]))
+        with np.load(trial / "selection" / f"w{selection['chosen']:g}.npz") as f:
+            chosen_set = json.loads(str(f["settings"]))
+        assert chosen_set["seed"] == settings["seed"] + SELECTION_SEED_OFFSET  # never the reported samples
+        assert settings["guidance"] == selection["chosen"]
+        assert json.loads((trial / "eval.json").read_text())["guidance"] == selection["chosen"]
+
+
+def test_results_give_means_intervals_and_paired_differences(smoke_bench):
+    results = json.loads((smoke_bench / "results.json").read_text())
+    assert results["seeds"] == 2 and results["guidance_sweep"] == [0.0, 2.0]
+    for name in ("ddpm", "coral"):
+        fid = results["methods"][name]["measured"]["fid"]
+        assert len(fid["values"]) == 2 and fid["mean"] == pytest.approx(np.mean(fid["values"]))
+        assert fid["ci95"][0] <= fid["mean"] <= fid["ci95"][1]
+    vs = results["methods"]["coral"]["vs_ddpm"]["fid"]
+    ddpm, coral = (results["methods"][m]["measured"]["fid"]["values"] for m in ("ddpm", "coral"))
+    assert vs["values"] == pytest.approx([c - d for c, d in zip(coral, ddpm)])
+    assert results["groups"]["rule"] == "shots"  # digits-LT at rho 0.1 spans 139 .. 13 images per class
+    measured = results["methods"]["coral"]["measured"]
+    for group in ("many", "medium", "few"):
+        assert f"{group}:fid" in measured and f"{group}:memorised" in measured and f"{group}:sample_accuracy" in measured
+    md = (smoke_bench / "results.md").read_text()
+    assert "±" in md and "Paired difference from ddpm" in md and "many-shot (> 100 training images)" in md
+    assert (smoke_bench / "guidance_sweep.png").is_file()
+    assert not (smoke_bench / "per_class_fid.png").exists()  # 4 samples a class: too few for per-class FID
+    lines = (smoke_bench / "results.csv").read_text().splitlines()
+    assert lines[0] == "method,seed,metric,value,paper" and any(line.startswith("coral,1,fid,") for line in lines)
 
 
 def test_resume_skips_finished_stages(smoke_bench, monkeypatch):
@@ -45,18 +85,20 @@ def test_resume_skips_finished_stages(smoke_bench, monkeypatch):
     for module, name in [("coral_ft.train.trainer", "train"), ("coral_ft.sample.run", "sample_to_npz"),
                          ("coral_ft.metrics.evaluate", "evaluate")]:
         monkeypatch.setattr(importlib.import_module(module), name, boom)
-    before = (smoke_bench / "ddpm" / "eval.json").read_text()
-    plan = make_plan("digits-lt", ["ddpm", "cbdm"], "smoke", smoke_bench)
-    for run in plan.runs:
-        run.num_samples = 40
-    run_bench(plan, progress=False)
-    assert (smoke_bench / "ddpm" / "eval.json").read_text() == before
+    before = (smoke_bench / "ddpm" / "seed-0" / "eval.json").read_text()
+    config = load_config("digits-lt", {"bench.scale": "smoke", "bench.run": ["ddpm", "coral"], "bench.seeds": 2,
+                                       "bench.guidance_sweep": [0.0, 2.0], "bench.selection_samples": 40})
+    plan = make_plan("digits-lt", config, smoke_bench)
+    fit_smoke_samples(plan, 10)
+    run_bench(plan, [139, 107, 83, 64, 49, 38, 29, 22, 17, 13], progress=False)
+    assert (smoke_bench / "ddpm" / "seed-0" / "eval.json").read_text() == before
 
 
 def test_dry_run_prints_the_plan_without_work(tmp_path, capsys):
-    main(["bench", "digits-lt", "--scale", "small", "--out", str(tmp_path / "b"), "--dry-run"])
+    main(["bench", "digits-lt", "--scale", "small", "--seeds", "3", "--out", str(tmp_path / "b"), "--dry-run"])
     text = capsys.readouterr().out
-    assert "ddpm" in text and "coral" in text and "sample 1000" in text and "train 300 steps" in text
+    assert "ddpm" in text and "coral" in text and "3 seed(s)" in text and "train 300 steps" in text
+    assert "20-step dpm++" in text  # the small scale's fast sampler
     assert not (tmp_path / "b").exists()
 
 
@@ -69,30 +111,83 @@ def test_imagenet_lt_without_prepared_data_stops_at_once(tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
-def test_bad_bench_arguments_are_one_line_errors(tmp_path, capsys):
-    for args, match in [(["nosuch"], "no recipe"), (["digits-lt", "--scale", "huge"], "--scale"),
-                        (["cifar10", "--methods", "t2h", "--data-root", str(tmp_path)], "not in the recipe")]:
-        with pytest.raises(SystemExit):
-            main(["bench", *args, "--out", str(tmp_path / "b")])
-        assert match in capsys.readouterr().err
+@pytest.mark.parametrize("args, match", [
+    (["nosuch"], "no recipe"),
+    (["digits-lt", "--scale", "huge"], "bench.scale"),
+    (["digits-lt", "--methods", "gan"], "bench methods"),
+    (["digits-lt", "--seeds", "0"], "greater than or equal to 1"),
+    (["digits-lt", "--guidance-sweep", "1,a"], "must be a number"),
+])
+def test_bad_bench_arguments_are_short_errors(tmp_path, capsys, args, match):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", *args, "--out", str(tmp_path / "b")])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert match in captured.err and "Traceback" not in captured.err
 
 
-def test_report_puts_paper_values_beside_measured_and_draws_per_class_fid(tmp_path):
-    plan = make_plan("cifar100-lt", ["ddpm", "coral"], "paper", tmp_path)
-    evaluations = {
-        m: {"metrics": {"fid": {"value": fid}, "is": {"available": True, "mean": 9.5}, "prd": {"f8_recall": 0.9, "f1_8_precision": 0.8},
-                        "recall": {"recall": 0.5, "precision": 0.6},
-                        "per-class-fid": {"values": {str(c): fid + c for c in range(100)}}}}
-        for m, fid in (("ddpm", 8.0), ("coral", 6.0))
-    }
-    write_report(plan, evaluations)
-    md = (tmp_path / "results.md").read_text()
-    assert "| coral | 0.8 | 150000 | 6 / 5.37 | 9.5 / 13.53 | 0.9 / 0.92 | 0.5 / 0.59 | 0.8 / 0.91 |" in md
-    assert (tmp_path / "per_class_fid.png").stat().st_size > 1000
+def _fake_evaluation(fid: float, classes: int) -> dict:
+    return {"metrics": {"fid": {"value": fid}, "is": {"available": True, "mean": 9.5},
+                        "prd": {"f8_recall": 0.9, "f1_8_precision": 0.8}, "recall": {"recall": 0.5, "precision": 0.6},
+                        "per-class-fid": {"values": {str(c): fid + c for c in range(classes)}, "classes": list(range(classes)),
+                                          "mean": fid}},
+            "guidance": 0.8, "groups": {}}
+
+
+def test_report_puts_paper_values_beside_measured(tmp_path):
+    config = load_config("cifar100-lt", {"bench.run": ["ddpm", "coral"], "bench.seeds": 3})
+    plan = make_plan("cifar100-lt", config, tmp_path)
+    evaluations = {t.name: _fake_evaluation(fid + t.seed_index, 100) for t in plan.trials
+                   for m, fid in (("ddpm", 8.0), ("coral", 6.0)) if t.method == m}
+    counts = [int(500 * 0.01 ** (i / 99)) for i in range(100)]
+    path, summary = write_report(plan, evaluations, class_groups(counts), counts)
+    md = path.read_text()
+    assert "| coral | 0.80 | 7.00 ± 2.48 (5.37) |" in md  # mean 7, t(2) 4.303 * 1 / sqrt(3) = 2.48
+    assert "**-2.00 [-2.00, -2.00] better**" in md  # the same gap at every seed
+    assert summary in md
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["methods"]["ddpm"]["paper"]["fid"] == 7.7
+    assert results["groups"]["rule"] == "shots"
 
 
+@pytest.mark.parametrize("classes", [10, 100, 1000])
+def test_per_class_chart_stays_readable(tmp_path, classes):
+    from PIL import Image
+
+    from coral_ft.bench.figures import per_class_chart
+
+    counts = [int(1000 * 0.01 ** (i / (classes - 1))) + 1 for i in range(classes)]
+    values = {c: float(c % 7) for c in range(classes)}
+    path = per_class_chart({"ddpm": values, "coral": values}, counts, class_groups(counts), "t", tmp_path / "c.png")
+    width, height = Image.open(path).size
+    assert width <= 1500 and height <= 500
+
+
+def test_per_class_fid_needs_ten_samples_of_every_class():
+    assert has_per_class_samples(np.repeat(np.arange(10), 10), 10)
+    assert not has_per_class_samples(np.repeat(np.arange(10), 9), 10)
+    assert not has_per_class_samples(np.array([0] * 20 + [2] * 20), 3)  # class 1 has none
+    assert not has_per_class_samples(np.array([], dtype=np.int64), 10)
+
+
+def test_smoke_samples_cover_prd_on_ten_classes_and_skip_it_on_a_hundred(tmp_path):
+    ten = make_plan("cifar10-lt", load_config("cifar10-lt", {"bench.scale": "smoke"}), tmp_path)
+    fit_smoke_samples(ten, 10)
+    assert ten.num_samples == 200 and "f8" in ten.metrics and ten.skipped == []  # PRD: 20 clusters per class
+    hundred = make_plan("cifar100-lt", load_config("cifar100-lt", {"bench.scale": "smoke"}), tmp_path)
+    fit_smoke_samples(hundred, 100)
+    assert hundred.num_samples == 400 and hundred.skipped == ["f8", "f1_8"]
+    assert hundred.metrics == ["fid", "is", "recall"]
+
+
+def test_collect_without_a_ddpm_baseline_has_no_paired_differences(tmp_path):
+    plan = make_plan("digits-lt", load_config("digits-lt", {"bench.run": ["coral"]}), tmp_path)
+    results = collect(plan, {"coral/seed-0": _fake_evaluation(3.0, 10)}, class_groups([100] * 10))
+    assert "vs_ddpm" not in results["methods"]["coral"]
+    assert results["methods"]["coral"]["measured"]["fid"]["ci95"] is None  # one seed: no interval
+
+
+@pytest.mark.slow
 def test_bench_under_accelerate_launch_with_two_cpu_processes(tmp_path):
     # Multi-process training and sampling as on a cluster: 2 CPU processes, gloo.
     import subprocess
@@ -101,34 +196,11 @@ def test_bench_under_accelerate_launch_with_two_cpu_processes(tmp_path):
     out = tmp_path / "b"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "coral_ft", "bench", "digits-lt",
-           "--scale", "smoke", "--methods", "coral", "--out", str(out)]
+           "--scale", "smoke", "--methods", "coral", "--guidance-sweep", "0,1", "--selection-samples", "20",
+           "--out", str(out), "--no-progress"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    with np.load(out / "coral" / "samples.npz") as f:
+    with np.load(out / "coral" / "seed-0" / "samples.npz") as f:
         assert np.bincount(f["labels"]).tolist() == [4] * 10  # both processes' shares assembled
-    assert json.loads((out / "coral" / "train.done.json").read_text())["steps"] == 4
+    assert json.loads((out / "coral" / "seed-0" / "train.done.json").read_text())["steps"] == 4
     assert (out / "results.md").is_file()
-
-
-def test_per_class_fid_needs_ten_samples_of_every_class():
-    assert has_per_class_samples(np.repeat(np.arange(10), 10))
-    assert not has_per_class_samples(np.repeat(np.arange(10), 9))
-    assert not has_per_class_samples(np.array([0] * 20 + [2] * 20))  # class 1 has none
-    assert not has_per_class_samples(np.array([], dtype=np.int64))
-
-
-def test_per_class_fid_on_inception_features_stops_at_twenty_classes(tmp_path):
-    paper = make_plan("cifar100-lt", ["ddpm"], "paper", tmp_path)
-    assert per_class_fid_fits(paper, 10) and not per_class_fid_fits(paper, 100)  # 100 x 32 MB covariances
-    assert per_class_fid_fits(make_plan("cifar100-lt", ["ddpm"], "smoke", tmp_path), 100)  # 64-d classifier features
-
-
-def test_smoke_samples_cover_prd_on_ten_classes_and_skip_it_on_a_hundred(tmp_path):
-    ten = make_plan("cifar10-lt", ["ddpm", "coral"], "smoke", tmp_path)
-    fit_smoke_samples(ten, 10)
-    assert [r.num_samples for r in ten.runs] == [200, 200]  # PRD: 20 clusters per class
-    assert "f8" in ten.metrics and ten.skipped == []
-    hundred = make_plan("cifar100-lt", ["ddpm"], "smoke", tmp_path)
-    fit_smoke_samples(hundred, 100)
-    assert hundred.runs[0].num_samples == 400 and hundred.skipped == ["f8", "f1_8"]
-    assert hundred.metrics == ["fid", "is", "recall"]

@@ -54,7 +54,7 @@ def setup(tmp_path, monkeypatch):
 
 def test_eval_json_and_make_ref(setup, capsys):
     tmp, samples = setup
-    common = ["--weights-dir", tmp / "weights", "--batch-size", 16]
+    common = ["--weights-dir", tmp / "weights", "--feature-batch-size", 16, "--no-progress"]
     code, out, err = run_cli(["eval", "--samples", samples, "--ref", tmp / "ref", "--metrics",
                               "fid,is,kid,per-class-fid,recall", "--recall-network", "inception", "--json", *common], capsys)
     assert code == 0, err
@@ -82,7 +82,21 @@ def test_eval_text_output_names_metrics_and_network(setup, capsys):
     code, out, err = run_cli(["eval", "--samples", samples, "--ref", tmp / "ref", "--metrics", "fid,is",
                               "--weights-dir", tmp / "weights"], capsys)
     assert code == 0, err
-    assert "FID " in out and "IS " in out and "inception-2015-12-05/pool3" in out
+    assert "FID " in out and "IS " in out and "inception-2015-12-05/pool3, clean resize" in out
+
+
+def test_eval_records_the_resize_and_refuses_to_mix_references(setup, capsys):
+    tmp, samples = setup
+    common = ["--weights-dir", tmp / "weights", "--no-progress"]
+    stats = tmp / "legacy.npz"
+    code, _, err = run_cli(["eval", "make-ref", tmp / "ref", "--out", stats, "--metrics", "fid", "--resize", "legacy-pytorch", *common], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["eval", "--samples", samples, "--ref", stats, "--metrics", "fid", "--resize", "legacy-pytorch",
+                              "--json", *common], capsys)
+    assert code == 0, err
+    assert json.loads(out)["metrics"]["fid"]["resize"] == "legacy-pytorch"
+    code, _, err = run_cli(["eval", "--samples", samples, "--ref", stats, "--metrics", "fid", *common], capsys)
+    assert code == 2 and "legacy-pytorch resize" in err and "--resize legacy-pytorch" in err
 
 
 @pytest.fixture
@@ -99,7 +113,7 @@ def no_weights(monkeypatch, tmp_path):
         (["eval", "--metrics", "fid"], "needs --samples"),
         (["eval", "--samples", "{samples}", "--ref", "{ref}", "--metrics", "fid"], "no Inception weights found"),
         (["eval", "--samples", "{samples}", "--ref", "{ref}", "--metrics", "recall"], "no VGG16 weights found"),
-        (["eval", "--samples", "{samples}", "--ref", "{ref}", "--metrics", "psnr"], "unknown metric"),
+        (["eval", "--samples", "{samples}", "--ref", "{ref}", "--metrics", "psnr"], "eval.metrics: unknown psnr"),
         (["eval", "--samples", "{tmp}/none.npz", "--ref", "{ref}"], "samples file not found"),
         (["eval", "make-ref", "{ref}", "--out", "{tmp}/x.txt"], "must end in .npz"),
         (["eval", "make-ref", "cifar10:train", "--out", "{tmp}/x.npz", "--image-size", "64"], "keeps its own size"),

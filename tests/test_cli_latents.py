@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from coral_ft.checkpoint.model import ModelInfo, make_scheduler, save_head, save_model
-from coral_ft.config import ModelConfig
+from coral_ft.checkpoint.model import ModelInfo, save_head, save_model
 from coral_ft.models.denoiser import build_head
 from coral_ft.models.presets import build_unet
+from coral_ft.models.schedule import make_scheduler
 from tests.test_cli_train import run_cli  # the real entry point, in-process
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -23,7 +23,7 @@ def two_runs(tmp_path):
         torch.manual_seed(seed)
         unet = build_unet("tiny", 16, 1, 10)
         info = ModelInfo([str(i) for i in range(10)], "digits-lt")
-        save_model(tmp_path / name / "model", unet, make_scheduler(ModelConfig()), info)
+        save_model(tmp_path / name / "model", unet, make_scheduler(), info)
         if head:
             save_head(tmp_path / name / "head", build_head(unet))
         runs.append(tmp_path / name)
@@ -67,7 +67,7 @@ def test_latents_writes_pictures_json_and_table(tmp_path, two_runs, capsys):
 def test_a_run_trained_on_8x8_digits_is_shown_8x8_digits(tmp_path, capsys):
     # The run's config.toml records data.image_size = 8; the digits must be read at that size.
     unet = build_unet("micro", 8, 1, 10)
-    save_model(tmp_path / "run" / "model", unet, make_scheduler(ModelConfig()), ModelInfo([str(i) for i in range(10)], "digits-lt"))
+    save_model(tmp_path / "run" / "model", unet, make_scheduler(), ModelInfo([str(i) for i in range(10)], "digits-lt"))
     (tmp_path / "run" / "config.toml").write_text('[data]\ndataset = "digits-lt"\nimbalance = 0.1\nimage_size = 8\n')
     args = ["latents", "--model", str(tmp_path / "run"), "--out", str(tmp_path / "out"), "--per-class", "3",
             "--timesteps", "50", "--k", "2", "--plot", "none", "--json"]  # fmt: skip
@@ -92,11 +92,11 @@ def test_missing_umap_is_one_clear_line(tmp_path, two_runs, capsys, monkeypatch)
     "args, fragment",
     [
         (["--timesteps", "1000"], "outside 0..999"),
-        (["--timesteps", "a,b"], "--timesteps"),
-        (["--per-class", "1"], "--per-class"),
-        (["--split", "train"], "--split"),
-        (["--plot", "pca"], "unknown projection"),
-        (["--condition", "maybe"], "--condition"),
+        (["--timesteps", "a,b"], "latents.timesteps[0] must be an integer; got 'a'"),
+        (["--set", "latents.per_class=1"], "latents.per_class must be at least 2"),
+        (["--split", "train"], "latents.split must be one of test, train-full"),
+        (["--plot", "pca"], "latents.plots must be one of tsne, umap"),
+        (["--condition", "maybe"], "latents.condition"),
         (["--name", "a", "--name", "b"], "--name"),
     ],
 )

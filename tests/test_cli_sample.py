@@ -10,7 +10,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_sample_command_writes_npz_and_pngs(tiny_model_dir, tmp_path, capsys):
     args = ["sample", "--model", str(tiny_model_dir), "--num", "4", "--guidance", "0.5", "--sampler", "ddim",
-            "--steps", "2", "--labels", "class1,class3", "--batch-size", "3", "--out", str(tmp_path / "s.npz"),
+            "--steps", "2", "--labels", "class1,class3", "--sample-batch-size", "3", "--out", str(tmp_path / "s.npz"),
             "--png-dir", str(tmp_path / "png"), "--no-progress"]  # fmt: skip
     code, out, err = run_cli(args, capsys)
     assert code == 0, err
@@ -23,13 +23,20 @@ def test_sample_command_writes_npz_and_pngs(tiny_model_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--num", "0"], "--num must be positive"), (["--sampler", "plms"], "unknown sampler 'plms'"),
-    (["--labels", "1,,2"], "bad label list"),
+    (["--sampler", "plms"], "sample.sampler must be one of ddpm, ddim, dpm++, unipc, euler; got 'plms'"),
+    (["--labels", "1,,2"], "bad label list"), (["--eta", "0.5"], "ddim sampler only"),
+    (["--out", "s.png"], "--out must name a .npz file"),
 ])  # fmt: skip
 def test_sample_command_bad_input_is_one_line(tiny_model_dir, tmp_path, capsys, extra, message):
     args = ["sample", "--model", str(tiny_model_dir), "--num", "2", "--guidance", "0", "--out", str(tmp_path / "s.npz")]
     code, _, err = run_cli([*args, *extra], capsys)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_sample_command_usage_errors_are_typer_blocks_without_traceback(tiny_model_dir, tmp_path, capsys):
+    args = ["sample", "--model", str(tiny_model_dir), "--num", "0", "--guidance", "0", "--out", str(tmp_path / "s.npz")]
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and "Invalid value for '--num'" in err and "Traceback" not in err
 
 
 def test_sample_command_without_guidance_uses_or_asks_for_it(tiny_model_dir, tmp_path, capsys):

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,7 +50,11 @@ def test_train_end_to_end_on_the_tiny_preset(tmp_path, capsys):
         (["--preset", "huge"], "model.preset"),
         (["--dataset", "cifar10-lt"], "--data-root"),
         (["--dataset", "cifar10-lt", "--data-root", "/nonexistent"], "cifar-10-batches-py"),
-        (["--recipe", "/nonexistent.toml"], "recipe file not found"),
+        (["--recipe", "/nonexistent.toml"], "no recipe /nonexistent.toml"),
+        (["--set", "train.lr=fast"], "train.lr must be a number; got 'fast'"),
+        (["--set", "train.nosuch=1"], "unknown key(s) in [train]: nosuch"),
+        (["--device", "tpu"], "runtime.device"),
+        (["--report-to", "wandb"], "needs the wandb package"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(tmp_path, capsys, args, fragment):
@@ -58,6 +63,53 @@ def test_bad_input_is_one_line_and_non_zero(tmp_path, capsys, args, fragment):
     assert fragment in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r" / "checkpoints").exists()  # rejected before any work
+
+
+def test_out_naming_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    code, _, err = run_cli(["train", "--from-scratch", "--out", str(tmp_path / "file"), *TINY], capsys)
+    assert code == 2 and "is a file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_dry_run_and_config_show_print_the_resolved_config_without_work(tmp_path, capsys):
+    code, out, _ = run_cli(["train", "--from-scratch", "--out", str(tmp_path / "r"), "--recipe", "digits-lt",
+                            "--lr", "0.01", "--set", "sample.steps=7", "--dry-run"], capsys)
+    assert code == 0 and "lr = 0.01" in out and "steps = 7" in out and 'preset = "micro"' in out
+    assert not (tmp_path / "r").exists()
+    code, out, _ = run_cli(["config", "show", "--recipe", "digits-lt", "--set", "sample.steps=7", "--section", "sample"], capsys)
+    assert code == 0 and out.startswith("[sample]") and "steps = 7" in out and "[train]" not in out
+    code, out, _ = run_cli(["config", "recipes"], capsys)
+    assert code == 0 and "cifar10-lt" in out and "fashion-mnist-lt" in out
+
+
+def test_resume_of_a_run_without_checkpoint_starts_it(tmp_path, capsys):
+    code, _, err = run_cli(["train", "--from-scratch", "--resume", "--out", str(tmp_path / "r"), *TINY], capsys)
+    assert code == 0, err
+    assert "starting the run from step 0" in err and (tmp_path / "r" / "model" / "config.json").is_file()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--from-scratch", "--nosuch"], "No such option: --nosuch"),
+    (["train", "--from-scratch"], "Missing option '--out'"),
+    (["nosuchcommand"], "No such command 'nosuchcommand'"),
+    (["train", "--from-scratch", "--out", "x", "--max-steps", "many"], "Invalid value for '--max-steps'"),
+    (["sample"], "Missing option '--model'"),
+])
+def test_usage_errors_through_the_console_script_have_no_traceback(args, fragment):
+    import shutil
+
+    exe = shutil.which("coral-ft") or str(Path(sys.executable).parent / "coral-ft")
+    proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert fragment in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 8  # one short block
+
+
+def test_version():
+    proc = subprocess.run([sys.executable, "-m", "coral_ft", "--version"], capture_output=True, text=True, timeout=120)
+    from coral_ft import __version__
+
+    assert proc.returncode == 0 and proc.stdout.strip() == f"coral-ft {__version__}"
 
 
 def test_train_requires_from_scratch(tmp_path, capsys):

@@ -12,7 +12,8 @@ from torch import nn
 
 from coral_ft.checkpoint.model import load_head, load_model
 from coral_ft.errors import UserError
-from coral_ft.models.convert_peer import convert_peer_checkpoint, write_converted
+from coral_ft.finetune.peers import write_converted
+from coral_ft.models.convert_peer import convert_peer_checkpoint
 
 T = 50  # timesteps of the reference table (the peers use 1000; the layout is the same)
 CH, MULT, ATTN, NRB = 32, (1, 2), (1,), 1

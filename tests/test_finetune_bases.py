@@ -11,9 +11,9 @@ import torch
 from coral_ft.config import FinetuneConfig
 from coral_ft.data.registry import LabeledImages
 from coral_ft.errors import ConfigError, UserError
-from coral_ft.finetune.bases import load_base_unet, resolve_base
-from coral_ft.finetune.context import FixedContextUNet
 from coral_ft.finetune.source import FinetuneSource
+from coral_ft.models.context import FixedContextUNet
+from coral_ft.models.unets import load_unet, resolve_unet_folder
 from tests.conftest import build_base
 
 
@@ -38,7 +38,7 @@ def predict(unet, labels, context=None, n=4):
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_zero_init_class_embedding_leaves_predictions_unchanged(saved_base, kind, lora):
     folder = saved_base(kind)
-    base = load_base_unet(folder).eval()
+    base = load_unet(folder).eval()
     unet = FinetuneSource(FinetuneConfig(base=str(folder), lora=lora)).build(fake_data(), None).eval()
     assert unet.config.num_class_embeds == 11
     labels = torch.tensor([0, 9, 10, 4])  # ordinary labels and the null label 10
@@ -58,13 +58,13 @@ def test_class_embedding_and_adapters_train_the_base_does_not(saved_base):
 
 def test_base_locations(tmp_path, saved_base):
     folder = saved_base("unet2d-cond")
-    assert resolve_base(str(folder)) == folder.resolve()
+    assert resolve_unet_folder(str(folder)) == folder.resolve()
     run = tmp_path / "run"
     build_base("unet2d-cond").save_pretrained(run / "model")  # a coral-ft run directory
-    assert resolve_base(str(run)) == (run / "model").resolve()
+    assert resolve_unet_folder(str(run)) == (run / "model").resolve()
     pipe = tmp_path / "pipe"
     build_base("cross-attn").save_pretrained(pipe / "unet")  # the Stable-Diffusion pipeline layout
-    assert resolve_base(str(pipe)) == (pipe / "unet").resolve()
+    assert resolve_unet_folder(str(pipe)) == (pipe / "unet").resolve()
 
 
 def test_hub_id_resolves_offline_from_the_cache_and_fails_clearly_when_absent(tmp_path):
@@ -74,11 +74,11 @@ def test_hub_id_resolves_offline_from_the_cache_and_fails_clearly_when_absent(tm
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
     build_base("unet2d-uncond").save_pretrained(repo / "snapshots" / commit / "unet")
-    folder = resolve_base("someone/tiny-ddpm", cache_dir=tmp_path / "hub")
+    folder = resolve_unet_folder("someone/tiny-ddpm", cache_dir=tmp_path / "hub")
     assert folder == (repo / "snapshots" / commit / "unet").resolve()
-    assert load_base_unet(folder).config.num_class_embeds is None
+    assert load_unet(folder).config.num_class_embeds is None
     with pytest.raises(UserError, match="not in the local Hugging Face cache"):
-        resolve_base("someone/absent-model", cache_dir=tmp_path / "hub")
+        resolve_unet_folder("someone/absent-model", cache_dir=tmp_path / "hub")
 
 
 @pytest.mark.parametrize(
@@ -103,17 +103,17 @@ def test_corrupt_or_missing_bases_are_clear_errors(tmp_path, saved_base):
     folder = saved_base("unet2d-cond")
     weights = folder / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 3])
-    with pytest.raises(UserError, match="cannot load the base U-Net"):
+    with pytest.raises(UserError, match="cannot load the U-Net"):
         FinetuneSource(FinetuneConfig(base=str(folder))).build(fake_data(), None)
     with pytest.raises(UserError, match="not found"):
-        resolve_base(str(tmp_path / "nowhere"))
+        resolve_unet_folder(str(tmp_path / "nowhere"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no U-Net in"):
-        resolve_base(str(tmp_path / "empty"))
+        resolve_unet_folder(str(tmp_path / "empty"))
     (tmp_path / "vae").mkdir()
     (tmp_path / "vae" / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL"}))
     with pytest.raises(UserError, match="AutoencoderKL"):
-        resolve_base(str(tmp_path / "vae"))
+        resolve_unet_folder(str(tmp_path / "vae"))
     with pytest.raises(ConfigError, match="finetune.base is not set"):
         FinetuneSource(FinetuneConfig()).build(fake_data(), None)
 
@@ -135,11 +135,9 @@ def test_supplied_context_is_used_and_checked(tmp_path, saved_base):
 def test_base_noise_schedule_must_match_the_run(saved_base, tiny_config):
     from diffusers import DDPMScheduler
 
-    from coral_ft.checkpoint.model import make_scheduler
-
     folder, cfg = saved_base("unet2d-cond"), tiny_config()
     source = FinetuneSource(FinetuneConfig(base=str(folder)))
-    make_scheduler(cfg.model).save_pretrained(folder)
+    cfg.model.scheduler().save_pretrained(folder)
     source.build(fake_data(), cfg)  # the same schedule: accepted
     DDPMScheduler(num_train_timesteps=500).save_pretrained(folder)
     with pytest.raises(ConfigError, match="num_train_timesteps=500"):

@@ -7,13 +7,14 @@ import torch
 from diffusers import UNet2DModel
 from safetensors.torch import load_file
 
-from coral_ft.checkpoint.model import ModelInfo, load_model, make_scheduler
-from coral_ft.config import FinetuneConfig, ModelConfig
-from coral_ft.finetune.bases import load_base_unet
-from coral_ft.finetune.context import inner_unet
+from coral_ft.checkpoint.model import ModelInfo, load_model
+from coral_ft.config import FinetuneConfig, SampleConfig
 from coral_ft.finetune.export import export_model
-from coral_ft.finetune.lora import DEFAULT_TARGETS, count_parameters, merge_lora
 from coral_ft.finetune.source import FinetuneSource
+from coral_ft.models.context import inner_unet
+from coral_ft.models.lora import DEFAULT_TARGETS, count_parameters, merge_lora
+from coral_ft.models.schedule import make_scheduler
+from coral_ft.models.unets import load_unet
 from coral_ft.sample.samplers import sample
 from tests.test_finetune_bases import fake_data
 
@@ -60,14 +61,14 @@ def test_save_load_round_trip_and_merged_export(tmp_path, saved_base, kind, lora
     unet = source.build(fake_data(), None)
     randomize_adapters(unet)
     expected = outputs(unet)
-    source.save(unet, tmp_path / "run" / "model", make_scheduler(ModelConfig()), ModelInfo(class_names=list("abcdefghij")))
+    source.save(unet, tmp_path / "run" / "model", make_scheduler(), ModelInfo(class_names=list("abcdefghij")))
     if lora:  # only adapters and the class embedding are written: small
         files = {p.name for p in (tmp_path / "run" / "model").iterdir()}
         assert "diffusion_pytorch_model.safetensors" not in files and "adapter_model.safetensors" in files
     loaded, scheduler, info = load_model(tmp_path / "run")  # unmerged adapters
     assert info.num_classes == 10 and info.extra["finetune"]["kind"] == ("lora" if lora else "full")
     assert torch.allclose(outputs(loaded), expected, atol=1e-6)
-    images = sample(loaded, scheduler, torch.tensor([0, 9]), [0, 1], guidance=1.0, sampler="ddim", steps=2)
+    images = sample(loaded, scheduler, torch.tensor([0, 9]), [0, 1], SampleConfig(guidance=1.0, sampler="ddim", steps=2))
     assert images.shape == (2, 1, 16, 16) and torch.isfinite(images).all()  # guided sampling works on it
     # merged export: plain diffusers, no coral_ft needed to read it
     export_model(tmp_path / "run", tmp_path / "merged", merge=True)
@@ -86,7 +87,7 @@ def test_merge_equals_adapters_and_base_stays_untouched(saved_base):
     merged = merge_lora(unet)
     assert not any(".lora_" in n or "base_layer" in n for n, _ in merged.named_parameters())
     assert torch.allclose(outputs(merged), with_adapters, atol=1e-5)
-    base = load_base_unet(folder)
+    base = load_unet(folder)
     on_disk = load_file(folder / "diffusion_pytorch_model.safetensors")
     assert all(torch.equal(on_disk[k], v) for k, v in base.state_dict().items())
 
@@ -95,7 +96,7 @@ def test_unmerged_export_copies_the_adapters(tmp_path, saved_base):
     source = FinetuneSource(FinetuneConfig(base=str(saved_base("unet2d-cond")), lora=True))
     unet = source.build(fake_data(), None)
     randomize_adapters(unet)
-    source.save(unet, tmp_path / "model", make_scheduler(ModelConfig()), ModelInfo())
+    source.save(unet, tmp_path / "model", make_scheduler(), ModelInfo())
     export_model(tmp_path / "model", tmp_path / "copy")
     assert (tmp_path / "copy" / "adapter_model.safetensors").is_file()
     assert torch.allclose(outputs(load_model(tmp_path / "copy")[0]), outputs(unet), atol=1e-6)
@@ -106,7 +107,7 @@ def test_a_corrupt_adapter_or_a_vanished_base_is_a_clear_error(tmp_path, saved_b
 
     base = saved_base("unet2d-cond")
     source = FinetuneSource(FinetuneConfig(base=str(base), lora=True))
-    source.save(source.build(fake_data(), None), tmp_path / "model", make_scheduler(ModelConfig()), ModelInfo())
+    source.save(source.build(fake_data(), None), tmp_path / "model", make_scheduler(), ModelInfo())
     adapter = tmp_path / "model" / "adapter_model.safetensors"
     intact = adapter.read_bytes()
     adapter.write_bytes(intact[: len(intact) // 2])

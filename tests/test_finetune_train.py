@@ -10,8 +10,8 @@ from safetensors.torch import load_file
 
 from coral_ft.checkpoint.model import load_model
 from coral_ft.checkpoint.training import list_checkpoints
-from coral_ft.objectives import OBJECTIVES
 from coral_ft.finetune.source import FinetuneSource
+from coral_ft.objectives import OBJECTIVES
 from coral_ft.train.trainer import Trainer, train
 from tests.conftest import BASE_KINDS
 from tests.test_cli_train import run_cli

@@ -4,24 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-from coral_ft.checkpoint.model import ModelInfo, make_scheduler, save_head, save_model
-from coral_ft.config import ModelConfig
+from coral_ft.checkpoint.model import ModelInfo, save_head, save_model
 from coral_ft.data.longtail import select_per_class
 from coral_ft.errors import UserError
-from coral_ft.latents.extract import (
-    check_compatible,
-    extract_features,
-    load_latent_model,
-    sample_noise,
-)
+from coral_ft.latents.extract import check_compatible, extract_features, load_latent_model, sample_noise
 from coral_ft.models.denoiser import build_head
+from coral_ft.models.schedule import make_scheduler
 
 
 @pytest.fixture
 def run_dir(tmp_path, tiny_unet):
     """A run directory with model/ and head/, like the trainer writes for CORAL."""
     run = tmp_path / "coral-run"
-    save_model(run / "model", tiny_unet, make_scheduler(ModelConfig()), ModelInfo([str(i) for i in range(10)], "digits-lt"))
+    save_model(run / "model", tiny_unet, make_scheduler(), ModelInfo([str(i) for i in range(10)], "digits-lt"))
     torch.manual_seed(1)
     save_head(run / "head", build_head(tiny_unet))
     return run
@@ -43,7 +38,7 @@ def test_features_are_the_pooled_mid_block_output_and_the_head_output(run_dir):
     unet, head = model.denoiser.unet, model.denoiser.head
     captured = []
     handle = unet.mid_block.register_forward_hook(lambda m, i, o: captured.append(o))
-    abar = model.alphas_cumprod[t].float()
+    abar = model.process.alphas_cumprod[t].float()
     x0 = images.float() / 127.5 - 1
     x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * sample_noise(tuple(x0.shape), np.arange(len(x0)), 5)
     with torch.no_grad():
@@ -80,7 +75,7 @@ def test_null_condition_removes_the_label(run_dir):
 
 
 def test_model_without_head_gives_bottleneck_only(tmp_path, tiny_unet):
-    save_model(tmp_path / "m", tiny_unet, make_scheduler(ModelConfig()), ModelInfo())
+    save_model(tmp_path / "m", tiny_unet, make_scheduler(), ModelInfo())
     model = load_latent_model(tmp_path / "m")
     images, labels = images_and_labels(3)
     assert set(extract_features(model, images, labels, [0])[0]) == {"bottleneck"}

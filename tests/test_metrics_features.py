@@ -126,8 +126,7 @@ class _SmallVGG(torch.nn.Module):
 
 
 def test_vgg16_state_dict_loads_and_gives_fc2_after_relu(tmp_path, monkeypatch):
-    from coral_ft.metrics.features import load_vgg16
-    from coral_ft.metrics.features import vgg
+    from coral_ft.metrics.features import load_vgg16, vgg
 
     monkeypatch.setattr(vgg.torchvision.models, "vgg16", lambda weights=None: _SmallVGG())
     torch.manual_seed(0)
@@ -136,7 +135,7 @@ def test_vgg16_state_dict_loads_and_gives_fc2_after_relu(tmp_path, monkeypatch):
     net = load_vgg16(tmp_path)
     images = np.random.default_rng(0).integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8)
     feats = net.features(images)
-    x = torch.from_numpy(np.stack([net.resize(i) for i in images])).permute(0, 3, 1, 2).float()
+    x = net.resize_batch(images, torch.device("cpu"))
     with torch.no_grad():
         expected = reference.classifier[:5](torch.flatten(reference.avgpool(reference.features(net.prepare(x))), 1))
     assert feats.shape == (3, 16) and (feats >= 0).all()
@@ -145,3 +144,35 @@ def test_vgg16_state_dict_loads_and_gives_fc2_after_relu(tmp_path, monkeypatch):
     (tmp_path / "bad" / w.VGG16_FILE).write_bytes(b"not a state dict")
     with pytest.raises(UserError, match="cannot load VGG16 weights"):
         load_vgg16(tmp_path / "bad")
+
+
+@pytest.mark.parametrize("mode, clean_fid_mode", [("clean", "clean"), ("legacy-pytorch", "legacy_pytorch")])
+def test_resizes_equal_clean_fids_own_resizers(mode, clean_fid_mode):
+    from cleanfid.resize import build_resizer
+
+    from coral_ft.metrics.features.resize import make_resize
+
+    images = np.random.default_rng(1).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
+    ours = make_resize(mode, 299)(images, torch.device("cpu")).permute(0, 2, 3, 1).numpy()  # (B, 299, 299, 3)
+    theirs = np.stack([build_resizer(clean_fid_mode)(img) for img in images])
+    assert ours.shape == theirs.shape == (3, 299, 299, 3)
+    assert np.abs(ours - theirs).max() < 1e-3
+
+
+def test_the_two_resizes_differ_at_32x32():
+    from coral_ft.metrics.features.resize import make_resize
+
+    images = np.random.default_rng(2).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
+    clean, legacy = (make_resize(m, 299)(images, torch.device("cpu")) for m in ("clean", "legacy-pytorch"))
+    assert (clean - legacy).abs().mean() > 1.0  # bicubic vs bilinear: why FIDs of the two never compare
+
+
+def test_legacy_inception_scales_as_the_peers():
+    from coral_ft.metrics.features.inception import InceptionExtractor
+
+    net = InceptionExtractor.__new__(InceptionExtractor)
+    x = torch.tensor([0.0, 127.5, 255.0])
+    net.resize = "legacy-pytorch"
+    assert torch.allclose(net.prepare(x), torch.tensor([-1.0, 0.0, 1.0]))  # [0, 1] -> 2x - 1
+    net.resize = "clean"
+    assert torch.allclose(net.prepare(x), (x - 128) / 128)

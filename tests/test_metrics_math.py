@@ -8,8 +8,16 @@ import torch
 from cleanfid.fid import kernel_distance
 
 from coral_ft.errors import UserError
-from coral_ft.metrics import fid, fid_from_stats, gaussian_stats, inception_score, kid, per_class_fid, precision_recall, prd
-from coral_ft.metrics.per_class import class_stats
+from coral_ft.metrics import (
+    fid,
+    fid_from_stats,
+    gaussian_stats,
+    inception_score,
+    kid,
+    per_class_fid,
+    prd,
+    precision_recall,
+)
 from coral_ft.metrics.prd import max_f_beta, prd_curve
 from coral_ft.metrics.precision_recall import knn_radii
 
@@ -179,7 +187,7 @@ def test_per_class_fid_on_a_labelled_toy_set():
     ref = means[labels] + rng.normal(size=(6000, 2))
     shift = np.array([[0.0, 0.0], [0.0, 0.0], [2.0, 0.0]])  # class 2's samples sit 2 units off
     samples = means[labels] + shift[labels] + rng.normal(size=(6000, 2))
-    values = per_class_fid(samples, labels, class_stats(ref, labels))
+    values = per_class_fid(samples, labels, ref, labels)
     assert set(values) == {0, 1, 2}
     assert values[0] < 0.05 and values[1] < 0.05
     assert values[2] == pytest.approx(4.0, abs=0.3)  # ||shift||^2, equal covariances
@@ -188,9 +196,33 @@ def test_per_class_fid_on_a_labelled_toy_set():
 def test_per_class_fid_requires_samples_of_every_class():
     feats = np.random.default_rng(6).normal(size=(40, 2))
     labels = np.repeat([0, 1], 20)
-    stats = class_stats(feats, labels)
     with pytest.raises(UserError, match=r"classes \[1\]"):
-        per_class_fid(feats[:21], labels[:21], stats)
+        per_class_fid(feats[:21], labels[:21], feats, labels)
     stray = np.r_[labels[:38], [5, 5]]  # two samples of a class the reference lacks
     with pytest.raises(UserError, match=r"labels \[5\]"):
-        per_class_fid(feats, stray, stats)
+        per_class_fid(feats, stray, feats, labels)
+
+
+def test_per_class_fid_holds_one_class_at_a_time(monkeypatch):
+    """1,000 classes of 64-d features: the covariances are computed (and freed) one class at a time."""
+    import coral_ft.metrics.per_class as per_class
+
+    rng = np.random.default_rng(7)
+    labels = np.repeat(np.arange(1000), 8)
+    feats = rng.normal(size=(len(labels), 64)).astype(np.float32)
+    live, peak = [0], [0]
+    real = per_class.gaussian_stats
+
+    class Tracked(tuple):
+        def __del__(self):
+            live[0] -= 1
+
+    def tracked(x):
+        live[0] += 1
+        peak[0] = max(peak[0], live[0])
+        return Tracked(real(x))
+
+    monkeypatch.setattr(per_class, "gaussian_stats", tracked)
+    values = per_class.per_class_fid(feats, labels, feats[::-1].copy(), labels[::-1].copy())
+    assert len(values) == 1000
+    assert peak[0] <= 2  # the samples' and the reference's statistics of one class, never more

@@ -7,7 +7,8 @@ from coral_ft.config import load_config
 from coral_ft.errors import ConfigError, UserError
 from coral_ft.models.denoiser import Denoiser
 from coral_ft.models.presets import build_unet
-from coral_ft.objectives import NoiseSchedule, ObjectiveContext, TrainBatch, build_objective
+from coral_ft.models.schedule import ForwardProcess, make_scheduler
+from coral_ft.objectives import ObjectiveContext, TrainBatch, build_objective
 from coral_ft.objectives.ambient import draw_negatives
 from coral_ft.objectives.t2h import gate, transfer_indices, transfer_weights
 
@@ -34,7 +35,7 @@ def make_batch(seed=0, labels=None, t=None):
 
 def make_objective(method, counts=None, from_scratch=True, **settings):
     cfg = load_config(None, {"objective.method": method, **{f"objective.{method}.{k}": v for k, v in settings.items()}})
-    ctx = ObjectiveContext(NoiseSchedule(T), C, C, counts or [100 // (i + 1) for i in range(C)], from_scratch)
+    ctx = ObjectiveContext(ForwardProcess(make_scheduler(T)), C, C, counts or [100 // (i + 1) for i in range(C)], from_scratch)
     return build_objective(cfg.objective, ctx)
 
 
@@ -101,7 +102,7 @@ def test_cbdm_target_labels_follow_frequencies_from_scratch_and_uniform_when_fin
 # T2H -----------------------------------------------------------------------------------------
 def test_t2h_weights_are_the_forward_posterior_and_small_t_keeps_the_own_image():
     batch = make_batch(t=torch.zeros(B, dtype=torch.long))  # abar ~ 1: sigma tiny
-    sched = NoiseSchedule(T)
+    sched = ForwardProcess(make_scheduler(T))
     x_t = sched.add_noise(batch.x0, batch.noise, batch.t)
     abar = sched.abar(batch.t, batch.x0).flatten()
     w = transfer_weights(x_t, batch.x0, abar)
@@ -124,7 +125,7 @@ def test_t2h_gate_only_lets_targets_come_from_more_frequent_classes():
     assert torch.equal(gate(labels, counts, "h2t"), allowed.T)
     # Large t: weights nearly uniform, so many transfers; check each kept one obeys the gate.
     batch = make_batch(labels=labels, t=torch.full((B,), 999))
-    sched = NoiseSchedule(T)
+    sched = ForwardProcess(make_scheduler(T))
     x_t, abar = sched.add_noise(batch.x0, batch.noise, batch.t), sched.abar(batch.t, batch.x0).flatten()
     moved = {"t2h": 0, "full": 0}
     violations = {"t2h": 0, "full": 0}
@@ -157,7 +158,7 @@ def test_t2h_loss_equals_mse_to_the_transferred_target():
 def test_t2h_gate_without_counts_is_a_config_error():
     cfg = load_config(None, {"objective.method": "t2h"})
     with pytest.raises(ConfigError, match="direction='full'"):
-        build_objective(cfg.objective, ObjectiveContext(NoiseSchedule(T), C, C, [], False))
+        build_objective(cfg.objective, ObjectiveContext(ForwardProcess(make_scheduler(T)), C, C, [], False))
 
 
 # Ambient -------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from pytorch_metric_learning.losses import SupConLoss
 
 from coral_ft.config import load_config
 from coral_ft.models.denoiser import Denoiser, build_head
-from coral_ft.objectives import NoiseSchedule, ObjectiveContext, TrainBatch, build_objective, drop_labels
+from coral_ft.models.schedule import ForwardProcess, make_scheduler
+from coral_ft.objectives import ObjectiveContext, TrainBatch, build_objective, drop_labels
 from coral_ft.objectives._supcon import supcon_per_anchor
 from coral_ft.objectives.coral import time_weight
 
@@ -71,7 +72,7 @@ def _coral_setup(lambda_mode="per-anchor", labels=None):
     torch.manual_seed(0)
     unet = build_unet("tiny", 16, 1, 4)
     denoiser = Denoiser(unet, build_head(unet))
-    schedule = NoiseSchedule()
+    schedule = ForwardProcess(make_scheduler())
     objective = build_objective(cfg.objective, ObjectiveContext(schedule, 4, 4))
     g = torch.Generator().manual_seed(1)
     labels = torch.tensor([0, 0, 1, 1, 2, 3]) if labels is None else labels

@@ -1,65 +1,72 @@
-"""Every shipped recipe loads and validates; its [bench] table is complete."""
+"""Every shipped recipe loads and validates; its [bench] table is complete and reaches the runs."""
 
 from pathlib import Path
 
 import pytest
 
-from coral_ft.bench.spec import bench_spec, method_config
 from coral_ft.config import load_config
 from coral_ft.errors import ConfigError
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.toml"))
 PAPER_TABLES = ["cifar10-lt", "cifar10-lt-0.001", "cifar100-lt", "celeba-5", "imagenet-lt", "cifar10", "cifar100"]
+NO_PAPER = ("digits-lt", "fashion-mnist-lt")  # the paper has neither
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_loads_and_its_bench_table_is_complete(path):
     config = load_config(path)
-    if "bench" not in config.extra:
-        pytest.skip(f"{path.name} has no [bench] table")
-    spec = bench_spec(config)
-    for method in spec.methods.values():
-        run = method_config(config, method)
-        assert run.objective.method == method.name
-        assert run.sample.guidance == method.guidance
-        if config.data.dataset == "digits-lt":  # the paper has no digits
-            assert not method.paper
-        elif method.name == "ambient":  # Table 4 reports FID, IS and recall only
-            assert set(method.paper) == set(spec.metrics) & {"fid", "is", "recall"}
+    bench = config.bench
+    assert bench.methods or bench.run, "every shipped recipe is benchmarkable"
+    for name in dict.fromkeys([*bench.methods, *bench.run]):
+        run = config.bench_run_config(name)
+        assert run.objective.method == name
+        spec = bench.method(name)
+        assert run.sample.guidance == (spec.guidance if spec.guidance is not None else config.sample.guidance)
+        if config.data.dataset in NO_PAPER:
+            assert not spec.paper
+        elif name == "ambient":  # Table 4 reports FID, IS and recall only
+            assert set(spec.paper) == set(bench.metrics) & {"fid", "is", "recall"}
         else:
-            assert set(method.paper) == set(spec.metrics), f"{method.name}: paper values for every metric"
+            assert set(spec.paper) == set(bench.metrics), f"{name}: paper values for every metric"
+
+
+def test_the_shipped_recipes_are_the_top_level_folder():
+    from coral_ft.config import shipped_recipes
+
+    assert {p.stem for p in RECIPES} == set(shipped_recipes())
 
 
 @pytest.mark.parametrize("name", PAPER_TABLES)
 def test_paper_recipes_carry_table3_settings(name):
-    config = load_config(Path(__file__).resolve().parents[1] / "recipes" / f"{name}.toml")
-    spec = bench_spec(config)
+    config = load_config(name)
     assert config.train.batch_size == 128 and config.model.num_train_timesteps == 1000
-    assert {"ddpm", "cbdm", "coral"} <= set(spec.methods)
-    assert config.sample.guidance == spec.methods["coral"].guidance
+    assert {"ddpm", "cbdm", "coral"} <= set(config.bench.methods)
+    assert config.sample.guidance == config.bench.method("coral").guidance
 
 
 def test_table3_values_reach_the_method_runs():
-    root = Path(__file__).resolve().parents[1] / "recipes"
-    celeba = load_config(root / "celeba-5.toml")
-    spec = bench_spec(celeba)
-    cbdm = method_config(celeba, spec.methods["cbdm"])
+    celeba = load_config("celeba-5")
+    cbdm = celeba.bench_run_config("cbdm")
     assert cbdm.objective.active.tau == 50.0 and cbdm.sample.guidance == 1.0 and cbdm.train.lr == 3e-4
-    c100 = load_config(root / "cifar100-lt.toml")
-    t2h = method_config(c100, bench_spec(c100).methods["t2h"])
+    t2h = load_config("cifar100-lt").bench_run_config("t2h")
     assert t2h.train.max_steps == 200_000 and t2h.sample.guidance == 1.5
-    inet = load_config(root / "imagenet-lt.toml")
+    inet = load_config("imagenet-lt")
     assert inet.train.max_steps == 300_000 and inet.model.preset == "ddpm-64"
-    assert bench_spec(inet).methods["ambient"].paper["fid"] == 24.73  # Table 4
+    assert inet.bench.method("ambient").paper["fid"] == 24.73  # Table 4
 
 
 @pytest.mark.parametrize("bad,match", [
-    ({"bench.metrics": ["fid", "sharpness"]}, "unknown sharpness"),
-    ({"bench.methods.gan.guidance": 1.0}, "not a method"),
+    ({"bench.metrics": ["fid", "sharpness"]}, "sharpness"),
+    ({"bench.methods.gan.guidance": 1.0}, "bench methods"),
     ({"bench.methods.ddpm.paper": {"f99": 1.0}}, "not in bench.metrics"),
-    ({"bench.methods.cbdm.overrides": {"objective.cbdm.tau": -1.0}}, "tau"),
+    ({"bench.methods.ddpm.colour": "red"}, "unknown key"),
 ])
 def test_bad_bench_tables_are_config_errors(bad, match):
-    config = load_config(Path(__file__).resolve().parents[1] / "recipes" / "cifar100-lt.toml", bad)
     with pytest.raises(ConfigError, match=match):
-        bench_spec(config)
+        load_config("cifar100-lt", bad)
+
+
+def test_bad_method_overrides_fail_when_the_method_run_is_built():
+    config = load_config("cifar100-lt", {"bench.methods.cbdm.overrides": {"objective.cbdm.tau": -1.0}})
+    with pytest.raises(ConfigError, match="bench.methods.cbdm: .*tau"):
+        config.bench_run_config("cbdm")

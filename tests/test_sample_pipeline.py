@@ -6,6 +6,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 from PIL import Image
 
+from coral_ft.config import SampleConfig
 from coral_ft.errors import UserError
 from coral_ft.sample.labels import sample_seeds
 from coral_ft.sample.pipeline import CoralPipeline
@@ -23,15 +24,16 @@ def pipe(tiny_model_dir):
 def test_ddpm_pipeline_equals_the_ddpm_sampler(pipe):
     assert isinstance(pipe.scheduler, DDPMScheduler)
     out = pipe([1, 2], guidance=0.5, seed=3, output_type="pt").images  # every training timestep (20 here)
-    ref = sample(pipe.unet, pipe.scheduler, torch.tensor([1, 2]), sample_seeds(3, range(2)), 0.5, "ddpm")
+    ref = sample(pipe.unet, pipe.scheduler, torch.tensor([1, 2]), sample_seeds(3, range(2)), SampleConfig(guidance=0.5))
     assert out.shape == (2, 1, 16, 16)
     assert torch.allclose(out, ref.add(1).div(2), atol=1e-5)
 
 
 def test_ddim_pipeline_reproduces_the_cli_samples(pipe, tiny_model_dir, tmp_path):
-    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, set_alpha_to_one=False, clip_sample=True)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, set_alpha_to_one=False)
     images = pipe(["class0", 1, 2], guidance=0.7, num_inference_steps=3, seed=9, output_type="np").images
-    npz = np.load(sample_to_npz(tiny_model_dir, tmp_path / "s.npz", 3, 0.7, "ddim", 3, "balanced", 3, 9))
+    settings = SampleConfig(guidance=0.7, sampler="ddim", steps=3, labels="balanced", batch_size=3, seed=9)
+    npz = np.load(sample_to_npz(tiny_model_dir, tmp_path / "s.npz", 3, settings))
     assert images.shape == (3, 16, 16, 1)
     assert np.abs(np.round(images * 255) - npz["images"]).max() <= 1
     pil = pipe([4], num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images
@@ -58,8 +60,8 @@ def test_pipeline_bad_input(pipe, call, message):
 
 
 def test_pipeline_takes_a_cross_attention_unet_with_its_fixed_context(tiny_model_dir):
-    from coral_ft.finetune.class_embedding import ensure_class_embedding
-    from coral_ft.finetune.context import FixedContextUNet
+    from coral_ft.models.class_embedding import ensure_class_embedding
+    from coral_ft.models.context import FixedContextUNet
     from tests.conftest import build_base
 
     unet = build_base("cross-attn")

@@ -1,5 +1,12 @@
-"""The bench report: measured values beside the paper's, as Markdown, CSV and JSON, plus the
-per-class FID bar chart (the paper's Figure 3)."""
+"""The bench report: every trial's numbers, their means with 95% intervals over seeds, and each
+method's paired difference from DDPM, as Markdown (also printed), CSV and JSON, with the figures.
+
+results.json:
+    methods.<m>.measured.<metric> = {"mean", "ci95": [lo, hi] or null, "values": [per seed]}
+    methods.<m>.vs_ddpm.<metric>  = {"diff", "ci95", "values", "excludes_zero", "better"}
+Metric names: the bench's table metrics (fid, is, recall, ...), `per-class-fid`, `sample_accuracy`,
+`memorised`, `W` (the guidance weight used), and per group `<group>:<metric>`.
+"""
 
 from __future__ import annotations
 
@@ -8,129 +15,249 @@ import json
 import math
 from pathlib import Path
 
-from coral_ft.bench.spec import BENCH_METRICS
+import numpy as np
 
-RESULTS_MD, RESULTS_CSV, RESULTS_JSON, PER_CLASS_PNG = "results.md", "results.csv", "results.json", "per_class_fid.png"
+from coral_ft.bench.stats import paired_difference, t_interval
+from coral_ft.metrics.registry import METRICS, value_of
 
-
-def measured_value(evaluation: dict, metric: str) -> float | None:
-    """One table column out of evaluate()'s result (None where it was not computed)."""
-    key, field = BENCH_METRICS[metric]
-    entry = evaluation.get("metrics", {}).get(key, {})
-    if key == "is":
-        field = "mean"
-        if not entry.get("available", True):
-            return None
-    value = entry.get(field)
-    return None if value is None else float(value)
+RESULTS_MD, RESULTS_CSV, RESULTS_JSON = "results.md", "results.csv", "results.json"
+PER_CLASS_PNG, SWEEP_PNG = "per_class_fid.png", "guidance_sweep.png"
+BASELINE = "ddpm"
+GROUP_METRICS = ("fid", "kid", "recall", "sample_accuracy", "memorised")
+# Higher is better? (None: not a quality measure, never called better or worse.)
+EXTRA_DIRECTIONS = {"sample_accuracy": True, "memorised": False, "W": None}
 
 
-def _fmt(value) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}".rstrip("0").rstrip(".")
+def higher_is_better(name: str) -> bool | None:
+    base = name.split(":")[-1]
+    return METRICS[base].higher_is_better if base in METRICS else EXTRA_DIRECTIONS.get(base)
 
 
-def collect(plan, evaluations: dict) -> dict:
-    rows = {}
-    for run in plan.runs:
-        ev = evaluations.get(run.method.name, {})
-        rows[run.method.name] = {
-            "guidance": run.config.sample.guidance,
-            "steps": run.config.train.max_steps,
-            "samples": run.num_samples,
-            "measured": {m: measured_value(ev, m) for m in plan.metrics},
-            "paper": {m: run.method.paper.get(m) for m in plan.metrics},
-            "per_class_fid": ev.get("metrics", {}).get("per-class-fid", {}).get("values"),
-            "sample_accuracy": ev.get("sample_accuracy"),
-        }
-    return {"bench": plan.name, "title": plan.spec.title, "scale": plan.scale, "metrics": plan.metrics,
-            "skipped_metrics": plan.skipped,
-            "metric_network": "bench classifier" if plan.use_classifier else "TF-Inception (recall: VGG16)",
-            "methods": rows}
+def trial_values(plan, evaluation: dict) -> dict[str, float | None]:
+    """The named scalars of one trial's eval.json."""
+    out: dict[str, float | None] = {m: value_of(evaluation, m) for m in plan.metrics}
+    out["per-class-fid"] = value_of(evaluation, "per-class-fid")
+    out["W"] = evaluation.get("guidance")
+    if evaluation.get("sample_accuracy"):
+        out["sample_accuracy"] = evaluation["sample_accuracy"]["mean"]
+    memo = evaluation.get("memorisation") or {}
+    if memo:
+        out["memorised"] = memo.get("overall")
+    for group, g in evaluation.get("groups", {}).items():
+        for m in ("fid", "kid", "recall", "sample_accuracy"):
+            if m in g:
+                out[f"{group}:{m}"] = g[m]
+        if memo:
+            out[f"{group}:memorised"] = memo["groups"].get(group)
+    return out
 
 
-def write_report(plan, evaluations: dict) -> Path:
-    results = collect(plan, evaluations)
-    out = plan.out
-    (out / RESULTS_JSON).write_text(json.dumps(results, indent=1))
-    with open(out / RESULTS_CSV, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["method", "metric", "measured", "paper"])
-        for name, row in results["methods"].items():
-            for m in plan.metrics:
-                writer.writerow([name, m, row["measured"][m], row["paper"][m]])
-            if row["sample_accuracy"]:
-                writer.writerow([name, "sample_accuracy", row["sample_accuracy"]["mean"], None])
-    chart = per_class_chart(results, out / PER_CLASS_PNG)
-    (out / RESULTS_MD).write_text(markdown(results, chart))
-    return out / RESULTS_MD
+def _interval_dict(iv) -> dict:
+    return {"mean": iv.mean, "ci95": list(iv.ci95) if iv.ci95 else None, "values": iv.values}
 
 
-def markdown(results: dict, chart: Path | None) -> str:
+def collect(plan, evaluations: dict[str, dict], groups) -> dict:
+    """evaluations: trial name -> eval.json. -> the results.json document."""
+    per_method: dict[str, list[tuple[int, dict]]] = {m: [] for m in plan.methods}
+    for trial in plan.trials:
+        if trial.name in evaluations:
+            per_method[trial.method].append((trial.seed_index, trial_values(plan, evaluations[trial.name])))
+    names = list(dict.fromkeys(k for rows in per_method.values() for _, row in rows for k in row))
+    methods = {}
+    for method, rows in per_method.items():
+        rows = sorted(rows, key=lambda r: r[0])
+        measured = {n: _interval_dict(t_interval([r.get(n) for _, r in rows])) for n in names}
+        seeds = [i for i, _ in rows]
+        methods[method] = {"seeds": seeds, "measured": measured,
+                           "paper": next((t.paper for t in plan.trials if t.method == method), {}),
+                           "per_class_fid": _per_class_mean(plan, evaluations, method),
+                           "sample_accuracy_per_class": _accuracy_mean(plan, evaluations, method),
+                           "sweep": _sweeps(plan, method)}
+    if BASELINE in per_method:
+        base_rows = dict(per_method[BASELINE])
+        for method, rows in per_method.items():
+            if method == BASELINE:
+                continue
+            mine = dict(rows)
+            common = sorted(set(mine) & set(base_rows))
+            vs = {}
+            for n in names:
+                if higher_is_better(n) is None:
+                    continue
+                iv = paired_difference([mine[i].get(n) for i in common], [base_rows[i].get(n) for i in common])
+                if not iv.values:
+                    continue
+                better = (iv.mean > 0) == higher_is_better(n) if iv.mean != 0 else None
+                vs[n] = {"diff": iv.mean, "ci95": list(iv.ci95) if iv.ci95 else None, "values": iv.values,
+                         "excludes_zero": iv.excludes_zero(), "better": better}
+            methods[method]["vs_ddpm"] = vs
+    network = "bench classifier (penultimate layer)" if plan.use_classifier else (
+        f"TF-Inception pool3, {plan.config.eval.resize} resize (recall: {plan.config.eval.recall_network})")
+    return {"bench": plan.name, "title": plan.title, "scale": plan.scale, "seeds": plan.config.bench.seeds,
+            "num_samples": plan.num_samples, "metrics": plan.metrics, "skipped_metrics": plan.skipped,
+            "metric_network": network, "guidance_sweep": plan.sweep,
+            "selection_samples": plan.config.bench.selection_samples if plan.sweep else None,
+            "groups": {"rule": groups.rule, "description": groups.describe(), "classes": groups.classes},
+            "methods": methods}
+
+
+def _trials(plan, method):
+    return [t for t in plan.trials if t.method == method]
+
+
+def _per_class_mean(plan, evaluations, method) -> dict[int, float]:
+    rows = [evaluations[t.name]["metrics"].get("per-class-fid") for t in _trials(plan, method) if t.name in evaluations]
+    rows = [dict(zip(r["classes"], r["values"].values())) for r in rows if r]
+    if not rows:
+        return {}
+    return {c: float(np.mean([r[c] for r in rows])) for c in rows[0]}
+
+
+def _accuracy_mean(plan, evaluations, method) -> list[float] | None:
+    rows = [evaluations[t.name].get("sample_accuracy", {}).get("per_class") for t in _trials(plan, method)
+            if t.name in evaluations]
+    rows = [r for r in rows if r]
+    return np.nanmean(np.asarray(rows, dtype=float), axis=0).tolist() if rows else None
+
+
+def _sweeps(plan, method) -> list[dict]:
+    out = []
+    for t in _trials(plan, method):
+        path = t.folder / "selection" / "selection.json"
+        if path.is_file():
+            out.append(json.loads(path.read_text()))
+    return out
+
+
+# -- formatting -----------------------------------------------------------------------------------
+def _digits(name: str) -> int:
+    base = name.split(":")[-1]
+    return METRICS[base].digits if base in METRICS else 2 if base == "W" else 3
+
+
+def fmt(name: str, value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{_digits(name)}f}"
+
+
+def fmt_interval(name: str, entry: dict) -> str:
+    if entry is None or not entry["values"]:
+        return "-"
+    half = (entry["ci95"][1] - entry["ci95"][0]) / 2 if entry["ci95"] is not None else 0.0
+    if half <= 1e-9 * max(1.0, abs(entry["mean"])):  # one seed, or one value at every seed (W without a sweep)
+        return fmt(name, entry["mean"])
+    return f"{fmt(name, entry['mean'])} ± {fmt(name, half)}"
+
+
+def fmt_diff(name: str, entry: dict | None) -> str:
+    if entry is None:
+        return "-"
+    text = f"{'+' if entry['diff'] >= 0 else ''}{fmt(name, entry['diff'])}"
+    if entry["ci95"] is not None:
+        text += f" [{fmt(name, entry['ci95'][0])}, {fmt(name, entry['ci95'][1])}]"
+    if entry["excludes_zero"]:
+        text = f"**{text} {'better' if entry['better'] else 'worse'}**"
+    return text
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def summary_lines(results: dict) -> list[str]:
+    """The main table and the paired differences: what the bench prints in the terminal too."""
     metrics, rows = results["metrics"], results["methods"]
-    has_acc = any(r["sample_accuracy"] for r in rows.values())
-    # Without paper numbers (digits-lt, smoke) a "/ -" in every cell is noise: show ours only.
-    has_paper = any(v is not None for r in rows.values() for v in r["paper"].values())
-    head = ["method", "W", "steps"] + [f"{m} (ours / paper)" if has_paper else m for m in metrics]
-    head += ["sample acc."] if has_acc else []
-    note = ("Paper values: the CORAL paper's tables (they apply at scale `paper` only)." if has_paper
-            else "The paper reports no values for this benchmark.")
-    if results.get("skipped_metrics"):
-        note += f" Not computed at this scale (too few samples): {', '.join(results['skipped_metrics'])}."
-    lines = [f"# {results['title']}: bench at scale `{results['scale']}`", "",
-             f"Metric network: {results['metric_network']}. {note}", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    has_paper = results["scale"] == "paper" and any(v is not None for r in rows.values() for v in r["paper"].values())
+    extra = [m for m in ("sample_accuracy", "memorised") if any(m in r["measured"] for r in rows.values())]
+    cols = metrics + extra
+    seeds = results["seeds"]
+    head = ["method", "W"] + [(f"{m} (paper)" if has_paper and m in metrics else m) for m in cols]
+    body = []
     for name, row in rows.items():
-        cells = [name, _fmt(row["guidance"]), str(row["steps"])]
-        cells += [f"{_fmt(row['measured'][m])} / {_fmt(row['paper'][m])}" if has_paper else _fmt(row["measured"][m])
-                  for m in metrics]
-        if has_acc:
-            cells.append(_fmt(row["sample_accuracy"]["mean"]) if row["sample_accuracy"] else "-")
-        lines.append("| " + " | ".join(cells) + " |")
-    if has_acc:
-        lines += per_class_accuracy_table(rows)
-    if chart is not None:
-        lines += ["", f"![per-class FID]({chart.name})"]
-    lines += ["", "Sample grids: " + ", ".join(f"[{m}]({m}/grid.png)" for m in rows), ""]
-    return "\n".join(lines)
-
-
-def per_class_accuracy_table(rows: dict, max_classes: int = 10) -> list[str]:
-    """How often the bench classifier recognises each class in that class's samples: where the
-    long tail shows. Skipped when there are too many classes to read."""
-    per_method = {m: r["sample_accuracy"]["per_class"] for m, r in rows.items() if r["sample_accuracy"]}
-    n = len(next(iter(per_method.values())))
-    if n > max_classes:
-        return []
-    head = ["method"] + [str(c) for c in range(n)]
-    lines = ["", "Per-class sample accuracy (classes in label order: head to tail on a long-tailed set):", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for method, acc in per_method.items():
-        lines.append("| " + " | ".join([method] + [_fmt(a) for a in acc]) + " |")
+        cells = [name, fmt_interval("W", row["measured"].get("W"))]
+        for m in cols:
+            cell = fmt_interval(m, row["measured"].get(m))
+            if has_paper and m in metrics:
+                cell += f" ({fmt(m, row['paper'].get(m))})"
+            cells.append(cell)
+        body.append(cells)
+    spread = (f"mean ± half-width of the 95% interval (Student t) over {seeds} training seeds" if seeds > 1
+              else "one training seed: no interval (run with --seeds N for one)")
+    lines = [f"{results['title']}, scale `{results['scale']}`: {spread}; {results['num_samples']} samples per trial.", ""]
+    lines += _table(head, body)
+    diffs = {m: r.get("vs_ddpm") for m, r in rows.items() if r.get("vs_ddpm")}
+    if diffs:
+        lines += ["", f"Paired difference from {BASELINE} (same seed index; bold: the 95% interval excludes 0):", ""]
+        lines += _table(["method"] + cols, [[m] + [fmt_diff(c, d.get(c)) for c in cols] for m, d in diffs.items()])
     return lines
 
 
-def per_class_chart(results: dict, path: Path) -> Path | None:
-    """Grouped bars, one group per class, one bar per method (paper Figure 3)."""
-    per_method = {m: r["per_class_fid"] for m, r in results["methods"].items() if r["per_class_fid"]}
-    if not per_method:
-        return None
-    import matplotlib
+def markdown(results: dict, figures: dict[str, Path | None]) -> str:
+    rows = results["methods"]
+    g = results["groups"]
+    lines = [f"# {results['title']}: bench at scale `{results['scale']}`", "",
+             f"Metric network: {results['metric_network']}."]
+    if results["guidance_sweep"]:
+        lines.append(f"W chosen per trial from {results['guidance_sweep']} by FID on {results['selection_samples']} "
+                     "selection samples drawn with their own sampling seed; the reported samples are drawn afterwards.")
+    if results.get("skipped_metrics"):
+        lines.append(f"Not computed at this scale (too few samples): {', '.join(results['skipped_metrics'])}.")
+    lines += [""] + summary_lines(results)
+    group_names = list(g["classes"])
+    present = [m for m in GROUP_METRICS if any(f"{n}:{m}" in r["measured"] for r in rows.values() for n in group_names)]
+    if present:
+        lines += ["", f"## Groups of classes: {g['description']}", "",
+                  "; ".join(f"{n}: {_class_list(c)}" for n, c in g["classes"].items()), ""]
+        head = ["method"] + [f"{n} {m}" for n in group_names for m in present]
+        lines += _table(head, [[name] + [fmt_interval(m, r["measured"].get(f"{n}:{m}")) for n in group_names for m in present]
+                               for name, r in rows.items()])
+        diffs = {m: r["vs_ddpm"] for m, r in rows.items() if r.get("vs_ddpm")}
+        if diffs:
+            lines += ["", f"Paired difference from {BASELINE} per group:", ""]
+            lines += _table(head, [[m] + [fmt_diff(k, d.get(f"{n}:{k}")) for n in group_names for k in present]
+                                   for m, d in diffs.items()])
+    acc = {m: r["sample_accuracy_per_class"] for m, r in rows.items() if r.get("sample_accuracy_per_class")}
+    if acc and len(next(iter(acc.values()))) <= 10:
+        n = len(next(iter(acc.values())))
+        lines += ["", "Per-class sample accuracy (does the classifier see class c in class c's samples?), mean over seeds:", ""]
+        lines += _table(["method"] + [str(c) for c in range(n)], [[m] + [fmt("sample_accuracy", a) for a in v] for m, v in acc.items()])
+    for key, caption in (("per_class", "per-class FID"), ("sweep", "FID against W")):
+        if figures.get(key) is not None:
+            lines += ["", f"![{caption}]({figures[key].name})"]
+    lines += ["", "Per trial: " + ", ".join(f"[{t}]({t}/grid.png)" for t in _trial_names(results)),
+              "", f"Every trial's values: {RESULTS_CSV} and {RESULTS_JSON}.", ""]
+    return "\n".join(lines)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
 
-    classes = list(next(iter(per_method.values())))
-    x = np.arange(len(classes))
-    width = 0.8 / len(per_method)
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(classes) * len(per_method) / 2), 3.5))
-    for i, (method, values) in enumerate(per_method.items()):
-        ax.bar(x + i * width - 0.4 + width / 2, [values.get(c, np.nan) for c in classes], width, label=method)
-    ax.set_xticks(x, classes, rotation=45 if len(classes) > 10 else 0, fontsize=7 if len(classes) > 10 else 9)
-    ax.set_ylabel("FID per class")
-    ax.set_title(f"{results['title']} ({results['scale']})")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+def _class_list(classes: list[int]) -> str:
+    return f"classes {', '.join(map(str, classes))}" if len(classes) <= 12 else f"{len(classes)} classes"
+
+
+def _trial_names(results: dict) -> list[str]:
+    return [f"{m}/seed-{i}" for m, r in results["methods"].items() for i in r["seeds"]]
+
+
+def write_report(plan, evaluations: dict, groups, counts: list[int]) -> tuple[Path, str]:
+    """results.md / .csv / .json and the figures; -> (results.md, the summary text for the terminal)."""
+    from coral_ft.bench.figures import per_class_chart, sweep_plot
+
+    results = collect(plan, evaluations, groups)
+    out = plan.out
+    (out / RESULTS_JSON).write_text(json.dumps(results, indent=1, default=float))
+    with open(out / RESULTS_CSV, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", "seed", "metric", "value", "paper"])
+        for trial in plan.trials:
+            if trial.name in evaluations:
+                for name, value in trial_values(plan, evaluations[trial.name]).items():
+                    writer.writerow([trial.method, trial.seed_index, name, value, trial.paper.get(name)])
+    figures = {
+        "per_class": per_class_chart({m: r["per_class_fid"] for m, r in results["methods"].items()}, counts, groups,
+                                     f"{plan.title} ({plan.scale}): per-class FID, mean over seeds", out / PER_CLASS_PNG),
+        "sweep": sweep_plot({m: [{float(w): v for w, v in s["fid"].items()} for s in r["sweep"]] for m, r in results["methods"].items()},
+                            {m: [s["chosen"] for s in r["sweep"]] for m, r in results["methods"].items()},
+                            f"{plan.title}: FID against W (selection set)", out / SWEEP_PNG),
+    }
+    (out / RESULTS_MD).write_text(markdown(results, figures))
+    return out / RESULTS_MD, "\n".join(summary_lines(results))

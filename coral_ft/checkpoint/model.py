@@ -1,27 +1,42 @@
 """The exported model folder: what sampling, evaluation and other tools read.
 
-`RUN_DIR/model/` is a plain diffusers folder: `UNet2DModel.from_pretrained(RUN_DIR/model)` loads
-it without coral_ft. Beside the U-Net weights it holds the noise schedule
-(`scheduler_config.json`, diffusers' DDPMScheduler) and `coral_ft.json` (class names, data set,
-default guidance). The projection head is training-only; it is saved to `RUN_DIR/head/`.
+`RUN/model/` is a plain diffusers folder: `UNet2DModel.from_pretrained(RUN/model)` loads it
+without coral_ft. Beside the U-Net weights it holds the noise schedule (`scheduler_config.json`,
+the DDPMScheduler the model was trained with) and `coral_ft.json` (class names, class counts,
+data set, the run's sampling settings). Fine-tuned models add `finetune.json`:
+
+- full fine-tuning: the diffusers weights, as above;
+- LoRA: `config.json` (the U-Net's architecture) + the peft adapter files; the frozen base is
+  read again from where `finetune.json` points;
+- `context.safetensors` for a `UNet2DConditionModel` (its fixed cross-attention input).
+
+The projection head is training-only; it is saved to `RUN/head/`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import DDPMScheduler
 from safetensors.torch import load_file, save_file
+from torch import nn
 
+from coral_ft.checkpoint.layout import MODEL_SUBDIR
 from coral_ft.errors import UserError
+from coral_ft.models.class_embedding import ensure_class_embedding
+from coral_ft.models.context import load_context
+from coral_ft.models.convert_peer import convert_peer_checkpoint
+from coral_ft.models.head import ProjectionHead
+from coral_ft.models.lora import load_lora
+from coral_ft.models.schedule import make_scheduler
+from coral_ft.models.unets import load_unet, resolve_unet_folder, unet_class_name
 
-MODEL_SUBDIR = "model"
-HEAD_SUBDIR = "head"
 META_FILE = "coral_ft.json"
+FINETUNE_FILE = "finetune.json"
 HEAD_WEIGHTS = "head.safetensors"
 HEAD_CONFIG = "head.json"
 
@@ -32,26 +47,12 @@ class ModelInfo:
 
     class_names: list[str] = field(default_factory=list)
     dataset: str | None = None
-    guidance: float | None = None  # the recipe's sampling guidance, used when none is given
-    extra: dict[str, Any] = field(default_factory=dict)
+    guidance: float | None = None  # the run's sampling guidance W, used when none is given
+    extra: dict[str, Any] = field(default_factory=dict)  # method, step, class_counts, sample settings, ...
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-
-def make_scheduler(model_cfg) -> DDPMScheduler:
-    """The DDPM schedule of paper section 2.1 with the peers' 'fixed large' sampling variance."""
-    return DDPMScheduler(
-        num_train_timesteps=model_cfg.num_train_timesteps,
-        beta_start=model_cfg.beta_start,
-        beta_end=model_cfg.beta_end,
-        beta_schedule="linear",
-        variance_type="fixed_large",
-        prediction_type="epsilon",
-        clip_sample=True,
-        clip_sample_range=1.0,
-    )
 
 
 def save_model(folder: str | Path, unet, scheduler: DDPMScheduler, info: ModelInfo) -> Path:
@@ -59,11 +60,46 @@ def save_model(folder: str | Path, unet, scheduler: DDPMScheduler, info: ModelIn
     folder.mkdir(parents=True, exist_ok=True)
     unet.save_pretrained(folder)
     scheduler.save_pretrained(folder)
-    (folder / META_FILE).write_text(json.dumps(info.__dict__, indent=2))
+    save_info(folder, info)
     return folder
 
 
-def save_head(folder: str | Path, head: torch.nn.Module) -> None:
+def save_info(folder: Path, info: ModelInfo) -> None:
+    (Path(folder) / META_FILE).write_text(json.dumps(asdict(info), indent=2))
+    write_model_card(folder, info)
+
+
+def write_model_card(folder: Path, info: ModelInfo, metrics: dict | None = None) -> Path:
+    """README.md in the Hugging Face model-card format: what the model is, how to sample it."""
+    extra = info.extra
+    sample = extra.get("sample", {})
+    rows = [("data set", info.dataset), ("imbalance (rho)", extra.get("imbalance")), ("method", extra.get("method")),
+            ("training steps", extra.get("step")), ("classes", info.num_classes or None),
+            ("guidance W (paper eq. 4)", info.guidance), ("sampler", sample.get("sampler")),
+            ("sampler steps", sample.get("steps") or ("every timestep" if sample.get("sampler") == "ddpm" else None))]
+    lines = ["---", "library_name: diffusers", "tags: [coral-ft, diffusion, class-conditional, long-tailed]", "---", "",
+             f"# {extra.get('method', 'class-conditional').upper()} U-Net{f' on {info.dataset}' if info.dataset else ''}", "",
+             "A class-conditional diffusers `UNet2DModel` trained with coral-ft (CORAL: contrastive bottleneck "
+             "regularisation for long-tailed diffusion models). Class embedding row C is the null label of "
+             "classifier-free guidance.", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows if v is not None]
+    for name, entry in (metrics or {}).items():
+        value = entry.get("value", entry.get("mean"))
+        if isinstance(value, (int, float)):
+            lines.append(f"| {name} | {value:.4g} |")
+    if info.class_names:
+        counts = extra.get("class_counts")
+        names = [f"{n} ({c})" for n, c in zip(info.class_names, counts)] if counts else info.class_names
+        lines += ["", "Classes (training images): " + ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")]
+    lines += ["", "```python", "from diffusers import DiffusionPipeline", "",
+              'pipe = DiffusionPipeline.from_pretrained("PATH", custom_pipeline="PATH")  # or coral_ft.sample.pipeline.CoralPipeline',
+              "images = pipe(class_labels=[0, 1], guidance=W).images", "```", ""]
+    path = Path(folder) / "README.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def save_head(folder: str | Path, head: nn.Module) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, folder / HEAD_WEIGHTS)
@@ -71,9 +107,7 @@ def save_head(folder: str | Path, head: torch.nn.Module) -> None:
     (folder / HEAD_CONFIG).write_text(json.dumps(cfg))
 
 
-def load_head(folder: str | Path):
-    from coral_ft.models.head import ProjectionHead
-
+def load_head(folder: str | Path) -> ProjectionHead | None:
     folder = Path(folder)
     if not (folder / HEAD_WEIGHTS).is_file():
         return None
@@ -97,28 +131,62 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 
 def load_info(model_dir: Path) -> ModelInfo:
-    meta = model_dir / META_FILE
+    meta = Path(model_dir) / META_FILE
     return ModelInfo(**json.loads(meta.read_text())) if meta.is_file() else ModelInfo()
+
+
+# -- fine-tuned folders ---------------------------------------------------------------------------
+def read_finetune_meta(model_dir: Path) -> dict | None:
+    path = Path(model_dir) / FINETUNE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_finetune_meta(model_dir: Path, meta: dict) -> None:
+    (Path(model_dir) / FINETUNE_FILE).write_text(json.dumps(meta, indent=2))
+
+
+def load_base_of(meta: dict, model_dir: Path) -> nn.Module:
+    """The base U-Net of a LoRA model: where it was (a folder, or a peers' checkpoint converted
+    again), else found anew from its original spec (e.g. a hub ID)."""
+    recorded = Path(meta["base"])
+    if recorded.is_file():
+        return convert_peer_checkpoint(recorded, "ema")[0]
+    if (recorded / "config.json").is_file():
+        return load_unet(recorded)
+    try:
+        return load_unet(resolve_unet_folder(meta["base_spec"]))
+    except UserError:
+        raise UserError(
+            f"the base of the LoRA model {model_dir} is gone ({meta['base']}); restore it, "
+            "or export a merged copy where the base exists (`coral-ft export RUN --merge`)"
+        ) from None
+
+
+def load_unet_of(model_dir: Path) -> nn.Module:
+    """The U-Net of a model folder: plain, fully fine-tuned, or LoRA adapters on their base
+    (unmerged); a cross-attention U-Net comes wrapped with its fixed context."""
+    model_dir = Path(model_dir)
+    meta = read_finetune_meta(model_dir) or {"kind": "full"}
+    if meta["kind"] == "lora":
+        unet = load_base_of(meta, model_dir)
+        num_classes = json.loads((model_dir / "config.json").read_text())["num_class_embeds"] - 1
+        ensure_class_embedding(unet, num_classes)
+        unet = load_lora(model_dir, unet)
+    else:
+        unet = load_unet(model_dir)
+    return load_context(model_dir, unet)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """-> (unet in eval mode, DDPMScheduler, ModelInfo) from a run or model folder."""
     model_dir = resolve_model_dir(path)
-    # Fine-tune runs (coral_ft.finetune): LoRA adapters on their base, unmerged, or a
-    # UNet2DConditionModel with its fixed cross-attention context.
-    from coral_ft.finetune.loading import is_finetune_model, load_finetuned_unet
-
-    if is_finetune_model(model_dir):
-        unet = load_finetuned_unet(model_dir)
-    else:
-        try:
-            unet = UNet2DModel.from_pretrained(model_dir)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise UserError(f"cannot load the model in {model_dir}: {str(exc).splitlines()[0]}") from None
+    if unet_class_name(model_dir) not in (None, "UNet2DModel", "UNet2DConditionModel"):
+        raise UserError(f"{model_dir} holds a {unet_class_name(model_dir)}, not a diffusers U-Net")
+    unet = load_unet_of(model_dir)
     if (model_dir / "scheduler_config.json").is_file():
         scheduler = DDPMScheduler.from_pretrained(model_dir)
-    else:  # a bare diffusers U-Net: assume the DDPM defaults of the paper
-        scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", variance_type="fixed_large")
+    else:  # a bare diffusers U-Net: assume the DDPM schedule of the paper
+        scheduler = make_scheduler()
     info = load_info(model_dir)
     if not info.class_names and unet.config.num_class_embeds:
         info.class_names = [str(i) for i in range(unet.config.num_class_embeds - 1)]

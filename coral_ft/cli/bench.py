@@ -1,35 +1,48 @@
-"""`coral-ft bench`: train, sample and evaluate methods on one recipe, beside the paper's numbers."""
+"""`coral-ft bench`: train, sample and evaluate methods over seeds on one recipe, beside the paper's numbers."""
 
 from __future__ import annotations
 
-from typing import Optional
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
+from coral_ft.cli import options as o
 from coral_ft.cli.app import app
+
+DATA = {"data_root": o.DATA["data_root"]}
+SAMPLE_BATCH = {"sample_batch_size": o.SAMPLING["sample_batch_size"]}
+FEATURE_BATCH = {"feature_batch_size": o.EVAL["feature_batch_size"], "resize": o.EVAL["resize"],
+                 "weights_dir": o.EVAL["weights_dir"]}
 
 
 @app.command("bench")
+@o.takes(o.BENCH, DATA, SAMPLE_BATCH, FEATURE_BATCH, o.DEVICE)
 def bench(
-    dataset: str = typer.Argument(..., help="A recipe name from recipes/ (cifar10-lt, cifar10-lt-0.001, cifar100-lt, celeba-5, imagenet-lt, cifar10, cifar100, digits-lt)."),
-    out: str = typer.Option(..., "--out", help="Bench folder: every stage is resumed from / skipped in it."),
-    methods: str = typer.Option(",".join(("ddpm", "cbdm", "t2h", "coral")), "--methods", help="Comma-separated methods."),
-    scale: str = typer.Option("paper", "--scale", help="paper (the paper's runs), small (reduced GPU run) or smoke (CPU plumbing check)."),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help="Folder holding the data set's files."),
-    recipe: Optional[str] = typer.Option(None, "--recipe", help="A recipe file instead of recipes/DATASET.toml."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan with estimated sizes and stop."),
-    device: Optional[str] = typer.Option(None, "--device", help="Device for the metric networks (default: the process's)."),
+    dataset: Annotated[str, typer.Argument(help="A shipped recipe: cifar10-lt, cifar10-lt-0.001, cifar100-lt, celeba-5, imagenet-lt, cifar10, cifar100, digits-lt, fashion-mnist-lt (`coral-ft config recipes`).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Bench folder: every stage is resumed from / skipped in it (default: runs/bench-DATASET).")] = None,
+    recipe: o.Recipe = None,
+    sets: o.Sets = None,
+    dry_run: o.DryRun = False,
+    progress: o.Progress = True,
+    *,
+    flags: dict,
 ) -> None:
-    """Per method: train, sample (the recipe's W), evaluate; then results.md/.csv/.json and figures."""
-    from coral_ft.bench.run import check_data, describe, fit_smoke_samples, make_plan, run_bench
+    """Per method and seed: train, (sweep W on a selection set,) sample, evaluate; then results.md/.csv/.json,
+    figures, and the table with intervals printed here."""
+    from coral_ft.bench.plan import describe, fit_smoke_samples, make_plan
+    from coral_ft.bench.run import check_data, run_bench
 
-    names = [m.strip() for m in methods.split(",") if m.strip()]
-    plan = make_plan(dataset, names, scale, out, data_root, recipe)
+    config = o.resolve_config(recipe=recipe or dataset, sets=sets, flags=flags)
+    out = out or Path("runs") / f"bench-{dataset}"
+    plan = make_plan(dataset, config, out)
     data = check_data(plan)  # a missing data set stops here, with what to download or prepare
-    if scale == "smoke":
+    if plan.scale == "smoke":
         fit_smoke_samples(plan, data.num_classes)
     if dry_run:
         typer.echo(describe(plan, data.num_classes, tuple(data.images.shape[1:])))
         return
-    path = run_bench(plan, device=device)
-    typer.echo(f"wrote {path}")
+    path, summary = run_bench(plan, data.counts(), progress=progress)
+    if summary:
+        typer.echo(summary)
+        typer.echo(f"\nfull report: {path}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -13,20 +13,25 @@ from coral_ft.errors import UserError
 CONVERTERS = ("ddpm-cifar",)  # the peers' checkpoint layout (CORAL, CBDM, T2H code bases)
 
 
+def _check_new_folder(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} exists and is not an empty folder; choose a new --out")
+
+
 @app.command("convert")
 def convert_command(
-    checkpoint: Path = typer.Argument(..., help="The peers' ckpt_{step}.pt."),
-    out: Path = typer.Option(..., "--out", help="Folder to write: OUT/model (diffusers) and OUT/head (CORAL's mean_proj)."),
-    source_format: str = typer.Option("ddpm-cifar", "--from", help="Checkpoint layout: ddpm-cifar (the peers' code)."),
-    ema: bool = typer.Option(True, "--ema/--raw", help="Convert the EMA weights (default) or the raw training weights."),
-    sample_size: Optional[int] = typer.Option(None, "--sample-size", help="Image size; default: read from the checkpoint's fixed_x_T."),
+    checkpoint: Annotated[Path, typer.Argument(help="The peers' ckpt_{step}.pt.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write: OUT/model (diffusers) and OUT/head (CORAL's mean_proj).")],
+    source_format: Annotated[str, typer.Option("--from", help="Checkpoint layout: ddpm-cifar (the peers' code).")] = "ddpm-cifar",
+    ema: Annotated[bool, typer.Option("--ema/--raw", help="Convert the EMA weights or the raw training weights.")] = True,
+    sample_size: Annotated[Optional[int], typer.Option("--sample-size", min=8, help="Image size; default: read from the checkpoint's fixed_x_T.")] = None,
 ) -> None:
-    """Convert a peers' checkpoint into a diffusers UNet2DModel folder usable as --base or for sampling."""
+    """Convert a peers' checkpoint into a diffusers UNet2DModel folder (`finetune --base` also takes the .pt directly)."""
     if source_format not in CONVERTERS:
         raise UserError(f"--from must be one of {', '.join(CONVERTERS)}; got {source_format!r}")
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists and is not empty; choose a new --out")
-    from coral_ft.models.convert_peer import convert_peer_checkpoint, write_converted
+    _check_new_folder(out)
+    from coral_ft.finetune.peers import write_converted
+    from coral_ft.models.convert_peer import convert_peer_checkpoint
 
     unet, head, layout = convert_peer_checkpoint(checkpoint, "ema" if ema else "raw", sample_size)
     model_dir = write_converted(out, unet, head, layout, str(checkpoint))
@@ -36,11 +41,16 @@ def convert_command(
 
 @app.command("export")
 def export_command(
-    run: Path = typer.Argument(..., help="A run directory or model folder."),
-    out: Path = typer.Option(..., "--out", help="Folder to write."),
-    merge: bool = typer.Option(False, "--merge", help="Fold LoRA adapters into the weights: a plain diffusers folder."),
+    run: Annotated[Path, typer.Argument(help="A run directory or model folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write.")],
+    merge: Annotated[bool, typer.Option("--merge", help="Fold LoRA adapters into the weights: a plain diffusers folder.")] = False,
+    push_to_hub: Annotated[Optional[str], typer.Option("--push-to-hub", help="Also upload the folder to this Hugging Face repo (owner/name).")] = None,
 ) -> None:
-    """Write a run's model as a diffusers folder (LoRA runs: adapters only unless --merge)."""
-    from coral_ft.finetune.export import export_model
+    """Write a run's model as a diffusers folder with a model card (LoRA runs: adapters only unless --merge)."""
+    _check_new_folder(out)
+    from coral_ft.finetune.export import export_model, push_folder
 
-    typer.echo(f"model written to {export_model(run, out, merge)}")
+    folder = export_model(run, out, merge)
+    typer.echo(f"model written to {folder}")
+    if push_to_hub:
+        typer.echo(f"uploaded to {push_folder(folder, push_to_hub)}")

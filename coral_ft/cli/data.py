@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
+from coral_ft.cli import options as o
 from coral_ft.cli.app import app
 
 data_app = typer.Typer(help="Inspect and prepare data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 
+@data_app.command("list")
+def list_datasets() -> None:
+    """The data sets coral-ft reads, and what each needs."""
+    from coral_ft.data.registry import DATASETS
+
+    for name, spec in sorted(DATASETS.items()):
+        typer.echo(f"{name:18s} {spec.description}")
+
+
 @data_app.command("stats")
+@o.takes({"data_root": o.DATA["data_root"], "imbalance": o.DATA["imbalance"]})
 def stats(
-    dataset: str = typer.Argument(..., help="Data set name, e.g. cifar10-lt, digits-lt."),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help="Folder holding the data set's files."),
-    imbalance: float = typer.Option(0.01, "--imbalance", help="rho of paper eq. 8 for -lt data sets."),
-    split: str = typer.Option("train", "--split", help="train, train-full or test."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object {counts, total}."),
+    dataset: Annotated[str, typer.Argument(help="Data set name, e.g. cifar10-lt, digits-lt (`coral-ft data list`).")],
+    split: Annotated[str, typer.Option("--split", help="train, train-full or test.")] = "train",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object {counts, total}.")] = False,
+    *,
+    flags: dict,
 ) -> None:
     """Per-class image counts and the total of a data set split."""
     from coral_ft.data.registry import load_dataset
 
-    data = load_dataset(dataset, data_root, split, imbalance)
+    config = o.resolve_config(flags={"data.dataset": dataset, **flags})
+    data = load_dataset(dataset, config.data.root, split, config.data.imbalance)
     counts = data.counts()
     if as_json:
         typer.echo(json.dumps({"counts": counts, "total": sum(counts)}))
@@ -37,11 +49,11 @@ def stats(
 
 @data_app.command("prepare")
 def prepare(
-    dataset: str = typer.Argument(..., help="celeba-5 or imagenet-lt."),
-    source: str = typer.Option(..., "--source", help="Folder with the downloaded images (see docs/benchmarks.md)."),
-    data_root: str = typer.Option(..., "--data-root", help="Where the packed 64x64 files go (then pass it to train/bench)."),
-    lists: Optional[str] = typer.Option(None, "--lists", help="Split lists: OLTR ImageNet_LT_*.txt, or train.txt/test.txt for CelebA-5."),
-    force: bool = typer.Option(False, "--force", help="Rewrite packed files that already exist."),
+    dataset: Annotated[str, typer.Argument(help="celeba-5 or imagenet-lt.")],
+    source: Annotated[str, typer.Option("--source", help="Folder with the downloaded images (see docs/benchmarks.md).")],
+    data_root: Annotated[str, typer.Option("--data-root", help="Where the packed 64x64 files go (then pass it to train/bench).")],
+    lists: Annotated[Optional[str], typer.Option("--lists", help="Split lists: OLTR ImageNet_LT_*.txt, or train.txt/test.txt for CelebA-5.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rewrite packed files that already exist.")] = False,
 ) -> None:
     """Pack CelebA-5 or ImageNet-LT into 64x64 uint8 files, once."""
     from coral_ft.data import prepare as prep

@@ -1,77 +1,199 @@
-"""Options shared by the commands that train (`train`, `finetune`), and how they become a config.
+"""CLI options that set configuration fields, declared once, shared by every command that takes them.
 
-Precedence, lowest first: dataclass defaults < recipe file < `--set key=value` < explicit flags.
+Each option names the config field it sets (`option("train.lr", "--lr", ...)`); its default is
+"not given" (None) and its help shows the field's default, read from the config dataclasses, so
+no default is written twice. `@takes(GROUP, ...)` adds option groups to a command and hands the
+given ones to it as `flags` ({field: value}); `resolve_config` layers them over a recipe (or a
+run's saved config) and `--set` overrides:
+
+    dataclass defaults < recipe / saved run config < --set key=value < flags
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import types
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from coral_ft.config import RunConfig, apply_overrides, config_from_dict, read_recipe
+from coral_ft.config import RunConfig, apply_overrides, config_from_dict, find_recipe, read_recipe
 
-Dataset = Annotated[Optional[str], typer.Option("--dataset", help="Data set: cifar10-lt, cifar100-lt, digits-lt, imagefolder, ...")]
-DataRoot = Annotated[Optional[str], typer.Option("--data-root", help="Folder holding the data set's files.")]
-Imbalance = Annotated[Optional[float], typer.Option("--imbalance", help="rho of paper eq. 8 for -lt data sets (default 0.01).")]
-Method = Annotated[Optional[str], typer.Option("--method", help="Objective: ddpm, coral, cbdm, t2h, ambient.")]
-Out = Annotated[Path, typer.Option("--out", help="Run directory.")]
-Recipe = Annotated[Optional[Path], typer.Option("--recipe", help="TOML recipe (see recipes/).")]
-Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override any field: section.key=value (repeatable).")]
-Preset = Annotated[Optional[str], typer.Option("--preset", help="U-Net preset: micro, tiny, ddpm-cifar, ddpm-64.")]
-MaxSteps = Annotated[Optional[int], typer.Option("--max-steps", help="Optimiser steps.")]
-BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="Global batch per optimiser step.")]
-GradAccum = Annotated[Optional[int], typer.Option("--grad-accum", help="Micro-batches per optimiser step.")]
-LearningRate = Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate.")]
-Seed = Annotated[Optional[int], typer.Option("--seed", help="Seed of initialisation, data order and noise.")]
-MixedPrecision = Annotated[Optional[str], typer.Option("--mixed-precision", help="no, bf16 or fp16.")]
-LambdaMode = Annotated[
-    Optional[str], typer.Option("--lambda-mode", help="CORAL time weight: per-anchor (paper) or batch-mean (official code).")
-]
-Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint.")]
-Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+PANEL_DATA, PANEL_MODEL, PANEL_METHOD, PANEL_OPTIM = "Data", "Model", "Method", "Optimisation"
+PANEL_LORA, PANEL_SAMPLE, PANEL_EVAL, PANEL_RUN = "LoRA", "Sampling", "Evaluation", "Run"
 
 
-def build_run_config(
-    *,
-    recipe: Path | None,
-    sets: list[str] | None,
-    out: Path | None = None,
-    resume: bool = False,
-    **flags: Any,
-) -> RunConfig:
-    """Recipe (or, when resuming without one, the run's saved config) + --set + flags."""
-    from coral_ft.train.trainer import CONFIG_FILE
+@dataclass(frozen=True)
+class Field:
+    """Marks an option as setting a config field (a dotted path)."""
 
-    if recipe is not None:
-        raw = read_recipe(recipe)
-    elif resume and out is not None and (out / CONFIG_FILE).is_file():
-        raw = read_recipe(out / CONFIG_FILE)
-    else:
-        raw = {}
-    apply_overrides(raw, sets or [])
-    apply_overrides(raw, {FLAG_FIELDS[k]: v for k, v in flags.items() if v is not None})
-    return config_from_dict(raw)
+    path: str
 
 
-# CLI flag (python name) -> config field it sets.
-FLAG_FIELDS = {
-    "dataset": "data.dataset",
-    "data_root": "data.root",
-    "imbalance": "data.imbalance",
-    "method": "objective.method",
-    "preset": "model.preset",
-    "max_steps": "train.max_steps",
-    "batch_size": "train.batch_size",
-    "grad_accum": "train.grad_accum",
-    "lr": "train.lr",
-    "seed": "train.seed",
-    "mixed_precision": "train.mixed_precision",
-    "lambda_mode": "objective.coral.lambda_mode",
-    "base": "finetune.base",
-    "lora": "finetune.lora",
-    "rank": "finetune.rank",
-    "lora_alpha": "finetune.alpha",
-    "lora_targets": "finetune.targets",
+def _default_and_type(path: str) -> tuple[Any, Any]:
+    """The dataclass default of a config field and its Python type."""
+    parts = path.split(".")
+    node: Any = RunConfig()
+    if parts[0] == "objective" and len(parts) == 3:  # objective.<method>.<key>
+        node, parts = node.objective.settings[parts[1]], parts[2:]
+    for part in parts[:-1]:
+        node = getattr(node, part)
+    hints = typing.get_type_hints(type(node))
+    return getattr(node, parts[-1]), hints[parts[-1]]
+
+
+def _option_type(tp):
+    """The type typer parses: lists come in as comma-separated text, Optional is unwrapped."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        tp = args[0]
+    if typing.get_origin(tp) is list:
+        return list[str]  # repeatable, each value comma-separated; joined again for the config
+    return str if typing.get_origin(tp) is dict else tp
+
+
+def _show(value) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def option(path: str, *names: str, help: str, panel: str, **kwargs):
+    """An option that sets config field `path`; typer's default is None ("not given")."""
+    default, tp = _default_and_type(path)
+    is_flag_pair = any("/" in n for n in names)
+    return Annotated[
+        Optional[bool if is_flag_pair else _option_type(tp)],
+        Field(path),
+        typer.Option(*names, help=help, rich_help_panel=panel, show_default=_show(default), **kwargs),
+    ]
+
+
+# -- the option groups --------------------------------------------------------------------------
+DATA = {
+    "dataset": option("data.dataset", "--dataset", help="Data set: cifar10-lt, cifar100-lt, digits-lt, fashion-mnist-lt, imagefolder, ... (`coral-ft data list`).", panel=PANEL_DATA),
+    "data_root": option("data.root", "--data-root", help="Folder holding the data set's files.", panel=PANEL_DATA),
+    "imbalance": option("data.imbalance", "--imbalance", help="rho of paper eq. 8 for -lt data sets.", panel=PANEL_DATA),
 }
+MODEL = {
+    "preset": option("model.preset", "--preset", help="U-Net preset: micro, tiny, small, ddpm-cifar, ddpm-64.", panel=PANEL_MODEL),
+}
+METHOD = {
+    "method": option("objective.method", "--method", help="Objective: ddpm, coral, cbdm, t2h, ambient.", panel=PANEL_METHOD),
+    "lambda_mode": option("objective.coral.lambda_mode", "--lambda-mode", help="CORAL time weight: per-anchor (paper) or batch-mean (official code).", panel=PANEL_METHOD),
+}
+OPTIM = {
+    "max_steps": option("train.max_steps", "--max-steps", help="Optimiser steps.", panel=PANEL_OPTIM, min=1),
+    "batch_size": option("train.batch_size", "--batch-size", help="Training batch: the global batch per optimiser step.", panel=PANEL_OPTIM, min=2),
+    "grad_accum": option("train.grad_accum", "--grad-accum", help="Micro-batches per optimiser step.", panel=PANEL_OPTIM, min=1),
+    "lr": option("train.lr", "--lr", help="Adam learning rate.", panel=PANEL_OPTIM),
+    "seed": option("train.seed", "--seed", help="Seed of initialisation, data order and noise.", panel=PANEL_OPTIM),
+    "mixed_precision": option("train.mixed_precision", "--mixed-precision", help="Autocast: no, bf16 or fp16.", panel=PANEL_OPTIM),
+    "compile": option("train.compile", "--compile/--no-compile", help="torch.compile the denoiser (GPUs).", panel=PANEL_OPTIM),
+}
+LORA = {
+    "base": option("finetune.base", "--base", help="The pretrained U-Net: diffusers folder, coral-ft run, cached hub ID or a peers' ckpt_*.pt.", panel=PANEL_LORA),
+    "lora": option("finetune.lora", "--lora/--full", help="Train LoRA adapters (+ class embedding, head) or every weight.", panel=PANEL_LORA),
+    "rank": option("finetune.rank", "--rank", help="LoRA rank r.", panel=PANEL_LORA, min=1),
+    "lora_alpha": option("finetune.alpha", "--lora-alpha", help="LoRA alpha; the update is scaled by alpha / r.", panel=PANEL_LORA),
+    "lora_targets": option("finetune.targets", "--lora-targets", help="Module-name suffixes to adapt, comma-separated (default: attention, ResNet convs, time projections).", panel=PANEL_LORA),
+}
+TRACKING = {
+    "report_to": option("train.report_to", "--report-to", help="Experiment tracking: none, tensorboard or wandb.", panel=PANEL_RUN),
+}
+DEVICE = {
+    "device": option("runtime.device", "--device", help="auto (a GPU when there is one), cpu, cuda or cuda:N.", panel=PANEL_RUN),
+}
+SAMPLING = {
+    "guidance": option("sample.guidance", "--guidance", help="w of paper eq. 4 (0 = no guidance; diffusers' guidance_scale is 1 + w).", panel=PANEL_SAMPLE),
+    "sampler": option("sample.sampler", "--sampler", help="ddpm (ancestral, every timestep), ddim, dpm++, unipc or euler.", panel=PANEL_SAMPLE),
+    "steps": option("sample.steps", "--steps", help="Denoising steps (default: the sampler's own: ddpm every timestep, ddim 100, dpm++/unipc 20, euler 50).", panel=PANEL_SAMPLE, min=1),
+    "eta": option("sample.eta", "--eta", help="DDIM eta (0 = deterministic).", panel=PANEL_SAMPLE),
+    "clip_x0": option("sample.clip_x0", "--clip-x0/--no-clip-x0", help="Clamp each step's x0 prediction (off: the peers' sampler).", panel=PANEL_SAMPLE),
+    "labels": option("sample.labels", "--labels", help="uniform, balanced, or a class list like 0,3,7 or cat,dog.", panel=PANEL_SAMPLE),
+    "sample_seed": option("sample.seed", "--sample-seed", help="Same seed, same samples.", panel=PANEL_SAMPLE),
+    "sample_batch_size": option("sample.batch_size", "--sample-batch-size", help="Samples per forward batch (per process).", panel=PANEL_SAMPLE, min=1),
+    "precision": option("sample.precision", "--precision", help="Autocast of the U-Net while sampling: no, bf16 or fp16.", panel=PANEL_SAMPLE),
+    "sample_compile": option("sample.compile", "--compile/--no-compile", help="torch.compile the U-Net for sampling.", panel=PANEL_SAMPLE),
+}
+EVAL = {
+    "metrics": option("eval.metrics", "--metrics", help="Comma list of fid, is, prd, recall, kid, per-class-fid (or f8, f1_8, precision).", panel=PANEL_EVAL),
+    "resize": option("eval.resize", "--resize", help="Inception resize: clean (clean-fid) or legacy-pytorch (the peers' and the paper's).", panel=PANEL_EVAL),
+    "recall_network": option("eval.recall_network", "--recall-network", help="Precision/recall features: vgg16 (the original metric) or inception.", panel=PANEL_EVAL),
+    "k": option("eval.k", "--k", help="Neighbours of the precision/recall manifolds.", panel=PANEL_EVAL, min=1),
+    "feature_batch_size": option("eval.feature_batch_size", "--feature-batch-size", help="Images per feature-network batch.", panel=PANEL_EVAL, min=1),
+    "weights_dir": option("eval.weights_dir", "--weights-dir", help="Folder with inception-2015-12-05.pt / vgg16-397923af.pth (else $CORAL_FT_WEIGHTS_DIR, then the clean-fid and torchvision caches).", panel=PANEL_EVAL),
+}
+LATENTS = {
+    "split": option("latents.split", "--split", help="Balanced split whose images are embedded: test or train-full.", panel=PANEL_EVAL),
+    "timesteps": option("latents.timesteps", "--timesteps", help="Noise levels, comma-separated, in 0..T-1.", panel=PANEL_EVAL),
+    "per_class": option("latents.per_class", "--per-class", help="Images per class (fewer when a class has fewer).", panel=PANEL_EVAL, min=2),
+    "condition": option("latents.condition", "--condition", help="Label given to the U-Net: true (as in training) or null (keeps the label embedding out).", panel=PANEL_EVAL),
+    "plot": option("latents.plots", "--plot", help="Maps to draw: tsne, umap (comma-separated) or none.", panel=PANEL_EVAL),
+    "latents_k": option("latents.k", "--k", help="Neighbours for purity and tail-into-head overlap.", panel=PANEL_EVAL, min=1),
+    "head_fraction": option("latents.head_fraction", "--head-fraction", help="Share of classes counted as head (and as tail).", panel=PANEL_EVAL),
+    "metric": option("latents.metric", "--metric", help="Distance for the scores: euclidean or cosine.", panel=PANEL_EVAL),
+    "latents_seed": option("latents.seed", "--seed", help="Seed of the subsample, the noise, t-SNE/UMAP and the probe split.", panel=PANEL_EVAL),
+    "forward_batch_size": option("latents.batch_size", "--forward-batch-size", help="Images per U-Net forward.", panel=PANEL_EVAL, min=1),
+}
+BENCH = {
+    "methods": option("bench.run", "--methods", help="Comma-separated methods to run (from the recipe's [bench.methods] or any method at the recipe's W).", panel=PANEL_METHOD),
+    "scale": option("bench.scale", "--scale", help="paper (the paper's runs), small (a tenth, one GPU) or smoke (CPU plumbing check).", panel=PANEL_RUN),
+    "seeds": option("bench.seeds", "--seeds", help="Training seeds per method (results give means, 95% intervals and paired differences).", panel=PANEL_RUN, min=1),
+    "guidance_sweep": option("bench.guidance_sweep", "--guidance-sweep", help="W values, comma-separated: each method and seed picks its W by FID on a separate selection set.", panel=PANEL_SAMPLE),
+    "selection_samples": option("bench.selection_samples", "--selection-samples", help="Samples per W on the selection set.", panel=PANEL_SAMPLE, min=1),
+    "num_samples": option("bench.num_samples", "--num-samples", help="Reported samples per method and seed.", panel=PANEL_SAMPLE, min=1),
+}
+
+Recipe = Annotated[Optional[str], typer.Option("--recipe", help="TOML recipe: a file or a shipped name (`coral-ft config recipes`).", rich_help_panel=PANEL_RUN)]
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.key=value (repeatable).", rich_help_panel=PANEL_RUN)]
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.", rich_help_panel=PANEL_RUN)]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration (and plan) and stop.", rich_help_panel=PANEL_RUN)]
+
+
+def _markers(annotation) -> list[Field]:
+    return [m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, Field)]
+
+
+def takes(*groups: dict):
+    """Add option groups to a command. The command receives the config-field options it was given
+    as `flags` ({dotted field: value}; options left out are absent)."""
+
+    def decorate(func):
+        sig = inspect.signature(func, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "flags"]
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
+                 for group in groups for name, ann in group.items()]
+        params = own + extra
+        field_of = {p.name: m.path for p in params for m in _markers(p.annotation)}
+
+        @functools.wraps(func)
+        def command(**kwargs):
+            flags = {field_of[n]: kwargs.pop(n) for n in list(kwargs) if n in field_of}
+            # Repeated list options (--lora-targets a,b --lora-targets c) become one comma list.
+            flags = {k: ",".join(v) if isinstance(v, list) else v for k, v in flags.items() if v not in (None, [])}
+            return func(**kwargs, flags=flags)
+
+        command.__signature__ = sig.replace(parameters=params)
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return decorate
+
+
+def resolve_config(*, recipe: str | Path | None = None, run: str | Path | None = None, base: dict | None = None,
+                   sets: list[str] | None = None, flags: dict[str, Any] | None = None) -> RunConfig:
+    """Recipe (else a saved run config, else `base` plain data) + --set + flags -> validated RunConfig."""
+    if recipe is not None:
+        raw = read_recipe(find_recipe(recipe))
+    elif run is not None:
+        raw = read_recipe(run)
+    else:
+        raw = dict(base or {})
+    apply_overrides(raw, sets or [])
+    apply_overrides(raw, flags or {})
+    return config_from_dict(raw)

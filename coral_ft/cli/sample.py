@@ -1,50 +1,71 @@
-"""`coral-ft sample`: N guided samples from a model to an .npz (resumable; `accelerate launch` splits it)."""
+"""`coral-ft sample`: N guided samples from a model to an .npz (resumable; `accelerate launch` splits it).
+
+The model's own settings come first: a run samples as its saved `[sample]` section says (an
+exported folder as recorded in its coral_ft.json); `--recipe`, `--set` and flags override.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
+from coral_ft.cli import options as o
 from coral_ft.cli.app import app
 from coral_ft.errors import UserError
 
 
-@app.command("sample")
-def sample_command(
-    model: str = typer.Option(..., "--model", help="Run directory or exported model folder."),
-    num: int = typer.Option(..., "--num", help="Number of samples N."),
-    out: Path = typer.Option(..., "--out", help="Output .npz (images uint8 N x H x W x C, labels)."),
-    guidance: Optional[float] = typer.Option(
-        None, "--guidance", help="w of paper eq. 4 (0 = no guidance); default: the model's recorded value."
-    ),
-    sampler: str = typer.Option("ddpm", "--sampler", help="ddpm (1000-step ancestral) or ddim (--steps steps)."),
-    steps: int = typer.Option(100, "--steps", help="DDIM steps."),
-    eta: float = typer.Option(0.0, "--eta", help="DDIM eta (0 = deterministic)."),
-    labels: str = typer.Option("uniform", "--labels", help="uniform, balanced, or a class list like 0,3,7 or cat,dog."),
-    batch_size: int = typer.Option(256, "--batch-size", help="Samples per forward batch (per process)."),
-    seed: int = typer.Option(0, "--seed", help="Same seed, same samples."),
-    png_dir: Optional[Path] = typer.Option(None, "--png-dir", help="Also write PNGs, one folder per class."),
-    restart: bool = typer.Option(False, "--restart", help="Discard shards left by a run with other arguments."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per batch."),
-) -> None:
-    """Sample N images with classifier-free guidance; a re-run with the same arguments resumes."""
+def model_config(model: str, recipe, sets, flags):
+    """The sampling config of a model: its run's config.toml, else what its folder records."""
+    from coral_ft.checkpoint.layout import RunDir
     from coral_ft.checkpoint.model import load_info, resolve_model_dir
-    from coral_ft.sample.run import check_sampling_args, sample_to_npz
 
-    if guidance is None:
-        guidance = load_info(resolve_model_dir(model)).guidance
-        if guidance is None:
-            raise UserError("this model records no guidance weight: pass --guidance W (0 = no guidance)")
-    check_sampling_args(out, num, guidance, sampler, steps, batch_size, eta)  # before accelerate starts
+    model_dir = resolve_model_dir(model)
+    run = RunDir.of_model(model_dir)
+    base = None
+    if run is None:
+        info = load_info(model_dir)
+        sample = dict(info.extra.get("sample", {}))
+        if info.guidance is not None:
+            sample.setdefault("guidance", info.guidance)
+        given = "sample.guidance" in flags or recipe is not None or any(s.startswith("sample.guidance=") for s in sets or [])
+        if "guidance" not in sample and not given:
+            raise UserError(f"{model_dir} records no guidance weight: pass --guidance W (0 = no guidance)")
+        base = {"sample": sample}
+    return o.resolve_config(recipe=recipe, run=run.config if run else None, base=base, sets=sets, flags=flags)
 
+
+@app.command("sample")
+@o.takes(o.SAMPLING, o.DEVICE)
+def sample_command(
+    model: Annotated[str, typer.Option("--model", help="Run directory or exported model folder.")],
+    num: Annotated[int, typer.Option("--num", min=1, help="Number of samples N.")],
+    out: Annotated[Path, typer.Option("--out", help="Output .npz (images uint8 N x H x W x C, labels, settings).")],
+    png_dir: Annotated[Optional[Path], typer.Option("--png-dir", help="Also write PNGs, one folder per class.")] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Discard shards left by a run with other settings.")] = False,
+    recipe: o.Recipe = None,
+    sets: o.Sets = None,
+    progress: o.Progress = True,
+    dry_run: o.DryRun = False,
+    *,
+    flags: dict,
+) -> None:
+    """Sample N images with classifier-free guidance; a re-run with the same settings resumes."""
+    from coral_ft.sample.run import check_output
+
+    config = model_config(model, recipe, sets, flags)
+    if dry_run:
+        typer.echo(config.to_toml())
+        return
+    check_output(out, num)  # before accelerate starts
     from accelerate import Accelerator
 
-    accelerator = Accelerator()
-    path = sample_to_npz(
-        model, out, num, guidance, sampler, steps, labels, batch_size, seed, png_dir, accelerator,
-        eta=eta, restart=restart, progress=progress and accelerator.is_main_process,
-    )  # fmt: skip
+    from coral_ft.sample.run import sample_to_npz
+
+    accelerator = Accelerator(cpu=config.runtime.resolved_device() == "cpu")
+    path = sample_to_npz(model, out, num, config.sample, png_dir=png_dir, accelerator=accelerator, restart=restart,
+                         progress=progress and accelerator.is_main_process)
     if accelerator.is_main_process:
-        typer.echo(f"{num} samples written to {path}")
+        s = config.sample
+        typer.echo(f"{num} samples written to {path} ({s.sampler}, W={s.guidance}, settings recorded in the file)")

@@ -1,6 +1,9 @@
-"""`coral-ft train --from-scratch ...`: train a class-conditional U-Net with CORAL or a baseline."""
+"""`coral-ft train --from-scratch` and `coral-ft finetune --base`: one set of options, one trainer."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -8,38 +11,72 @@ from coral_ft.cli import options as o
 from coral_ft.cli.app import app
 from coral_ft.errors import UserError
 
+Out = Annotated[Path, typer.Option("--out", help="Run directory.", rich_help_panel=o.PANEL_RUN)]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint (starts it when it has none).", rich_help_panel=o.PANEL_RUN)]
+TRAINING_OPTIONS = (o.DATA, o.MODEL, o.METHOD, o.OPTIM, o.TRACKING, o.DEVICE)
+
+
+def training_config(out: Path, recipe, sets, resume: bool, flags: dict):
+    """Recipe (or, resuming without one, the run's saved config) + --set + flags."""
+    from coral_ft.checkpoint.layout import RunDir
+
+    saved = RunDir(out).config
+    run = saved if recipe is None and resume and saved.is_file() else None
+    return o.resolve_config(recipe=recipe, run=run, sets=sets, flags=flags)
+
+
+def show_or_train(config, out: Path, resume: bool, progress: bool, dry_run: bool, source=None) -> None:
+    if dry_run:
+        typer.echo(config.to_toml())
+        return
+    from coral_ft.train.trainer import train
+
+    model_dir = train(config, out, resume=resume, source=source, progress=progress)
+    typer.echo(f"model written to {model_dir}")
+
 
 @app.command("train")
+@o.takes(*TRAINING_OPTIONS)
 def train_command(
-    out: o.Out,
-    from_scratch: bool = typer.Option(False, "--from-scratch", help="Start from a fresh preset U-Net (required)."),
-    dataset: o.Dataset = None,
-    data_root: o.DataRoot = None,
-    imbalance: o.Imbalance = None,
-    method: o.Method = None,
+    out: Out,
+    from_scratch: Annotated[bool, typer.Option("--from-scratch", help="Start from a fresh preset U-Net (required).")] = False,
     recipe: o.Recipe = None,
     sets: o.Sets = None,
-    preset: o.Preset = None,
-    max_steps: o.MaxSteps = None,
-    batch_size: o.BatchSize = None,
-    grad_accum: o.GradAccum = None,
-    lr: o.LearningRate = None,
-    seed: o.Seed = None,
-    mixed_precision: o.MixedPrecision = None,
-    lambda_mode: o.LambdaMode = None,
-    resume: o.Resume = False,
+    resume: Resume = False,
     progress: o.Progress = True,
+    dry_run: o.DryRun = False,
+    *,
+    flags: dict,
 ) -> None:
     """Train from scratch; writes config.toml, checkpoints/, metrics.jsonl, samples/ and model/ to --out."""
     if not from_scratch:
         raise UserError("`coral-ft train` trains from scratch: pass --from-scratch (to start from a checkpoint, use `coral-ft finetune --base`)")
-    from coral_ft.train.trainer import train
+    config = training_config(out, recipe, sets, resume, flags)
+    show_or_train(config, out, resume, progress, dry_run)
 
-    config = o.build_run_config(
-        recipe=recipe, sets=sets, out=out, resume=resume,
-        dataset=dataset, data_root=data_root, imbalance=imbalance, method=method, preset=preset,
-        max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, seed=seed,
-        mixed_precision=mixed_precision, lambda_mode=lambda_mode,
-    )  # fmt: skip
-    model_dir = train(config, out, resume=resume, progress=progress)
-    typer.echo(f"model written to {model_dir}")
+
+@app.command("finetune")
+@o.takes(o.LORA, *TRAINING_OPTIONS)
+def finetune_command(
+    out: Out,
+    recipe: o.Recipe = None,
+    sets: o.Sets = None,
+    resume: Resume = False,
+    progress: o.Progress = True,
+    dry_run: o.DryRun = False,
+    *,
+    flags: dict,
+) -> None:
+    """Fine-tune a pretrained U-Net (full or LoRA); writes the same run directory as `train`.
+
+    A UNet2DConditionModel base cross-attends to a fixed context: zeros by default, or
+    `--set finetune.context=FILE.safetensors` (a 'context' tensor of shape (L, cross_attention_dim)).
+    """
+    from coral_ft.finetune.source import FinetuneSource
+
+    config = training_config(out, recipe, sets, resume, flags)
+    if not config.finetune.base:
+        raise UserError("pass --base: a diffusers U-Net folder, a coral-ft run directory, a cached hub ID or a peers' ckpt_*.pt")
+    source = FinetuneSource(config.finetune)
+    source.locate()  # a missing or unreadable base fails now, before the data is read
+    show_or_train(config, out, resume, progress, dry_run, source)

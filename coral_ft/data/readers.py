@@ -110,6 +110,18 @@ def read_packed(path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return images, labels, classes
 
 
+def resize_square(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (N, C, H, W) -> uint8 (N, C, size, size): bilinear, antialiased when shrinking."""
+    import torch
+    import torch.nn.functional as F
+
+    if images.shape[-1] == size:
+        return images
+    x = torch.from_numpy(np.ascontiguousarray(images)).float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < images.shape[-1])
+    return x.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
 DIGITS_SIZE = 16  # by default the 8x8 digits are upsampled; `data.image_size = 8` keeps them native
 DIGITS_TEST_FRACTION = 0.2
 
@@ -137,3 +149,59 @@ def read_digits(split: str, size: int | None = None) -> tuple[np.ndarray, np.nda
         part = idx[: len(idx) - n_test] if split == "train" else idx[len(idx) - n_test :]
         keep[part] = True
     return images[keep], labels[keep], [str(i) for i in range(10)]
+
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                 "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+# Debian's package `dataset-fashion-mnist` installs the four files here; used when no root is given.
+FASHION_DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (the MNIST format), plain or gzipped: magic (dtype, ndim), sizes, data."""
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path} is not an IDX file of unsigned bytes (the MNIST format)")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise DataError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {data.size}")
+    return data.reshape(dims).copy()  # frombuffer is read-only
+
+
+def _find_idx(root: Path, name: str) -> Path | None:
+    for folder in (root, root / "FashionMNIST" / "raw", root / "fashion-mnist"):
+        for cand in (folder / f"{name}.gz", folder / name):
+            if cand.is_file():
+                return cand
+    return None
+
+
+def read_fashion_mnist(root, split: str, size: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Fashion-MNIST (60,000 train + 10,000 test, 28x28 grey) from its four IDX files, resized to
+    `size` when given. Without a root, Debian's dataset-fashion-mnist location is tried."""
+    layout = ("Fashion-MNIST's IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+              "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; from github.com/zalandoresearch/fashion-mnist, "
+              "or Debian's package dataset-fashion-mnist)")
+    folder = Path(root) if root is not None else FASHION_DEBIAN_ROOT
+    names = FASHION_FILES[split]
+    paths = [_find_idx(folder, n) for n in names]
+    if None in paths:
+        hint = "pass --data-root" if root is None else f"not under {folder}"
+        raise DataError(f"Fashion-MNIST not found ({hint}): a folder holding {layout}")
+    images, labels = _read_idx(paths[0]), _read_idx(paths[1]).astype(np.int64)
+    if images.ndim != 3 or len(images) != len(labels):
+        raise DataError(f"{paths[0]} and {paths[1]} do not match: {images.shape} images, {labels.shape} labels")
+    images = images[:, None]  # (N, 1, 28, 28)
+    if size is not None:
+        images = resize_square(images, size)
+    return images, labels, list(FASHION_CLASSES)

@@ -56,6 +56,9 @@ class DatasetSpec:
     reference_split: str = "train-full"  # what FID compares against by default
     description: str = ""
     resizes: bool = False  # the reader honours an image size; the others have one fixed size
+    # Small grey images, where ImageNet features mean little: the bench measures with a small
+    # classifier trained on the balanced real images instead (coral_ft.bench.classifier).
+    classifier_metrics: bool = False
 
 
 def _cifar10(root, split, image_size):
@@ -68,6 +71,10 @@ def _cifar100(root, split, image_size):
 
 def _digits(root, split, image_size):
     return readers.read_digits(split, image_size)
+
+
+def _fashion(root, split, image_size):
+    return readers.read_fashion_mnist(root, split, image_size)
 
 
 def _imagefolder(root, split, image_size):
@@ -93,7 +100,12 @@ DATASETS: dict[str, DatasetSpec] = {
     "cifar100": DatasetSpec(_cifar100, False, description="CIFAR-100, balanced"),
     "cifar10-lt": DatasetSpec(_cifar10, True, description="CIFAR10-LT (paper eq. 8)"),
     "cifar100-lt": DatasetSpec(_cifar100, True, description="CIFAR100-LT (paper eq. 8)"),
-    "digits-lt": DatasetSpec(_digits, True, description="scikit-learn digits, long-tailed (offline)", resizes=True),
+    "digits-lt": DatasetSpec(_digits, True, description="scikit-learn digits, long-tailed (offline)", resizes=True,
+                             classifier_metrics=True),
+    "fashion-mnist": DatasetSpec(_fashion, False, description="Fashion-MNIST, balanced (IDX files; Debian: dataset-fashion-mnist)",
+                                 resizes=True, classifier_metrics=True),
+    "fashion-mnist-lt": DatasetSpec(_fashion, True, description="Fashion-MNIST-LT (paper eq. 8)", resizes=True,
+                                    classifier_metrics=True),
     "celeba-5": DatasetSpec(_celeba5, False, reference_split="test", description="CelebA-5 hair colour, 64x64 (coral-ft data prepare)"),
     "imagenet-lt": DatasetSpec(_imagenet_lt, False, reference_split="test", description="ImageNet-LT, 64x64 (coral-ft data prepare)"),
     "imagefolder": DatasetSpec(_imagefolder, False, reference_split="train", description="root/<class>/<image>",

@@ -8,27 +8,37 @@ reference to its base): small, and `coral_ft.checkpoint.model.load_model` reads 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
-from coral_ft.checkpoint.model import load_model, resolve_model_dir, save_model
+from coral_ft.checkpoint.model import (
+    load_info,
+    load_model,
+    read_finetune_meta,
+    resolve_model_dir,
+    save_model,
+    write_finetune_meta,
+    write_model_card,
+)
 from coral_ft.errors import UserError
-from coral_ft.finetune.context import inner_unet, save_context
-from coral_ft.finetune.loading import read_finetune_meta, write_finetune_meta
-from coral_ft.finetune.lora import has_lora, merge_lora
+from coral_ft.models.context import inner_unet, save_context
+from coral_ft.models.lora import has_lora, merge_lora
 
 
 def export_model(run: str | Path, out: str | Path, merge: bool = False) -> Path:
     """Write the run's model to `out`; returns `out`."""
     model_dir = resolve_model_dir(run)
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists and is not empty; choose a new --out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} exists and is not an empty folder; choose a new --out")
     if out.resolve() == model_dir.resolve():
         raise UserError("--out must differ from the run's model folder")
     meta = read_finetune_meta(model_dir)
+    metrics = known_metrics(model_dir)
     if not merge and meta is not None and meta["kind"] == "lora":
         shutil.copytree(model_dir, out, dirs_exist_ok=True)
+        write_model_card(out, load_info(out), metrics)
         return out
     unet, scheduler, info = load_model(model_dir)
     core = inner_unet(unet)
@@ -38,4 +48,30 @@ def export_model(run: str | Path, out: str | Path, merge: bool = False) -> Path:
     save_context(out, unet)
     if meta is not None:
         write_finetune_meta(out, {**meta, "kind": "full", "merged_from": str(model_dir.resolve())})
+    write_model_card(out, info, metrics)
     return out
+
+
+def known_metrics(model_dir: Path) -> dict | None:
+    """The evaluation a bench wrote beside the run (BENCH/<method>/seed-<i>/eval.json), if any."""
+    for cand in (model_dir.parent / "eval.json", model_dir.parent.parent / "eval.json"):
+        if cand.is_file():
+            return json.loads(cand.read_text()).get("metrics")
+    return None
+
+
+def push_folder(folder: Path, repo_id: str) -> str:
+    """Upload an exported folder to the Hugging Face Hub; a clear error when that cannot be done."""
+    from huggingface_hub import HfApi
+
+    try:
+        api = HfApi()
+        api.create_repo(repo_id, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id)
+    except Exception as exc:  # offline, no token, no permission: all end here
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(
+            f"cannot upload {folder} to the Hub repo {repo_id} ({type(exc).__name__}: {first}); the folder is written: "
+            "check the network and `hf auth login`, then upload it with `hf upload` or run export again"
+        ) from None
+    return f"https://huggingface.co/{repo_id}"

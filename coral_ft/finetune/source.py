@@ -5,23 +5,27 @@ channels and class count against the data, and its noise schedule against the ru
 zero-initialised class embedding when the base is unconditional -> with LoRA, inject adapters
 and freeze the rest; without, train every weight -> wrap a cross-attention U-Net with its fixed
 context. All checks run here, before the first step. save(): a plain diffusers folder (full) or
-adapters + a reference to the base (LoRA); see `coral_ft.finetune.loading` for the layout.
+adapters + a reference to the base (LoRA); see `coral_ft.checkpoint.model` for the layout.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from torch import nn
 
-from coral_ft.checkpoint.model import META_FILE, ModelInfo, save_model
-from coral_ft.errors import ConfigError
-from coral_ft.finetune.bases import check_base_fits, check_base_schedule, load_base_unet, resolve_base
-from coral_ft.finetune.class_embedding import ensure_class_embedding
-from coral_ft.finetune.context import inner_unet, make_context, needs_context, save_context, wrap_with_context
-from coral_ft.finetune.loading import write_finetune_meta
-from coral_ft.finetune.lora import attach_lora, lora_config, save_lora
+from coral_ft.checkpoint.model import ModelInfo, save_info, save_model, write_finetune_meta
+from coral_ft.errors import ConfigError, UserError
+from coral_ft.finetune.bases import base_scheduler_config, check_base_fits, check_base_schedule
+from coral_ft.models.class_embedding import ensure_class_embedding
+from coral_ft.models.context import inner_unet, make_context, needs_context, save_context, wrap_with_context
+from coral_ft.models.convert_peer import convert_peer_checkpoint
+from coral_ft.models.lora import attach_lora, lora_config, save_lora
+from coral_ft.models.schedule import make_scheduler
+from coral_ft.models.unets import load_unet, resolve_unet_folder
+
+BASE_FORMS = ("a diffusers U-Net folder, a coral-ft run directory, a pipeline folder with unet/, "
+              "a hub ID in the local Hugging Face cache, or a peers' ckpt_*.pt (converted on the fly)")
 
 
 class FinetuneSource:
@@ -32,20 +36,41 @@ class FinetuneSource:
     def __init__(self, settings, cache_dir: str | Path | None = None):
         self.settings = settings  # a FinetuneConfig
         self.cache_dir = cache_dir  # Hugging Face cache; None: the default
-        self.base_folder: Path | None = None
+        self.base_folder: Path | None = None  # a diffusers U-Net folder, or
+        self.peer_checkpoint: Path | None = None  # a peers' ckpt_*.pt, converted when loaded
         self.added_class_embedding = False
 
+    def locate(self) -> None:
+        """Find the base (no weights read yet); every unusable form is a one-line error."""
+        spec = self.settings.base
+        if not spec:
+            raise ConfigError(f"finetune.base is not set: pass --base with {BASE_FORMS}")
+        path = Path(spec).expanduser()
+        if path.is_file():
+            self.peer_checkpoint = path
+            return
+        try:
+            self.base_folder = resolve_unet_folder(spec, self.cache_dir)
+        except UserError as exc:
+            raise UserError(f"{exc}. --base takes {BASE_FORMS}") from None
+
     def load_base(self) -> nn.Module:
-        if not self.settings.base:
-            raise ConfigError("finetune.base is not set: pass --base with a model folder, run directory or cached hub ID")
-        self.base_folder = resolve_base(self.settings.base, self.cache_dir)
-        return load_base_unet(self.base_folder)
+        if self.base_folder is None and self.peer_checkpoint is None:
+            self.locate()
+        if self.peer_checkpoint is not None:
+            try:
+                unet, _, self.peer_layout = convert_peer_checkpoint(self.peer_checkpoint, "ema")
+            except UserError as exc:
+                raise UserError(f"base {self.peer_checkpoint}: {exc}. --base takes {BASE_FORMS}") from None
+            return unet
+        return load_unet(self.base_folder)
 
     def build(self, data, config) -> nn.Module:
         s = self.settings
         unet = self.load_base()
-        check_base_fits(unet, data.image_size, data.channels, data.num_classes, str(self.base_folder))
-        if config is not None:
+        where = str(self.peer_checkpoint or self.base_folder)
+        check_base_fits(unet, data.image_size, data.channels, data.num_classes, where)
+        if config is not None and self.base_folder is not None:
             check_base_schedule(self.base_folder, config.model)
         if s.context is not None and not needs_context(unet):
             raise ConfigError("finetune.context is set but the base has no cross-attention (it is a UNet2DModel)")
@@ -59,11 +84,23 @@ class FinetuneSource:
             unet = wrap_with_context(unet, make_context(unet, s.context, s.context_length))
         return unet
 
+    def scheduler(self, config):
+        """The base's own DDPM scheduler when it ships one (checked against the run in `build`),
+        else the run's: fine-tuning continues the forward process the base was trained on."""
+        if self.peer_checkpoint is not None:  # the peers' schedule: T steps, linear betas 1e-4 .. 0.02
+            return make_scheduler(self.peer_layout.num_timesteps)
+        saved = base_scheduler_config(self.base_folder) if self.base_folder is not None else None
+        if saved is None:
+            return config.model.scheduler()
+        from diffusers import DDPMScheduler
+
+        return DDPMScheduler.from_config(saved)
+
     def meta(self, unet: nn.Module) -> dict:
         return {
             "kind": "lora" if self.settings.lora else "full",
             "unet_class": type(inner_unet(unet)).__name__,
-            "base": str(self.base_folder),
+            "base": str((self.peer_checkpoint or self.base_folder).resolve()),
             "base_spec": self.settings.base,
             "added_class_embedding": self.added_class_embedding,
         }
@@ -78,7 +115,7 @@ class FinetuneSource:
             core.save_config(folder)  # the architecture; the frozen base weights stay where they are
             save_lora(folder, core)
             scheduler.save_pretrained(folder)
-            (folder / META_FILE).write_text(json.dumps(info.__dict__, indent=2))
+            save_info(folder, info)
         else:
             save_model(folder, core, scheduler, info)
         save_context(folder, unet)

@@ -21,16 +21,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from coral_ft.checkpoint.model import HEAD_SUBDIR, load_head, load_model, resolve_model_dir
+from coral_ft.checkpoint.layout import RunDir
+from coral_ft.checkpoint.model import load_head, load_model, resolve_model_dir
+from coral_ft.config import LATENT_CONDITIONS
 from coral_ft.data.batches import derived_seed, to_model_range
 from coral_ft.errors import UserError
 from coral_ft.models.denoiser import Denoiser
 from coral_ft.models.presets import null_label, num_classes_of
+from coral_ft.models.schedule import ForwardProcess
 
 FEATURE_KINDS = ("bottleneck", "embedding")
-# What the U-Net is told about each image: its true label (as in training, the default), or the
-# null label of classifier-free guidance, which keeps the label embedding out of the features.
-CONDITIONS = ("true", "null")
 NOISE_STREAM = 7  # keeps the noise seeds apart from the subsample seed
 
 
@@ -41,12 +41,12 @@ class LatentModel:
     name: str
     path: Path
     denoiser: Denoiser
-    alphas_cumprod: torch.Tensor  # (T,) float64, from the model folder's scheduler
+    process: ForwardProcess  # the model's own scheduler as q(x_t | x_0)
     class_names: list[str] = field(default_factory=list)
 
     @property
     def num_train_timesteps(self) -> int:
-        return len(self.alphas_cumprod)
+        return self.process.num_train_timesteps
 
     @property
     def has_head(self) -> bool:
@@ -54,11 +54,11 @@ class LatentModel:
 
 
 def find_head_dir(path: str | Path) -> Path | None:
-    """RUN_DIR/head for a run directory, or the head beside a model folder (RUN_DIR/model)."""
+    """The run's head/ for a run directory or its model/ folder (the head is the EMA one)."""
     model_dir = resolve_model_dir(path)
-    for cand in (Path(path) / HEAD_SUBDIR, model_dir.parent / HEAD_SUBDIR):
-        if cand.is_dir():
-            return cand
+    for run in (RunDir(path), RunDir(model_dir.parent)):
+        if run.head.is_dir():
+            return run.head
     return None
 
 
@@ -69,8 +69,8 @@ def load_latent_model(path: str | Path, name: str | None = None, device: str | t
     head = load_head(head_dir) if head_dir is not None else None
     if head is not None:
         head = head.to(device).eval()
-    abar = torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float64)
-    return LatentModel(name or default_model_name(path), Path(path), Denoiser(unet, head).eval(), abar, info.class_names)
+    process = ForwardProcess(scheduler)
+    return LatentModel(name or default_model_name(path), Path(path), Denoiser(unet, head).eval(), process, info.class_names)
 
 
 def default_model_name(path: str | Path) -> str:
@@ -117,14 +117,15 @@ def extract_features(
     seed: int = 0,
     batch_size: int = 256,
     condition: str = "true",
+    bar=None,
 ) -> dict[int, dict[str, np.ndarray]]:
     """timestep -> feature kind -> (N, D) float32 array, for uint8 `images` (N, C, H, W).
 
     `labels` are the true labels; the U-Net gets them (`condition="true"`) or the null label
     (`"null"`); an unconditional U-Net gets none.
     """
-    if condition not in CONDITIONS:
-        raise UserError(f"condition must be one of {', '.join(CONDITIONS)}; got {condition!r}")
+    if condition not in LATENT_CONDITIONS:
+        raise UserError(f"condition must be one of {', '.join(LATENT_CONDITIONS)}; got {condition!r}")
     denoiser = model.denoiser
     device = next(denoiser.parameters()).device
     dtype = next(denoiser.parameters()).dtype
@@ -138,11 +139,12 @@ def extract_features(
         if y is not None and condition == "null":
             y = torch.full_like(y, null_label(denoiser.unet))
         for t in timesteps:
-            abar = model.alphas_cumprod[t].item()
-            x_t = abar**0.5 * x0 + (1 - abar) ** 0.5 * noise  # paper eq. 1
             tt = torch.full((len(ids),), t, device=device, dtype=torch.long)
+            x_t = model.process.add_noise(x0, noise, tt)  # paper eq. 1
             res = denoiser(x_t, tt, y)
             out[t]["bottleneck"].append(res.bottleneck.float().mean(dim=(2, 3)).cpu().numpy())  # (B, C_mid)
             if res.embedding is not None:
                 out[t]["embedding"].append(res.embedding.float().cpu().numpy())  # (B, D)
+            if bar is not None:
+                bar.update(len(ids))
     return {t: {k: np.concatenate(v) for k, v in kinds.items() if v} for t, kinds in out.items()}

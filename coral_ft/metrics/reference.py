@@ -2,10 +2,11 @@
 statistics file made by `make_reference`.
 
 A statistics file (.npz) holds, per feature network, the Gaussian statistics of all reference
-images and of each class (for FID and per-class FID), optionally the features themselves (for
-PRD, KID and precision/recall) and their k-NN radii (precision/recall's reference manifold),
-plus the network name and weights hash so that statistics are never compared with features of
-another network.
+images (for FID), optionally the features themselves (for PRD, KID, per-class FID and
+precision/recall) and their k-NN radii (precision/recall's reference manifold), plus the network
+name, its weights hash and the resize, so that statistics are never compared with features of
+another network or another resize. Per-class statistics are computed from the features one class
+at a time when needed, so a 1,000-class reference costs one covariance of memory, not 1,000.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from coral_ft.errors import UserError
-from coral_ft.metrics.fid import MIN_SAMPLES, gaussian_stats
+from coral_ft.metrics.fid import gaussian_stats
 
-STATS_FORMAT = "coral-ft-reference-stats/1"
+STATS_FORMAT = "coral-ft-reference-stats/2"  # /2: records the resize; no stored class statistics
 
 
 @dataclass
@@ -38,7 +39,7 @@ class NetworkStats:
     weights_sha1: str
     mu: np.ndarray  # (D,)
     sigma: np.ndarray  # (D, D)
-    class_stats: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # class -> (mu, sigma)
+    resize: str | None = None  # the resize before the network (None: the network has no choice)
     features: np.ndarray | None = None  # (M, D) float32
     radii: dict[int, np.ndarray] = field(default_factory=dict)  # k -> (M,) precision/recall k-NN radii
 
@@ -63,6 +64,12 @@ class ReferenceStats:
             raise UserError(
                 f"reference {self.name} was made with {extractor.name} weights sha1 {stats.weights_sha1[:12]}, "
                 f"but these weights have sha1 {extractor.weights_sha1[:12]}; rebuild it with `coral-ft eval make-ref`"
+            )
+        resize = getattr(extractor, "resize", None)
+        if stats.resize != resize:
+            raise UserError(
+                f"reference {self.name} was made with the {stats.resize} resize but this evaluation uses {resize}; "
+                f"FIDs of different resizes do not compare: pass --resize {stats.resize} or rebuild the reference"
             )
         return stats
 
@@ -92,16 +99,10 @@ def load_reference_images(ref: str, data_root=None, image_size: int | None = Non
     return ReferenceImages(ref, nchw_to_nhwc(data.images.numpy()), data.labels.numpy(), list(data.class_names))
 
 
-def network_stats(extractor, features: np.ndarray, labels: np.ndarray, *, per_class: bool,
-                  keep_features: bool) -> NetworkStats:
-    """Statistics of reference features (M, D): overall, and per class with >= MIN_SAMPLES images."""
+def network_stats(extractor, features: np.ndarray, *, keep_features: bool) -> NetworkStats:
+    """Statistics of reference features (M, D) as seen by `extractor`."""
     mu, sigma = gaussian_stats(features)
-    classes = {}
-    if per_class:
-        for c in np.unique(labels):
-            if (labels == c).sum() >= MIN_SAMPLES:
-                classes[int(c)] = gaussian_stats(features[labels == c])
-    return NetworkStats(extractor.name, extractor.weights_sha1, mu, sigma, classes,
+    return NetworkStats(extractor.name, extractor.weights_sha1, mu, sigma, getattr(extractor, "resize", None),
                         features.astype(np.float32) if keep_features else None)
 
 
@@ -110,16 +111,12 @@ def save_reference_stats(stats: ReferenceStats, path: Path) -> Path:
     arrays: dict[str, np.ndarray] = {"labels": stats.labels}
     nets = []
     for i, net in enumerate(stats.networks.values()):
-        classes = sorted(net.class_stats)
         arrays[f"net{i}_mu"], arrays[f"net{i}_sigma"] = net.mu, net.sigma
-        if classes:
-            arrays[f"net{i}_class_mu"] = np.stack([net.class_stats[c][0] for c in classes])  # (K, D)
-            arrays[f"net{i}_class_sigma"] = np.stack([net.class_stats[c][1] for c in classes])  # (K, D, D)
         if net.features is not None:
             arrays[f"net{i}_features"] = net.features
         for k, radii in net.radii.items():
             arrays[f"net{i}_radii_k{k}"] = radii
-        nets.append({"network": net.network, "weights_sha1": net.weights_sha1, "classes": classes,
+        nets.append({"network": net.network, "weights_sha1": net.weights_sha1, "resize": net.resize,
                      "radii_k": sorted(net.radii)})
     meta = {"format": STATS_FORMAT, "name": stats.name, "count": stats.count,
             "image_shape": list(stats.image_shape), "class_names": stats.class_names, "networks": nets}
@@ -140,18 +137,14 @@ def load_reference_stats(path) -> ReferenceStats:
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(str(f["meta"]))
             if meta.get("format") != STATS_FORMAT:
-                raise KeyError("format")
+                raise UserError(f"{path} is a reference file of an older coral-ft ({meta.get('format')}); "
+                                "rebuild it with `coral-ft eval make-ref`")
             networks = {}
             for i, net in enumerate(meta["networks"]):
-                classes = net["classes"]
-                class_stats = {}
-                if classes:
-                    cmu, csig = f[f"net{i}_class_mu"], f[f"net{i}_class_sigma"]
-                    class_stats = {c: (cmu[j], csig[j]) for j, c in enumerate(classes)}
                 feats = f[f"net{i}_features"] if f"net{i}_features" in f else None
-                radii = {k: f[f"net{i}_radii_k{k}"] for k in net.get("radii_k", [])}  # absent in older files
+                radii = {k: f[f"net{i}_radii_k{k}"] for k in net["radii_k"]}
                 networks[net["network"]] = NetworkStats(
-                    net["network"], net["weights_sha1"], f[f"net{i}_mu"], f[f"net{i}_sigma"], class_stats, feats, radii)
+                    net["network"], net["weights_sha1"], f[f"net{i}_mu"], f[f"net{i}_sigma"], net["resize"], feats, radii)
             labels = f["labels"]
     except (KeyError, ValueError, OSError) as exc:
         raise UserError(f"{path} is not a reference statistics file made by `coral-ft eval make-ref` ({exc})") from None

@@ -249,19 +249,3 @@ def _sample_size_of(ckpt: dict, path) -> int:
     if isinstance(x_T, torch.Tensor) and x_T.dim() == 4:
         return int(x_T.shape[-1])
     raise UserError(f"{path} has no fixed_x_T to read the image size from; pass --sample-size")
-
-
-def write_converted(out: str | Path, unet: UNet2DModel, head: ProjectionHead | None, layout: PeerLayout, source: str) -> Path:
-    """OUT/model (diffusers folder + DDPM scheduler + coral_ft.json) and OUT/head when present."""
-    from coral_ft.checkpoint.model import HEAD_SUBDIR, MODEL_SUBDIR, ModelInfo, make_scheduler, save_head, save_model
-    from coral_ft.config import ModelConfig
-
-    out = Path(out)
-    classes = [str(i) for i in range(layout.num_classes or 0)]
-    info = ModelInfo(class_names=classes, extra={"converted_from": str(source), "peer_layout": layout.__dict__})
-    # The peers' schedule: T steps, linear betas 1e-4 .. 0.02 (the ModelConfig defaults).
-    scheduler = make_scheduler(ModelConfig(num_train_timesteps=layout.num_timesteps))
-    model_dir = save_model(out / MODEL_SUBDIR, unet, scheduler, info)
-    if head is not None:
-        save_head(out / HEAD_SUBDIR, head)
-    return model_dir

@@ -25,7 +25,7 @@ class DenoiserOutput(NamedTuple):
 class Denoiser(nn.Module):
     def __init__(self, unet: nn.Module, head: nn.Module | None = None):
         # `unet` is called as unet(x, t, class_labels=...).sample: a UNet2DModel, or a
-        # cross-attention U-Net wrapped with its fixed context (coral_ft.finetune.context).
+        # cross-attention U-Net wrapped with its fixed context (coral_ft.models.context).
         super().__init__()
         self.unet = unet
         self.head = head

@@ -9,7 +9,6 @@ import pkgutil
 
 from coral_ft.objectives.base import (
     OBJECTIVES,
-    NoiseSchedule,
     Objective,
     ObjectiveContext,
     TrainBatch,
@@ -24,7 +23,6 @@ for _mod in pkgutil.iter_modules(__path__):
 
 __all__ = [
     "OBJECTIVES",
-    "NoiseSchedule",
     "Objective",
     "ObjectiveContext",
     "TrainBatch",

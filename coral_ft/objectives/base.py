@@ -15,30 +15,9 @@ from typing import Callable, ClassVar
 import torch
 import torch.nn.functional as F
 
+from coral_ft.models.schedule import ForwardProcess
+
 LossTerms = dict[str, torch.Tensor]
-
-
-class NoiseSchedule:
-    """DDPM forward process: linear betas, abar_t = prod(1 - beta_s). Timesteps index 0..T-1
-    (diffusers' convention); the paper's t in 1..T is `t + 1`."""
-
-    def __init__(self, num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02):
-        self.num_train_timesteps = num_train_timesteps
-        betas = torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
-        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)  # (T,) float64
-
-    def abar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """abar_t broadcast to `like`'s shape, in `like`'s dtype and device."""
-        a = self.alphas_cumprod.to(like.device)[t].to(like.dtype)
-        return a.view(-1, *([1] * (like.dim() - 1)))
-
-    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        a = self.abar(t, x0)
-        return a.sqrt() * x0 + (1 - a).sqrt() * noise
-
-    @classmethod
-    def from_config(cls, model_cfg) -> "NoiseSchedule":
-        return cls(model_cfg.num_train_timesteps, model_cfg.beta_start, model_cfg.beta_end)
 
 
 @dataclass
@@ -61,7 +40,7 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
 class ObjectiveContext:
     """What an objective may know about the run, fixed for its whole length."""
 
-    schedule: NoiseSchedule
+    schedule: ForwardProcess  # the model's DDPM scheduler as q(x_t | x_0)
     num_classes: int
     null_label: int
     class_counts: list[int] = field(default_factory=list)  # training-set counts per class

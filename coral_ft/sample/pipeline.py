@@ -14,8 +14,6 @@ pipeline reproduces the CLI's samples for the same labels.
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 
@@ -65,12 +63,6 @@ class CoralPipeline(DiffusionPipeline):
             raise UserError("class_labels is empty: give at least one class")
         return torch.tensor(ids, dtype=torch.long)
 
-    def _step_kwargs(self, eta: float, stochastic_default: bool) -> tuple[dict, bool]:
-        params = inspect.signature(self.scheduler.step).parameters
-        kwargs = {"eta": eta} if "eta" in params else {}
-        stochastic = "generator" in params and (eta > 0 if "eta" in params else stochastic_default)
-        return kwargs, stochastic
-
     @torch.no_grad()
     def __call__(
         self,
@@ -99,8 +91,7 @@ class CoralPipeline(DiffusionPipeline):
         seeds = self._seeds(len(labels), seed, generator)
         steps = num_inference_steps or self.scheduler.config.num_train_timesteps
         self.scheduler.set_timesteps(steps)
-        step_kwargs, stochastic = self._step_kwargs(eta, stochastic_default=True)
-        x = denoise(self.unet, self.scheduler, labels, seeds, guidance, step_kwargs, stochastic, progress=False)
+        x = denoise(self.unet, self.scheduler, labels, seeds, guidance, eta=eta)
         images = x.add(1).div(2).cpu()  # (B, C, H, W) in [0, 1]
         if output_type == "pt":
             out = images

@@ -28,7 +28,7 @@ from coral_ft.data.batches import to_uint8
 from coral_ft.errors import UserError
 from coral_ft.models.presets import num_classes_of
 from coral_ft.sample.labels import make_labels, parse_label_spec, sample_seeds
-from coral_ft.sample.samplers import SAMPLERS, sample
+from coral_ft.sample.samplers import resolved_steps, sample
 
 MANIFEST = "manifest.json"
 SHARD_GLOB = "shard-*.npz"
@@ -39,23 +39,15 @@ def shards_dir_for(out: Path) -> Path:
     return out.with_name(out.stem + ".shards")
 
 
-def check_sampling_args(out, num, guidance, sampler, steps, batch_size, eta) -> Path:
-    """Every user mistake that can be seen before a model is loaded, as one UserError."""
+def check_output(out, num: int) -> Path:
+    """Mistakes that can be seen before a model is loaded (the settings validate themselves)."""
     out = Path(out)
     if out.suffix != ".npz":
         raise UserError(f"--out must name a .npz file; got {out}")
+    if out.exists() and not out.is_file():
+        raise UserError(f"--out {out} exists and is not a file; choose another path")
     if num <= 0:
         raise UserError(f"--num must be positive; got {num}")
-    if sampler not in SAMPLERS:
-        raise UserError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
-    if steps <= 0:
-        raise UserError(f"--steps must be positive; got {steps}")
-    if batch_size <= 0:
-        raise UserError(f"--batch-size must be positive; got {batch_size}")
-    if guidance < 0:
-        raise UserError(f"--guidance must be >= 0 (paper eq. 4, 0 = no guidance); got {guidance}")
-    if not 0.0 <= eta <= 1.0:
-        raise UserError(f"eta must be in [0, 1]; got {eta}")
     return out
 
 
@@ -134,32 +126,17 @@ def write_pngs(png_dir: Path, images: np.ndarray, labels: np.ndarray, class_name
             Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(folder / f"{i:06d}.png")
 
 
-def sample_to_npz(
-    model,
-    out,
-    num: int,
-    guidance: float,
-    sampler: str = "ddpm",
-    steps: int = 100,
-    labels: str = "uniform",
-    batch_size: int = 256,
-    seed: int = 0,
-    png_dir=None,
-    accelerator=None,
-    *,
-    eta: float = 0.0,
-    restart: bool = False,
-    progress: bool = False,
-) -> Path:
-    """Generate `num` samples (paper eq. 4 guidance `guidance`) into `out`; -> the .npz path.
+def sample_to_npz(model, out, num: int, settings, *, png_dir=None, accelerator=None, restart: bool = False,
+                  progress: bool = False) -> Path:
+    """Generate `num` samples into `out` as `settings` (a SampleConfig) say; -> the .npz path.
 
     model: a run directory, a model folder, or an already loaded (unet, scheduler, ModelInfo).
-    labels: 'uniform', 'balanced' or a class list (see `coral_ft.sample.labels`).
     accelerator: an `accelerate.Accelerator` to split the work over its processes; None: one
     process on the GPU when there is one.
-    The .npz holds `images` (num, H, W, C) uint8 and `labels` (num,) int64, in sample order.
+    The .npz holds `images` (num, H, W, C) uint8 and `labels` (num,) int64, in sample order, and
+    `settings`: the resolved sampling settings as JSON.
     """
-    out = check_sampling_args(out, num, guidance, sampler, steps, batch_size, eta)
+    out = check_output(out, num)
     device = accelerator.device if accelerator is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
     barrier = accelerator.wait_for_everyone if accelerator is not None else (lambda: None)
@@ -167,14 +144,16 @@ def sample_to_npz(
     if num_classes_of(unet) is None:
         where = f" {model}" if isinstance(model, (str, Path)) else ""
         raise UserError(f"the model{where} has no class embedding, so it cannot take class labels")
-    parse_label_spec(labels, info.class_names)  # bad lists fail here, before any work
-    all_labels = make_labels(labels, num, info.class_names, seed)  # (num,)
+    parse_label_spec(settings.labels, info.class_names)  # bad lists fail here, before any work
+    all_labels = make_labels(settings.labels, num, info.class_names, settings.seed)  # (num,)
+    steps = resolved_steps(scheduler, settings.sampler, settings.steps)
 
     folder = shards_dir_for(out)
     manifest = {
-        "model": model_fingerprint(unet), "guidance": float(guidance), "sampler": sampler,
-        "steps": steps if sampler == "ddim" else None, "eta": float(eta) if sampler == "ddim" else None,
-        "labels": labels, "seed": seed, "scheduler": {k: v for k, v in scheduler.config.items() if not k.startswith("_")},
+        "model": model_fingerprint(unet), "guidance": float(settings.guidance), "sampler": settings.sampler,
+        "steps": steps, "eta": float(settings.eta), "clip_x0": settings.clip_x0, "labels": settings.labels,
+        "seed": settings.seed, "precision": settings.precision,
+        "scheduler": {k: v for k, v in scheduler.config.items() if not k.startswith("_")},
     }  # fmt: skip
     manifest = json.loads(json.dumps(manifest, default=str))  # as it reads back from disk
     resuming = _check_manifest(folder, manifest, restart)  # every process decides alike
@@ -185,21 +164,43 @@ def sample_to_npz(
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
     barrier()
 
+    net = torch.compile(unet) if settings.compile else unet
     missing = np.flatnonzero(~_done_indices(folder, num))
-    batches = [missing[i : i + batch_size] for i in range(0, len(missing), batch_size)]
-    for batch in batches[rank::world]:
+    batches = [missing[i : i + settings.batch_size] for i in range(0, len(missing), settings.batch_size)]
+    mine = batches[rank::world]
+    done = num - len(missing) if world == 1 else 0  # other processes' shares are not this bar's
+    bar = _progress_bar(sum(len(b) for b in mine), done, steps) if progress else None
+    for batch in mine:
         batch_labels = all_labels[torch.from_numpy(batch)]
-        seeds = sample_seeds(seed, batch)
-        x = sample(unet, scheduler, batch_labels, seeds, guidance, sampler, steps, eta, progress=progress)
+        seeds = sample_seeds(settings.seed, batch)
+        tick = (lambda i, t, x, n=len(batch): bar.update(n / steps)) if bar is not None else None
+        x = sample(net, scheduler, batch_labels, seeds, settings, callback=tick)
         images = to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
         _write_npz(folder / f"shard-{batch[0]:07d}.npz", indices=batch, images=images, labels=batch_labels.numpy())
+    if bar is not None:
+        bar.close()
     barrier()
 
     if rank == 0:
         arrays = _assemble(folder, num)
         out.parent.mkdir(parents=True, exist_ok=True)
-        _write_npz(out, **arrays)
+        resolved = {**manifest, "num": num, "model_path": str(model) if isinstance(model, (str, Path)) else None}
+        _write_npz(out, **arrays, settings=np.array(json.dumps(resolved)))
         if png_dir is not None:
             write_pngs(Path(png_dir), arrays["images"], arrays["labels"], info.class_names)
     barrier()
     return out
+
+
+def _progress_bar(todo: int, done: int, steps: int):
+    """One bar over every sample of the run (with its ETA), advanced a fraction per denoising step."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=done + todo, initial=done, desc=f"sampling ({steps} steps)", unit="img", dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]")
+
+
+def read_settings(path) -> dict | None:
+    """The resolved sampling settings recorded in a samples .npz (None for files from elsewhere)."""
+    with np.load(path, allow_pickle=False) as f:
+        return json.loads(str(f["settings"])) if "settings" in f.files else None

@@ -1,28 +1,22 @@
-"""The periodic sample grid: fixed noise and labels, guided, one row per class shown."""
+"""The periodic sample grid: fixed noise and labels, guided as the run's [sample] says, one
+labelled row per class shown (up to 10, spread from head to tail)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-from torchvision.utils import save_image
 
+from coral_ft.data.batches import to_uint8
+from coral_ft.sample.grid import grid_classes, save_class_grid
 from coral_ft.sample.samplers import sample
-
-MAX_GRID_CLASSES = 10  # with 100 or 1000 classes, show 10 spread from head to tail
-
-
-def grid_labels(num_classes: int, per_class: int) -> torch.Tensor:
-    shown = torch.linspace(0, num_classes - 1, min(num_classes, MAX_GRID_CLASSES)).round().long()
-    return shown.repeat_interleave(per_class)  # (rows * per_class,), one row per class
 
 
 def save_sample_grid(unet, scheduler, data, config, path: Path) -> Path:
     per_class = config.train.sample_grid
-    labels = grid_labels(data.num_classes, per_class)
+    counts = data.counts()
+    classes = grid_classes(data.num_classes, counts)
+    labels = torch.tensor(classes).repeat_interleave(per_class)  # (rows * per_class,)
     seeds = range(len(labels))  # the same noise at every step: the grids are comparable
-    s = config.sample
-    images = sample(unet, scheduler, labels, seeds, s.guidance, s.sampler, s.steps, s.eta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.add(1).div(2), path, nrow=per_class)
-    return path
+    images = to_uint8(sample(unet, scheduler, labels, seeds, config.sample)).permute(0, 2, 3, 1).cpu().numpy()
+    return save_class_grid(images, labels.numpy(), data.class_names, path, counts, per_class, classes)

@@ -25,6 +25,10 @@ class UNetSource(Protocol):
         """The U-Net to train, class-conditional with data.num_classes + 1 embedding rows."""
         ...
 
+    def scheduler(self, config):
+        """The DDPM scheduler the U-Net is trained with (and ships with): its forward process."""
+        ...
+
     def save(self, unet: nn.Module, folder: Path, scheduler, info: ModelInfo) -> None:
         """Write the final (EMA) U-Net to `folder` (the run's `model/`)."""
         ...
@@ -38,6 +42,9 @@ class FromScratch:
     def build(self, data: LabeledImages, config) -> nn.Module:
         m = config.model
         return build_unet(m.preset, data.image_size, data.channels, data.num_classes, m.dropout)
+
+    def scheduler(self, config):
+        return config.model.scheduler()
 
     def save(self, unet: nn.Module, folder: Path, scheduler, info: ModelInfo) -> None:
         save_model(folder, unet, scheduler, info)

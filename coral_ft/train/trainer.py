@@ -8,6 +8,10 @@ generators seeded by (seed, step) and each process takes its slice, so
 - an interrupted and resumed run sees exactly the batches an uninterrupted run sees, and
 - N processes together compute what one process computes (the objectives gather batch-level
   terms such as SupCon over all processes).
+
+Stopping: SIGTERM (a cluster's pre-emption signal) or Ctrl-C finishes the current step, writes a
+checkpoint and raises `TrainingStopped`; `--resume` continues from it. A NaN loss stops with the
+last good checkpoint untouched.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -22,21 +28,21 @@ import torch
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 
-from coral_ft.checkpoint.model import HEAD_SUBDIR, MODEL_SUBDIR, ModelInfo, make_scheduler, save_head
+from coral_ft.checkpoint.layout import RunDir
+from coral_ft.checkpoint.model import ModelInfo, save_head
 from coral_ft.checkpoint.training import list_checkpoints, load_checkpoint, save_checkpoint
-from coral_ft.config import RunConfig, save_config
+from coral_ft.config import RunConfig, load_config, save_config
 from coral_ft.data.batches import derived_seed, global_batch_indices, random_hflip, step_generator, to_model_range
 from coral_ft.data.registry import LabeledImages, dataset_from_config
-from coral_ft.errors import ConfigError, UserError
+from coral_ft.errors import ConfigError, RunStopped, UserError
 from coral_ft.models.denoiser import Denoiser, build_head
 from coral_ft.models.presets import null_label as null_label_of
-from coral_ft.objectives import OBJECTIVES, NoiseSchedule, ObjectiveContext, TrainBatch, build_objective, drop_labels
+from coral_ft.models.schedule import ForwardProcess
+from coral_ft.objectives import OBJECTIVES, ObjectiveContext, TrainBatch, build_objective, drop_labels
 from coral_ft.train.grid import save_sample_grid
 from coral_ft.train.source import FromScratch, UNetSource
+from coral_ft.train.tracking import check_tracker, start_tracking
 
-CONFIG_FILE = "config.toml"
-METRICS_FILE = "metrics.jsonl"
-CHECKPOINT_DIR = "checkpoints"
 # Sections that define what is trained; a resumed run must not change them.
 FROZEN_SECTIONS = ("data", "model", "objective", "finetune")
 
@@ -44,10 +50,17 @@ FROZEN_SECTIONS = ("data", "model", "objective", "finetune")
 STREAM_SHARED = 0  # flips, timesteps, noise, label dropout of the whole global batch
 STREAM_MODEL = 1  # torch's global RNG (dropout), per micro-batch and process
 STREAM_METHOD = 2  # a method's own extra draws (batch.generator), per micro-batch and process
+STREAM_PREPARE = 3  # a method's draws over the whole global batch (objective.prepare)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_CHECK_EVERY = 10  # steps between agreeing on a stop request across processes
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last checkpoint written is still good."""
+
+
+class TrainingStopped(RunStopped):
+    """SIGTERM or Ctrl-C: a checkpoint of the current step was written; --resume continues."""
 
 
 def warmup_factor(step: int, warmup_steps: int) -> float:
@@ -63,6 +76,20 @@ def _gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather(tensor), dim=0)
 
 
+def make_accelerator(config: RunConfig, run: RunDir) -> Accelerator:
+    t = config.train
+    device = config.runtime.resolved_device()
+    kwargs = {}
+    check_tracker(t.report_to)
+    if t.report_to != "none":
+        kwargs = {"log_with": t.report_to, "project_dir": str(run.root / "logs")}
+    accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=device == "cpu", **kwargs)
+    if accelerator.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = t.tf32
+        torch.backends.cudnn.allow_tf32 = t.tf32
+    return accelerator
+
+
 class Trainer:
     def __init__(
         self,
@@ -73,11 +100,11 @@ class Trainer:
         data: LabeledImages | None = None,
     ):
         self.config = config
-        self.out = Path(out_dir)
+        self.run_dir = RunDir(out_dir)
         self.progress = progress
         self.source = source or FromScratch()
         t = config.train
-        self.accelerator = Accelerator(mixed_precision=t.mixed_precision)
+        self.accelerator = make_accelerator(config, self.run_dir)
         world = self.accelerator.num_processes
         if t.batch_size % (t.grad_accum * world):
             raise ConfigError(
@@ -86,30 +113,39 @@ class Trainer:
         self.micro_global = t.batch_size // t.grad_accum  # images per micro-step, all processes
         self.micro_local = self.micro_global // world
         self.data: LabeledImages = data if data is not None else dataset_from_config(config.data, "train")
-        self.schedule = NoiseSchedule.from_config(config.model)
 
         torch.manual_seed(t.seed)  # identical initialisation on every process
         unet = self.source.build(self.data, config)
+        self.scheduler = self.source.scheduler(config)  # the one forward process: trained, sampled, saved
+        self.process = ForwardProcess(self.scheduler)
         objective_entry = OBJECTIVES[config.objective.method]
         head = build_head(unet, config.model.head_dim, config.model.head_pooling) if objective_entry.cls.uses_head else None
         self.null_label = null_label_of(unet)
         denoiser = Denoiser(unet, head)
-        self.unet_param_names = [n for n, p in unet.named_parameters() if p.requires_grad]
+        if t.channels_last:
+            denoiser = denoiser.to(memory_format=torch.channels_last)
+        # The EMA follows every trainable parameter: the U-Net's and the head's (latents pair them).
+        self.ema_names = [n for n, p in denoiser.named_parameters() if p.requires_grad]
         self.ema = EMAModel(
-            [p for p in unet.parameters() if p.requires_grad],
+            [p for p in denoiser.parameters() if p.requires_grad],
             decay=t.ema_decay,
             # Without warm-up the decay is the constant ema_decay from the first step, as the peers.
             min_decay=0.0 if t.ema_warmup else t.ema_decay,
         )
         trainable = [p for p in denoiser.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(trainable, lr=t.lr)
+        fused = {"fused": True} if self.accelerator.device.type == "cuda" else {}
+        optimizer = torch.optim.Adam(trainable, lr=t.lr, **fused)
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, t.warmup_steps))
+        self.module = denoiser  # the plain module (weights, EMA, export)
         self.model, self.optimizer = self.accelerator.prepare(denoiser, optimizer)
+        if t.compile:
+            # The whole denoiser, bottleneck hook included (the hook is added before compiling).
+            self.model = torch.compile(self.model)
         self.ema.to(self.accelerator.device)
         self.objective = build_objective(
             config.objective,
             ObjectiveContext(
-                schedule=self.schedule,
+                schedule=self.process,
                 num_classes=self.data.num_classes,
                 null_label=self.null_label,
                 class_counts=self.data.counts(),
@@ -120,28 +156,33 @@ class Trainer:
         self.images = self.data.images  # (N, C, H, W) uint8, kept on the CPU
         self.labels = self.data.labels
         self.step = 0
+        self._stop_requested = False
 
     # -- state ------------------------------------------------------------------------------
     @property
     def denoiser(self) -> Denoiser:
-        return self.accelerator.unwrap_model(self.model)
+        return self.module
 
     def _trainable_state(self) -> dict[str, torch.Tensor]:
-        return {n: p for n, p in self.denoiser.named_parameters() if p.requires_grad}
+        return {n: p for n, p in self.module.named_parameters() if p.requires_grad}
 
     def _ema_state(self) -> dict[str, torch.Tensor]:
-        return dict(zip(self.unet_param_names, self.ema.shadow_params))
+        # U-Net names without their "unet." prefix (the U-Net's own names); the head's as "head.*".
+        return {_ema_key(n): p for n, p in zip(self.ema_names, self.ema.shadow_params)}
 
     def save_checkpoint(self) -> None:
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
+            state = {"lr_schedule": self.lr_schedule.state_dict(), "ema_step": self.ema.optimization_step}
+            if self.accelerator.scaler is not None:  # fp16: the loss scale belongs to an exact resume
+                state["grad_scaler"] = self.accelerator.scaler.state_dict()
             save_checkpoint(
-                self.out / CHECKPOINT_DIR,
+                self.run_dir.checkpoints,
                 self.step,
                 self._trainable_state(),
                 self._ema_state(),
                 self.optimizer.state_dict(),
-                {"lr_schedule": self.lr_schedule.state_dict(), "ema_step": self.ema.optimization_step},
+                state,
                 keep=self.config.train.keep_checkpoints,
             )
         self.accelerator.wait_for_everyone()
@@ -155,11 +196,14 @@ class Trainer:
         with torch.no_grad():
             for name, p in params.items():
                 p.copy_(ckpt["trainable"][name])
-            for name, shadow in zip(self.unet_param_names, self.ema.shadow_params):
-                shadow.copy_(ckpt["ema"][name])
+            for name, shadow in zip(self.ema_names, self.ema.shadow_params):
+                # Checkpoints written before the head had an EMA start it from the head's weights.
+                shadow.copy_(ckpt["ema"].get(_ema_key(name), params[name].detach()))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.lr_schedule.load_state_dict(ckpt["state"]["lr_schedule"])
         self.ema.optimization_step = ckpt["state"]["ema_step"]
+        if self.accelerator.scaler is not None and "grad_scaler" in ckpt["state"]:
+            self.accelerator.scaler.load_state_dict(ckpt["state"]["grad_scaler"])
         self.step = ckpt["state"]["step"]
 
     # -- one step ---------------------------------------------------------------------------
@@ -172,7 +216,7 @@ class Trainer:
         images = to_model_range(self.images[idx])  # (B, C, H, W)
         if cfg.data.hflip:
             images = random_hflip(images, g)
-        t = torch.randint(0, self.schedule.num_train_timesteps, (B,), generator=g)
+        t = torch.randint(0, self.process.num_train_timesteps, (B,), generator=g)
         noise = torch.randn(images.shape, generator=g)
         labels = self.labels[idx]
         cond = drop_labels(labels, cfg.model.p_uncond, self.null_label, cfg.model.label_drop, g)
@@ -210,37 +254,39 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.lr_schedule.step()
-        self.ema.step([p for p in self.denoiser.unet.parameters() if p.requires_grad])
+        self.ema.step([p for p in self.module.parameters() if p.requires_grad])
         self.step += 1
         return totals
 
     # -- outputs ----------------------------------------------------------------------------
-    def ema_unet(self):
-        """A copy of the U-Net carrying the EMA weights (for samples and export)."""
-        unet = copy.deepcopy(self.denoiser.unet)
-        self.ema.copy_to([p for p in unet.parameters() if p.requires_grad])
-        return unet.eval()
+    def ema_denoiser(self) -> Denoiser:
+        """A copy of the denoiser carrying the EMA weights (U-Net and head), for samples and export."""
+        denoiser = copy.deepcopy(self.module).to(memory_format=torch.contiguous_format)
+        self.ema.copy_to([p for p in denoiser.parameters() if p.requires_grad])
+        return denoiser.eval()
 
     def write_samples(self) -> None:
         if self.accelerator.is_main_process:
-            path = self.out / "samples" / f"step-{self.step:07d}.png"
-            save_sample_grid(self.ema_unet(), make_scheduler(self.config.model), self.data, self.config, path)
+            path = self.run_dir.sample_grid(self.step)
+            save_sample_grid(self.ema_denoiser().unet, self.scheduler, self.data, self.config, path)
+            self.tracker_images(path)
         self.accelerator.wait_for_everyone()
 
     def export(self) -> Path:
-        model_dir = self.out / MODEL_SUBDIR
         if self.accelerator.is_main_process:
             info = ModelInfo(
                 class_names=self.data.class_names,
                 dataset=self.config.data.dataset,
                 guidance=self.config.sample.guidance,
-                extra={"method": self.config.objective.method, "step": self.step, "class_counts": self.data.counts()},
+                extra={"method": self.config.objective.method, "step": self.step, "class_counts": self.data.counts(),
+                       "imbalance": self.config.data.imbalance, "sample": self.config.to_dict()["sample"]},
             )
-            self.source.save(self.ema_unet(), model_dir, make_scheduler(self.config.model), info)
-            if self.denoiser.head is not None:
-                save_head(self.out / HEAD_SUBDIR, self.denoiser.head)
+            ema = self.ema_denoiser()
+            self.source.save(ema.unet, self.run_dir.model, self.scheduler, info)
+            if ema.head is not None:
+                save_head(self.run_dir.head, ema.head)
         self.accelerator.wait_for_everyone()
-        return model_dir
+        return self.run_dir.model
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> Path:
@@ -254,61 +300,122 @@ class Trainer:
         window: dict[str, torch.Tensor] = {}
         window_steps, window_start = 0, time.perf_counter()
         finite = torch.ones((), dtype=torch.bool, device=acc.device)
-        while self.step < t.max_steps:
-            terms = self.train_step()
-            finite &= torch.isfinite(terms["loss"])  # checked at log/checkpoint time: no per-step sync
-            for k, v in terms.items():
-                window[k] = window.get(k, 0.0) + v
-            window_steps += 1
-            if bar is not None:
-                bar.update(1)
-            boundary = {
-                "log": self.step % t.log_every == 0 or self.step == t.max_steps,
-                "ckpt": self.step % t.checkpoint_every == 0 or self.step == t.max_steps,
-                "sample": self.step % t.sample_every == 0,
-            }
-            if any(boundary.values()):
-                if not bool(acc.reduce(finite.float(), "min")):
+        with self._stop_on_signals():
+            while self.step < t.max_steps:
+                terms = self.train_step()
+                finite &= torch.isfinite(terms["loss"])  # checked at log/checkpoint time: no per-step sync
+                for k, v in terms.items():
+                    window[k] = window.get(k, 0.0) + v
+                window_steps += 1
+                if bar is not None:
+                    bar.update(1)
+                stop = self._stop_agreed()
+                boundary = {
+                    "log": self.step % t.log_every == 0 or self.step == t.max_steps or stop,
+                    "ckpt": self.step % t.checkpoint_every == 0 or self.step == t.max_steps or stop,
+                    "sample": self.step % t.sample_every == 0,
+                }
+                if any(boundary.values()) and not bool(acc.reduce(finite.float(), "min")):
                     if bar is not None:
                         bar.close()
-                    last = list_checkpoints(self.out / CHECKPOINT_DIR)
+                    last = list_checkpoints(self.run_dir.checkpoints)
                     where = f"last good checkpoint: {last[-1][1]}" if last else "no checkpoint was written yet"
                     raise TrainingDiverged(
                         f"the loss became NaN/inf by step {self.step}; {where}. Lower train.lr or check the data"
                     )
-            if boundary["log"]:
-                elapsed = time.perf_counter() - window_start
-                record = {k: float(acc.reduce(v, "mean")) / window_steps for k, v in window.items()}
-                record.update(step=self.step, lr=self.lr_schedule.get_last_lr()[0], steps_per_sec=window_steps / elapsed)
-                self._log(record)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{record['loss']:.4f}")
-                window, window_steps, window_start = {}, 0, time.perf_counter()
-            if boundary["ckpt"]:
-                self.save_checkpoint()
-            if boundary["sample"]:
-                self.write_samples()
+                if boundary["log"]:
+                    elapsed = time.perf_counter() - window_start
+                    record = {k: float(acc.reduce(v, "mean")) / window_steps for k, v in window.items()}
+                    record.update(step=self.step, lr=self.lr_schedule.get_last_lr()[0], steps_per_sec=window_steps / elapsed)
+                    self._log(record)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{record['loss']:.4f}")
+                    window, window_steps, window_start = {}, 0, time.perf_counter()
+                if boundary["ckpt"]:
+                    self.save_checkpoint()
+                if stop:
+                    if bar is not None:
+                        bar.close()
+                    raise TrainingStopped(
+                        f"stopped at step {self.step}: checkpoint written to {self.run_dir.checkpoints}; "
+                        "run the same command with --resume to continue"
+                    )
+                if boundary["sample"]:
+                    self.write_samples()
         if bar is not None:
             bar.close()
         return self.export()
 
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        """SIGTERM / first Ctrl-C: finish the step, checkpoint, stop. A second Ctrl-C interrupts at once."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request(signum, frame):
+            if self._stop_requested and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        previous = {s: signal.signal(s, request) for s in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _stop_agreed(self) -> bool:
+        """Every process must stop at the same step (a checkpoint is a collective)."""
+        if self.accelerator.num_processes == 1:
+            return self._stop_requested
+        if self.step % STOP_CHECK_EVERY:
+            return False
+        flag = torch.tensor(float(self._stop_requested), device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, "max"))
+
     def _log(self, record: dict) -> None:
         if self.accelerator.is_main_process:
-            with open(self.out / METRICS_FILE, "a") as f:
+            with open(self.run_dir.metrics, "a") as f:
                 f.write(json.dumps(record) + "\n")
+        if self.config.train.report_to != "none":
+            self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=self.step)
+
+    def tracker_images(self, path: Path) -> None:
+        if self.config.train.report_to == "none":
+            return
+        import numpy as np
+        from PIL import Image
+
+        image = np.asarray(Image.open(path).convert("RGB"))  # (H, W, 3)
+        for tracker in self.accelerator.trackers:
+            if hasattr(tracker, "log_images"):
+                tracker.log_images({"samples": image[None]}, step=self.step)
 
 
-def _check_resume_config(config: RunConfig, out: Path) -> None:
-    from coral_ft.config import load_config
+def _ema_key(name: str) -> str:
+    return name.removeprefix("unet.")
 
-    saved = load_config(out / CONFIG_FILE).to_dict()
+
+def _check_resume_config(config: RunConfig, run: RunDir) -> None:
+    saved = load_config(run.config).to_dict()
     now = config.to_dict()
     changed = [s for s in FROZEN_SECTIONS if saved.get(s) != now.get(s)]
     if changed:
         raise UserError(
-            f"--resume: the [{', '.join(changed)}] settings differ from those saved in {out / CONFIG_FILE}; "
+            f"--resume: the [{', '.join(changed)}] settings differ from those saved in {run.config}; "
             "only [train] and [sample] may change when resuming"
         )
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop logged lines after `step` (written before an interruption): each step is kept once."""
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in lines))
 
 
 def train(
@@ -323,26 +430,36 @@ def train(
     """Train (or fine-tune, with a source) and return the run's exported model folder.
 
     `out_dir` receives `config.toml`, `checkpoints/`, `metrics.jsonl`, `samples/`, `model/` and
-    `head/`. With `resume`, training continues from the newest complete checkpoint. `data`
-    trains on images already in memory instead of reading `config.data`.
+    `head/` (coral_ft.checkpoint.layout). With `resume`, training continues from the newest
+    complete checkpoint; a run without one (missing, or stopped before its first checkpoint)
+    starts from the beginning, which is what a cluster's requeue needs. `data` trains on images
+    already in memory instead of reading `config.data`.
     """
-    out = Path(out_dir)
-    existing = list_checkpoints(out / CHECKPOINT_DIR)
+    run = RunDir(out_dir)
+    if run.root.exists() and not run.root.is_dir():
+        raise UserError(f"--out {run.root} is a file; give a folder for the run")
+    existing = list_checkpoints(run.checkpoints)
     if resume and not existing:
-        raise UserError(f"--resume: no checkpoint in {out / CHECKPOINT_DIR}; start without --resume")
-    if not resume and (existing or (out / METRICS_FILE).exists()):
-        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        print(f"--resume: no checkpoint in {run.checkpoints} yet; starting the run from step 0", file=sys.stderr)
+        resume = False
+        if run.metrics.exists():
+            run.metrics.unlink()  # the lines of a start that died before its first checkpoint
+    elif not resume and (existing or run.metrics.exists()):
+        raise UserError(f"{run.root} already holds a run; pass --resume to continue it or choose another --out")
     if resume:
-        _check_resume_config(config, out)
-    trainer = Trainer(config, out, source, progress, data)
+        _check_resume_config(config, run)
+    trainer = Trainer(config, run.root, source, progress, data)
     if trainer.accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(config, out / CONFIG_FILE)
+        run.root.mkdir(parents=True, exist_ok=True)
+        save_config(config, run.config)
     if resume:
         trainer.load_checkpoint(existing[-1][1])
+        if trainer.accelerator.is_main_process:
+            _truncate_metrics(run.metrics, trainer.step)
         if trainer.step >= config.train.max_steps:
             return trainer.export()
-    return trainer.run()
+    with start_tracking(trainer.accelerator, config, run):
+        return trainer.run()
 
 
-__all__ = ["train", "Trainer", "TrainingDiverged", "warmup_factor", "CONFIG_FILE", "METRICS_FILE", "CHECKPOINT_DIR"]
+__all__ = ["train", "Trainer", "TrainingDiverged", "TrainingStopped", "warmup_factor"]

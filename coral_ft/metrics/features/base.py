@@ -8,14 +8,13 @@ real networks, loaded from weight files (see weights.py).
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from coral_ft.errors import UserError
+from coral_ft.metrics.features.resize import BatchResize
 
 
 @runtime_checkable
@@ -38,6 +37,11 @@ def logits_source(extractor) -> tuple[Callable | None, str | None]:
     return None, reason
 
 
+def resize_of(extractor) -> str | None:
+    """The resize an extractor applies before its network (None: it takes images as they are)."""
+    return getattr(extractor, "resize", None)
+
+
 def check_images(images: np.ndarray) -> np.ndarray:
     """uint8 (N, H, W, C) with C in {1, 3}; grayscale is repeated to RGB for ImageNet networks."""
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
@@ -45,18 +49,14 @@ def check_images(images: np.ndarray) -> np.ndarray:
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
 
 
-# PIL resizes outside the GIL, so threads spread clean-fid's per-image resize over the cores.
-RESIZE_THREADS = min(8, os.cpu_count() or 1)
-
-
 class BatchedNetwork:
-    """Shared loop of the ImageNet extractors: resize per image, batch, run the network on a device."""
+    """Shared loop of the ImageNet extractors: resize a batch, run the network on a device."""
 
-    def __init__(self, resize: Callable[[np.ndarray], np.ndarray], device: str | torch.device = "cpu",
-                 batch_size: int = 64):
-        self.resize = resize  # uint8 (H, W, 3) -> float32 (S, S, 3) in [0, 255]
+    def __init__(self, resize: BatchResize, device: str | torch.device = "cpu", batch_size: int = 64):
+        self.resize_batch = resize  # uint8 (B, H, W, 3) -> float (B, 3, S, S) in [0, 255] on the device
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.progress = False  # a bar over the images (the CLI turns it on)
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
         """float (B, 3, S, S) in [0, 255] -> network input."""
@@ -69,9 +69,17 @@ class BatchedNetwork:
     def features(self, images: np.ndarray) -> np.ndarray:
         images = check_images(images)
         out = []
-        with ThreadPoolExecutor(RESIZE_THREADS) as pool:
-            for start in range(0, len(images), self.batch_size):
-                resized = np.stack(list(pool.map(self.resize, images[start:start + self.batch_size])))  # (B, S, S, 3)
-                x = torch.from_numpy(resized).permute(0, 3, 1, 2).to(self.device, torch.float32)
-                out.append(self.forward(self.prepare(x)).float().cpu().numpy())
+        bar = None
+        if self.progress and len(images):
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(images), desc=f"features ({self.name})", unit="img", dynamic_ncols=True)
+        for start in range(0, len(images), self.batch_size):
+            batch = images[start:start + self.batch_size]
+            x = self.resize_batch(batch, self.device)
+            out.append(self.forward(self.prepare(x)).float().cpu().numpy())
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

