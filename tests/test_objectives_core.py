@@ -103,10 +103,32 @@ def test_coral_loss_is_diffusion_plus_per_anchor_weighted_supcon():
 
 def test_coral_uses_true_labels_even_when_dropped():
     denoiser, objective, batch = _coral_setup()
-    a = objective(denoiser, batch)["supcon"]
-    batch.cond_labels = torch.full_like(batch.labels, 4)  # all dropped to null
-    b = objective(denoiser, batch)["supcon"]
-    assert a > 0 and b > 0
+    batch.cond_labels = torch.full_like(batch.labels, 4)  # every label dropped to null for guidance
+    supcon = objective(denoiser, batch)["supcon"]
+    with torch.no_grad():
+        z = denoiser(objective.noised(batch), batch.t, batch.cond_labels).embedding
+        with_true = supcon_per_anchor(z, batch.labels, 0.12).sum() / 4  # 4 anchors have a positive
+        with_dropped = supcon_per_anchor(z, batch.cond_labels, 0.12).mean()  # all one "class"
+    assert torch.allclose(supcon, with_true, atol=1e-6)
+    assert not torch.allclose(supcon, with_dropped, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_supcon_stays_float32_under_autocast(dtype):
+    _, objective, batch = _coral_setup()
+    z = torch.nn.functional.normalize(torch.randn(6, 128, generator=torch.Generator().manual_seed(3)), dim=1)
+    ref_in = z.clone().requires_grad_(True)
+    ref, _ = objective.step_loss(ref_in, batch)
+    ref.backward()
+    amp_in = z.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=dtype):
+        amp, terms = objective.step_loss(amp_in, batch)
+    amp.backward()
+    assert amp.dtype == torch.float32 and terms["supcon"].dtype == torch.float32
+    assert torch.allclose(amp, ref, atol=1e-7) and torch.allclose(amp_in.grad, ref_in.grad, atol=1e-7)
+    with torch.autocast("cpu", dtype=dtype):  # what the term would be if autocast reached it
+        low = (z @ z.T)
+    assert low.dtype == dtype
 
 
 def test_batch_mean_mode_reproduces_the_official_variant():

@@ -51,7 +51,7 @@ class AmbientObjective(Objective):
     name = "ambient"
     settings_cls = AmbientSettings
 
-    def __call__(self, denoiser, batch: TrainBatch) -> LossTerms:
+    def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
         s = self.settings
         x_t = self.noised(batch)
         eps_pos = denoiser(x_t, batch.t, batch.cond_labels).eps

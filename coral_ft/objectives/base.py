@@ -5,6 +5,17 @@ An objective is called as `objective(denoiser, batch)` and returns a dict of nam
 clean images, the noise, the timesteps, the true and the guidance-dropped labels) and knows
 nothing else about the method. A new method is one new module in this package that subclasses
 `Objective` and decorates itself with `@register`.
+
+Terms over the whole batch of an optimiser step stay over that batch whatever the number of
+processes and micro-batches (`--grad-accum`):
+- `prepare(batch)` sees the step's whole global batch before it is split, for terms that need no
+  model (T2H's transfer targets); what it returns reaches each slice as `batch.extras`;
+- a method with a term over the step's model outputs (CORAL's SupCon over the embeddings) names
+  them in `step_output` and implements `step_outputs` and `step_loss`. With several
+  micro-batches the trainer first computes those outputs without a graph, the term and its
+  gradient with respect to them on the whole step batch, and then calls the objective on each
+  micro-batch with its rows of that gradient (`output_grad`), so the parameters get exactly the
+  gradient of one un-accumulated step.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ class TrainBatch:
     t: torch.Tensor  # (B,) timesteps in 0..T-1
     noise: torch.Tensor  # (B, C, H, W) standard normal
     generator: torch.Generator  # CPU generator for any further randomness a method needs
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # this slice of what `prepare` returned
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
@@ -56,12 +68,28 @@ class Objective:
     name: ClassVar[str]
     settings_cls: ClassVar[type]
     uses_head: ClassVar[bool] = False  # build the projection head (only when the method uses it)
+    step_output: ClassVar[str | None] = None  # model output of a term over the whole step batch
 
     def __init__(self, settings, ctx: ObjectiveContext):
         self.settings = settings
         self.ctx = ctx
 
-    def __call__(self, denoiser, batch: TrainBatch) -> LossTerms:
+    def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
+        """Loss terms of one (micro-)batch. With `output_grad` (several micro-batches, a method with
+        a `step_output`), "loss" is this batch's own part and "surrogate" a term whose gradient is
+        the step-level term's gradient through this batch's outputs."""
+        raise NotImplementedError
+
+    def prepare(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
+        """Per-sample tensors computed on the step's whole global batch, before it is split."""
+        return {}
+
+    def step_outputs(self, denoiser, batch: TrainBatch) -> torch.Tensor:
+        """The model outputs of `step_output` for a batch (methods with a step-level term)."""
+        raise NotImplementedError
+
+    def step_loss(self, outputs: torch.Tensor, batch: TrainBatch) -> tuple[torch.Tensor, LossTerms]:
+        """(term, logged terms) over the outputs of the whole step batch (all processes)."""
         raise NotImplementedError
 
     # Shared pieces -------------------------------------------------------------------------

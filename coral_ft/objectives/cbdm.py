@@ -66,7 +66,7 @@ class CBDMObjective(Objective):
         y_prime = torch.multinomial(self.target_probs(), n, replacement=True, generator=batch.generator)
         return y_prime.to(batch.labels.device)
 
-    def __call__(self, denoiser, batch: TrainBatch) -> LossTerms:
+    def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
         s = self.settings
         x_t = self.noised(batch)
         eps_y = denoiser(x_t, batch.t, batch.cond_labels).eps  # (B, C, H, W)

@@ -13,7 +13,6 @@ labels were all dropped.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -55,34 +54,37 @@ class CoralObjective(Objective):
     name = "coral"
     settings_cls = CoralSettings
     uses_head = True
+    step_output = "embedding"
 
-    def __call__(self, denoiser, batch: TrainBatch) -> LossTerms:
-        s = self.settings
+    def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
         out = denoiser(self.noised(batch), batch.t, batch.cond_labels)
         diffusion = self.mse(out.eps, batch.noise)
-
+        if output_grad is not None:  # SupCon was taken over the whole step batch by the trainer
+            surrogate = (out.embedding.float() * output_grad).sum()
+            return {"loss": diffusion, "surrogate": surrogate, "diffusion": diffusion.detach()}
         gather = self.ctx.gather
-        z, labels, t = gather(out.embedding), gather(batch.labels), gather(batch.t)  # global batch
-        per_anchor = supcon_per_anchor(z, labels, s.tau_sc, s.supcon_impl)  # (B_global,)
-        valid = has_positive(labels).float()
-        n_valid = valid.sum().clamp(min=1.0)
-        lam = time_weight(t, self.ctx.schedule.num_train_timesteps, s.weight, s.tau_r)
-        supcon = per_anchor.sum() / n_valid  # pytorch-metric-learning's reduced value
-        if s.lambda_mode == "per-anchor":
-            contrastive = (lam * per_anchor).sum() / n_valid
-        else:
-            all_dropped = bool((gather(batch.cond_labels) == self.ctx.null_label).all())
-            contrastive = supcon * lam.mean() * s.tau_sc * (0.0 if all_dropped else 1.0)
-        loss = diffusion + contrastive
-        return {
-            "loss": loss,
-            "diffusion": diffusion.detach(),
-            "supcon": supcon.detach(),
-            "contrastive": contrastive.detach(),
-            "lambda_mean": lam.mean().detach(),
-        }
+        global_batch = TrainBatch(batch.x0, gather(batch.labels), gather(batch.cond_labels), gather(batch.t),
+                                  batch.noise, batch.generator)
+        contrastive, terms = self.step_loss(gather(out.embedding), global_batch)
+        return {"loss": diffusion + contrastive, "diffusion": diffusion.detach(), **terms}
 
+    def step_outputs(self, denoiser, batch: TrainBatch) -> torch.Tensor:
+        return denoiser(self.noised(batch), batch.t, batch.cond_labels).embedding
 
-def lambda_range(num_timesteps: int, weight: float, tau_r: float) -> tuple[float, float]:
-    """(lambda at t=T, lambda at t=1): handy for docs and sanity checks."""
-    return weight, weight * math.exp((1 - 1 / num_timesteps) / tau_r)
+    def step_loss(self, embeddings: torch.Tensor, batch: TrainBatch) -> tuple[torch.Tensor, LossTerms]:
+        """lambda-weighted SupCon of the step's embeddings (B, D), in float32 even under autocast:
+        similarities over a temperature of 0.1 and a log-sum-exp lose too much in bf16/fp16."""
+        s = self.settings
+        with torch.autocast(embeddings.device.type, enabled=False):
+            z, labels, t = embeddings.float(), batch.labels, batch.t
+            per_anchor = supcon_per_anchor(z, labels, s.tau_sc, s.supcon_impl)  # (B,)
+            n_valid = has_positive(labels).float().sum().clamp(min=1.0)
+            lam = time_weight(t, self.ctx.schedule.num_train_timesteps, s.weight, s.tau_r)
+            supcon = per_anchor.sum() / n_valid  # pytorch-metric-learning's reduced value
+            if s.lambda_mode == "per-anchor":
+                contrastive = (lam * per_anchor).sum() / n_valid
+            else:
+                all_dropped = bool((batch.cond_labels == self.ctx.null_label).all())
+                contrastive = supcon * lam.mean() * s.tau_sc * (0.0 if all_dropped else 1.0)
+        return contrastive, {"supcon": supcon.detach(), "contrastive": contrastive.detach(),
+                             "lambda_mean": lam.mean().detach()}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from coral_ft.objectives.base import LossTerms, Objective, TrainBatch, register
 
 
@@ -17,7 +19,7 @@ class DDPMObjective(Objective):
     name = "ddpm"
     settings_cls = DDPMSettings
 
-    def __call__(self, denoiser, batch: TrainBatch) -> LossTerms:
+    def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
         out = denoiser(self.noised(batch), batch.t, batch.cond_labels)
         loss = self.mse(out.eps, batch.noise)
         return {"loss": loss, "diffusion": loss.detach()}

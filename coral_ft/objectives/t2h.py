@@ -13,8 +13,9 @@ j = i, whose target is exactly the true noise. The target is
 
     eps~_i = (x_t^i - sqrt(abar_t) x0^j) / sqrt(1 - abar_t).
 
-The transfer is within the per-process mini-batch (a local batch of 64 per GPU gives the same
-expected behaviour as the original code's batch).
+The transfer pool is the optimiser step's whole batch: the targets are drawn in `prepare`, on
+the global batch before it is split over processes and micro-batches, so N GPUs and
+`--grad-accum` train on exactly what one process with the whole batch trains on.
 """
 
 from __future__ import annotations
@@ -84,14 +85,18 @@ class T2HObjective(Objective):
             )
         self.counts = torch.tensor(counts or [1] * ctx.num_classes, dtype=torch.float64)
 
-    def __call__(self, denoiser, batch: TrainBatch) -> LossTerms:
+    @torch.no_grad()
+    def prepare(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
+        """eps~ of every sample of the step's global batch, drawn from that whole batch."""
         x_t = self.noised(batch)
         abar = self.ctx.schedule.abar(batch.t, batch.x0).flatten()  # (B,)
-        with torch.no_grad():
-            j = transfer_indices(x_t, batch.x0, abar, batch.labels, self.counts, self.settings.direction, batch.generator)
-            a = abar.view(-1, 1, 1, 1)
-            target = (x_t - a.sqrt() * batch.x0[j]) / (1 - a).sqrt()  # eps~_i
-        out = denoiser(x_t, batch.t, batch.cond_labels)
-        loss = self.mse(out.eps, target)
-        transferred = (j != torch.arange(j.shape[0], device=j.device)).float().mean()
-        return {"loss": loss, "diffusion": loss.detach(), "transferred": transferred}
+        j = transfer_indices(x_t, batch.x0, abar, batch.labels, self.counts, self.settings.direction, batch.generator)
+        a = abar.view(-1, 1, 1, 1)
+        target = (x_t - a.sqrt() * batch.x0[j]) / (1 - a).sqrt()  # eps~_i
+        return {"target": target, "transferred": (j != torch.arange(len(j), device=j.device)).float()}
+
+    def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
+        extras = batch.extras or self.prepare(batch)  # prepared by the trainer, or a batch of its own
+        out = denoiser(self.noised(batch), batch.t, batch.cond_labels)
+        loss = self.mse(out.eps, extras["target"])
+        return {"loss": loss, "diffusion": loss.detach(), "transferred": extras["transferred"].mean()}

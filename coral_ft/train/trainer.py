@@ -222,34 +222,38 @@ class Trainer:
         cond = drop_labels(labels, cfg.model.p_uncond, self.null_label, cfg.model.label_drop, g)
         return {"x0": images, "labels": labels, "cond_labels": cond, "t": t, "noise": noise}
 
-    def _micro_batch(self, batch: dict[str, torch.Tensor], micro: int) -> TrainBatch:
+    def _micro_batch(self, batch: dict[str, torch.Tensor], extras: dict[str, torch.Tensor], micro: int) -> TrainBatch:
         """This process's slice of micro-batch `micro` of the global batch."""
         seed, step = self.config.train.seed, self.step
-        rank = self.accelerator.process_index
-        start = micro * self.micro_global + rank * self.micro_local
-        part = slice(start, start + self.micro_local)
+        part = self._slice(micro)
         dev = self.accelerator.device
         # Dropout and other in-model randomness: also a function of (seed, step, micro, rank).
-        torch.manual_seed(derived_seed(seed, step, STREAM_MODEL, micro, rank))
+        torch.manual_seed(derived_seed(seed, step, STREAM_MODEL, micro, self.accelerator.process_index))
         return TrainBatch(
             **{k: v[part].to(dev) for k, v in batch.items()},
-            generator=step_generator(seed, step, STREAM_METHOD, micro, rank),
+            generator=step_generator(seed, step, STREAM_METHOD, micro, self.accelerator.process_index),
+            extras={k: v[part].to(dev) for k, v in extras.items()},
         )
+
+    def _slice(self, micro: int) -> slice:
+        start = micro * self.micro_global + self.accelerator.process_index * self.micro_local
+        return slice(start, start + self.micro_local)
 
     def train_step(self) -> dict[str, torch.Tensor]:
         accum = self.config.train.grad_accum
-        totals: dict[str, torch.Tensor] = {}
         self.model.train()
-        batch_global = self._global_batch()
-        for micro in range(accum):
-            batch = self._micro_batch(batch_global, micro)
-            sync = micro == accum - 1
-            ctx = self.accelerator.no_sync(self.model) if not sync else contextlib.nullcontext()
-            with ctx, self.accelerator.autocast():
-                terms = self.objective(self.model, batch)
-                self.accelerator.backward(terms["loss"] / accum)
-            for k, v in terms.items():
-                totals[k] = totals.get(k, 0.0) + v.detach().float() / accum
+        batch = self._global_batch()
+        prep_generator = step_generator(self.config.train.seed, self.step, STREAM_PREPARE)
+        extras = self.objective.prepare(TrainBatch(**batch, generator=prep_generator))
+        if accum > 1 and self.objective.step_output is not None:
+            totals = self._accumulate_with_step_term(batch, extras)
+        else:
+            totals: dict[str, torch.Tensor] = {}
+            for micro in range(accum):
+                with self._sync_on(micro), self.accelerator.autocast():
+                    terms = self.objective(self.model, self._micro_batch(batch, extras, micro))
+                    self.accelerator.backward(terms["loss"] / accum)
+                _add(totals, terms, 1 / accum)
         self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -257,6 +261,34 @@ class Trainer:
         self.ema.step([p for p in self.module.parameters() if p.requires_grad])
         self.step += 1
         return totals
+
+    def _accumulate_with_step_term(self, batch, extras) -> dict[str, torch.Tensor]:
+        """Gradient accumulation for a method whose term spans the step's whole batch (CORAL's
+        SupCon): the term and its gradient with respect to the outputs on the whole batch first,
+        then each micro-batch's backward with its rows of that gradient. Dropout is seeded per
+        micro-batch, so the outputs of both passes are the same."""
+        accum, acc = self.config.train.grad_accum, self.accelerator
+        with torch.no_grad(), acc.autocast():
+            outputs = [acc.gather(self.objective.step_outputs(self.model, self._micro_batch(batch, extras, m)).float())
+                       for m in range(accum)]
+        outputs = torch.cat(outputs).requires_grad_(True)  # (B, D): global-batch order
+        global_batch = TrainBatch(**{k: v.to(acc.device) for k, v in batch.items()}, generator=torch.Generator())
+        step_term, totals = self.objective.step_loss(outputs, global_batch)
+        # DDP averages the processes' gradients: each scales its share up to keep the sum exact.
+        grad = torch.autograd.grad(step_term, outputs)[0] * acc.num_processes
+        for micro in range(accum):
+            rows = grad[micro * self.micro_global:(micro + 1) * self.micro_global][self._slice(0)]
+            with self._sync_on(micro), acc.autocast():
+                terms = self.objective(self.model, self._micro_batch(batch, extras, micro), output_grad=rows)
+                acc.backward(terms["loss"] / accum + terms.pop("surrogate"))
+            _add(totals, terms, 1 / accum)
+        totals["loss"] = totals["loss"] + step_term.detach()
+        return totals
+
+    def _sync_on(self, micro: int):
+        """DDP synchronises gradients on the last micro-batch of a step only."""
+        last = micro == self.config.train.grad_accum - 1
+        return contextlib.nullcontext() if last else self.accelerator.no_sync(self.model)
 
     # -- outputs ----------------------------------------------------------------------------
     def ema_denoiser(self) -> Denoiser:
@@ -393,6 +425,11 @@ class Trainer:
         for tracker in self.accelerator.trackers:
             if hasattr(tracker, "log_images"):
                 tracker.log_images({"samples": image[None]}, step=self.step)
+
+
+def _add(totals: dict, terms: dict, weight: float) -> None:
+    for k, v in terms.items():
+        totals[k] = totals.get(k, 0.0) + v.detach().float() * weight
 
 
 def _ema_key(name: str) -> str:
