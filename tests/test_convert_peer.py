@@ -224,3 +224,36 @@ def test_convert_command_writes_a_base_for_finetune(tmp_path, capsys):
     x, t, y = torch.randn(2, 3, 16, 16), torch.tensor([5, 40]), torch.tensor([1, 3])
     with torch.no_grad():  # fresh adapters (B = 0): still the peers' network
         assert (unet(x, t, class_labels=y).sample - net(x, t, y)).abs().max() < 1e-4
+
+
+def test_finetune_takes_a_peers_checkpoint_directly(tmp_path):
+    from coral_ft.checkpoint.model import ModelInfo
+    from coral_ft.config import FinetuneConfig
+    from coral_ft.data.registry import LabeledImages
+    from coral_ft.finetune.source import FinetuneSource
+    from coral_ft.models.schedule import make_scheduler
+
+    torch.manual_seed(4)
+    net = PeerUNet(4).eval()
+    write_peer_checkpoint(tmp_path / "ckpt_2000.pt", PeerUNet(4), net)
+    data = LabeledImages(torch.zeros(4, 3, 16, 16, dtype=torch.uint8), torch.arange(4), list("abcd"))
+    source = FinetuneSource(FinetuneConfig(base=str(tmp_path / "ckpt_2000.pt"), lora=True))
+    unet = source.build(data, None).eval()
+    x, t, y = torch.randn(2, 3, 16, 16), torch.tensor([5, 40]), torch.tensor([1, 3])
+    with torch.no_grad():  # converted on the fly, EMA weights, exactly as `coral-ft convert`
+        assert (unet(x, t, class_labels=y).sample - net(x, t, y)).abs().max() < 1e-4
+    assert source.scheduler(None).config.num_train_timesteps == T
+    source.save(unet, tmp_path / "model", make_scheduler(T), ModelInfo(class_names=list("abcd")))
+    loaded, _, _ = load_model(tmp_path / "model")  # the adapters find their base: the .pt, converted again
+    with torch.no_grad():
+        assert (loaded(x, t, class_labels=y).sample - net(x, t, y)).abs().max() < 1e-4
+
+
+def test_a_base_of_no_known_form_lists_the_accepted_forms(tmp_path, capsys):
+    from coral_ft.cli.app import main
+
+    (tmp_path / "weights.bin").write_bytes(b"\0" * 64)
+    with pytest.raises(SystemExit) as exc:
+        main(["finetune", "--base", str(tmp_path / "weights.bin"), "--out", str(tmp_path / "r"), "--max-steps", "1"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "ckpt_*.pt" in err and "hub ID" in err and "coral-ft run directory" in err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from diffusers import UNet2DModel
@@ -9,6 +11,7 @@ from safetensors.torch import load_file
 
 from coral_ft.checkpoint.model import ModelInfo, load_model
 from coral_ft.config import FinetuneConfig, SampleConfig
+from coral_ft.errors import UserError
 from coral_ft.finetune.export import export_model
 from coral_ft.finetune.source import FinetuneSource
 from coral_ft.models.context import inner_unet
@@ -72,7 +75,8 @@ def test_save_load_round_trip_and_merged_export(tmp_path, saved_base, kind, lora
     assert images.shape == (2, 1, 16, 16) and torch.isfinite(images).all()  # guided sampling works on it
     # merged export: plain diffusers, no coral_ft needed to read it
     export_model(tmp_path / "run", tmp_path / "merged", merge=True)
-    cls = type(inner_unet(unet))
+    core = inner_unet(unet)
+    cls = type(core.get_base_model() if lora else core)
     plain = cls.from_pretrained(tmp_path / "merged")
     assert torch.allclose(outputs(load_model(tmp_path / "merged")[0]), expected, atol=1e-5)
     if cls is UNet2DModel:
@@ -116,4 +120,41 @@ def test_a_corrupt_adapter_or_a_vanished_base_is_a_clear_error(tmp_path, saved_b
     adapter.write_bytes(intact)
     base.rename(tmp_path / "moved")
     with pytest.raises(UserError, match="the base of the LoRA model .* is gone"):
+        load_model(tmp_path / "model")
+
+
+@pytest.mark.parametrize("kind", ["unet2d-cond", "unet2d-uncond"])
+def test_peft_loads_the_adapter_folder_as_is_and_merges_like_export(tmp_path, saved_base, kind):
+    from peft import PeftModel
+
+    folder = saved_base(kind)
+    source = FinetuneSource(FinetuneConfig(base=str(folder), lora=True))
+    unet = source.build(fake_data(), None)
+    randomize_adapters(unet)
+    source.save(unet, tmp_path / "model", make_scheduler(), ModelInfo(class_names=list("abcdefghij")))
+    config = json.loads((tmp_path / "model" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(folder.resolve())
+    assert config["modules_to_save"] == ["class_embedding"] and set(config["target_modules"]) >= {"to_q", "conv1"}
+    # peft alone: the base (given its C + 1 class rows when it had none), then the adapter folder
+    extra = {} if kind == "unet2d-cond" else {"num_class_embeds": 11, "low_cpu_mem_usage": False}
+    base = UNet2DModel.from_pretrained(folder, **extra)
+    peft_model = PeftModel.from_pretrained(base, tmp_path / "model").eval()
+    expected = outputs(unet.eval())
+    assert torch.allclose(outputs(peft_model), expected, atol=1e-5)
+    export_model(tmp_path / "model", tmp_path / "merged", merge=True)
+    merged_by_us = UNet2DModel.from_pretrained(tmp_path / "merged")
+    merged_by_peft = peft_model.merge_and_unload()
+    assert torch.allclose(outputs(merged_by_peft), outputs(merged_by_us), atol=1e-5)
+    assert torch.allclose(outputs(load_model(tmp_path / "model")[0]), expected, atol=1e-5)  # coral-ft reads it too
+
+
+def test_adapters_on_a_changed_base_are_refused(tmp_path, saved_base):
+    folder = saved_base("unet2d-cond")
+    source = FinetuneSource(FinetuneConfig(base=str(folder), lora=True))
+    source.save(source.build(fake_data(), None), tmp_path / "model", make_scheduler(), ModelInfo())
+    changed = load_unet(folder)
+    with torch.no_grad():
+        changed.conv_in.weight.add_(0.1)
+    changed.save_pretrained(folder)  # someone retrained or replaced the base in place
+    with pytest.raises(UserError, match="has changed since they were trained"):
         load_model(tmp_path / "model")

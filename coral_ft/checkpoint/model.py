@@ -31,7 +31,7 @@ from coral_ft.models.class_embedding import ensure_class_embedding
 from coral_ft.models.context import load_context
 from coral_ft.models.convert_peer import convert_peer_checkpoint
 from coral_ft.models.head import ProjectionHead
-from coral_ft.models.lora import load_lora
+from coral_ft.models.lora import load_lora, weights_fingerprint
 from coral_ft.models.schedule import make_scheduler
 from coral_ft.models.unets import load_unet, resolve_unet_folder, unet_class_name
 
@@ -169,6 +169,13 @@ def load_unet_of(model_dir: Path) -> nn.Module:
     meta = read_finetune_meta(model_dir) or {"kind": "full"}
     if meta["kind"] == "lora":
         unet = load_base_of(meta, model_dir)
+        expected = meta.get("base_fingerprint")
+        if expected is not None and weights_fingerprint(unet) != expected:
+            raise UserError(
+                f"the base of the LoRA adapters in {model_dir} ({meta['base']}) has changed since they were trained "
+                f"(weights fingerprint {weights_fingerprint(unet)[:12]} != {expected[:12]}); adapters only fit the "
+                "weights they were trained on: restore that base, or use a merged export"
+            )
         num_classes = json.loads((model_dir / "config.json").read_text())["num_class_embeds"] - 1
         ensure_class_embedding(unet, num_classes)
         unet = load_lora(model_dir, unet)

@@ -23,7 +23,7 @@ from coral_ft.checkpoint.model import (
 )
 from coral_ft.errors import UserError
 from coral_ft.models.context import inner_unet, save_context
-from coral_ft.models.lora import has_lora, merge_lora
+from coral_ft.models.lora import is_lora, merge_lora
 
 
 def export_model(run: str | Path, out: str | Path, merge: bool = False) -> Path:
@@ -42,8 +42,8 @@ def export_model(run: str | Path, out: str | Path, merge: bool = False) -> Path:
         return out
     unet, scheduler, info = load_model(model_dir)
     core = inner_unet(unet)
-    if has_lora(core):
-        merge_lora(core)
+    if is_lora(core):
+        core = merge_lora(core)
     save_model(out, core, scheduler, info)
     save_context(out, unet)
     if meta is not None:

@@ -19,10 +19,10 @@ from coral_ft.errors import ConfigError, UserError
 from coral_ft.finetune.bases import base_scheduler_config, check_base_fits, check_base_schedule
 from coral_ft.models.class_embedding import ensure_class_embedding
 from coral_ft.models.context import inner_unet, make_context, needs_context, save_context, wrap_with_context
-from coral_ft.models.convert_peer import convert_peer_checkpoint
-from coral_ft.models.lora import attach_lora, lora_config, save_lora
+from coral_ft.models.convert_peer import convert_peer_checkpoint, pick_weights, read_checkpoint
+from coral_ft.models.lora import attach_lora, is_lora, lora_config, save_lora, weights_fingerprint
 from coral_ft.models.schedule import make_scheduler
-from coral_ft.models.unets import load_unet, resolve_unet_folder
+from coral_ft.models.unets import HUB_ID, load_unet, resolve_unet_folder
 
 BASE_FORMS = ("a diffusers U-Net folder, a coral-ft run directory, a pipeline folder with unet/, "
               "a hub ID in the local Hugging Face cache, or a peers' ckpt_*.pt (converted on the fly)")
@@ -39,6 +39,7 @@ class FinetuneSource:
         self.base_folder: Path | None = None  # a diffusers U-Net folder, or
         self.peer_checkpoint: Path | None = None  # a peers' ckpt_*.pt, converted when loaded
         self.added_class_embedding = False
+        self.base_fingerprint: str | None = None  # sha256 of the base's weights (LoRA runs)
 
     def locate(self) -> None:
         """Find the base (no weights read yet); every unusable form is a one-line error."""
@@ -46,7 +47,11 @@ class FinetuneSource:
         if not spec:
             raise ConfigError(f"finetune.base is not set: pass --base with {BASE_FORMS}")
         path = Path(spec).expanduser()
-        if path.is_file():
+        if path.is_file():  # a peers' ckpt_*.pt: recognised by its keys now, converted when loaded
+            try:
+                pick_weights(read_checkpoint(path), "ema", path)
+            except UserError as exc:
+                raise UserError(f"base {path}: {exc}. --base takes {BASE_FORMS}") from None
             self.peer_checkpoint = path
             return
         try:
@@ -75,9 +80,11 @@ class FinetuneSource:
         if s.context is not None and not needs_context(unet):
             raise ConfigError("finetune.context is set but the base has no cross-attention (it is a UNet2DModel)")
         peft_cfg = lora_config(s.rank, s.alpha, s.targets) if s.lora else None
+        if peft_cfg is not None:  # adapters are only ever loaded back onto these weights
+            self.base_fingerprint = weights_fingerprint(unet)
         self.added_class_embedding = ensure_class_embedding(unet, data.num_classes)
         if peft_cfg is not None:
-            attach_lora(unet, peft_cfg)  # checks every target before injecting
+            unet = attach_lora(unet, peft_cfg, self.base_name())  # checks every target before injecting
         else:
             unet.requires_grad_(True)
         if needs_context(unet):
@@ -96,12 +103,20 @@ class FinetuneSource:
 
         return DDPMScheduler.from_config(saved)
 
+    def base_name(self) -> str:
+        """How adapter_config.json names the base: a hub ID as given, else the absolute path."""
+        spec = self.settings.base
+        local = self.peer_checkpoint or self.base_folder
+        return spec if HUB_ID.match(spec) and not Path(spec).exists() else str(local.resolve())
+
     def meta(self, unet: nn.Module) -> dict:
+        core = inner_unet(unet)
         return {
             "kind": "lora" if self.settings.lora else "full",
-            "unet_class": type(inner_unet(unet)).__name__,
+            "unet_class": type(core.get_base_model() if is_lora(core) else core).__name__,
             "base": str((self.peer_checkpoint or self.base_folder).resolve()),
             "base_spec": self.settings.base,
+            "base_fingerprint": self.base_fingerprint,
             "added_class_embedding": self.added_class_embedding,
         }
 

@@ -51,9 +51,11 @@ def inner_unet(unet: nn.Module) -> nn.Module:
 
 
 def needs_context(unet: nn.Module) -> bool:
+    """A cross-attention U-Net, bare or under LoRA adapters (a peft model)."""
     from diffusers import UNet2DConditionModel
+    from peft import PeftModel
 
-    return isinstance(unet, UNet2DConditionModel)
+    return isinstance(unet.get_base_model() if isinstance(unet, PeftModel) else unet, UNet2DConditionModel)
 
 
 def read_context(path: str | Path, dim: int) -> torch.Tensor:

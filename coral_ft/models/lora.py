@@ -1,19 +1,30 @@
-"""LoRA adapters on a diffusers U-Net through peft: attach, freeze, save, load, merge.
+"""LoRA adapters on a diffusers U-Net through peft, in peft's own format.
 
-`UNet2DModel` lacks diffusers' adapter mixin, so adapters go in with peft's
-`inject_adapter_in_model`, which works on any `nn.Module` and supports Linear and Conv2d
-layers. Each targeted layer W gets W + (alpha / r) * B A with B = 0 at the start, so a fresh
-adapter leaves the base's predictions unchanged. Only the adapters, the class embedding (new or
-the base's) and the CORAL head train; the head lives outside the U-Net, in the Denoiser.
+The U-Net is wrapped with `get_peft_model`: each targeted Linear/Conv2d layer W becomes
+W + (alpha / r) * B A with B = 0 at the start (a fresh adapter leaves the base's predictions
+unchanged), the rest of the base is frozen, and the class embedding (new or the base's) trains
+in full as a `modules_to_save` module. The head lives outside the U-Net, in the Denoiser.
+
+The saved folder is what `PeftModel.save_pretrained` writes (adapter_config.json with
+`base_model_name_or_path`, adapter_model.safetensors with the class embedding in it), so
+
+    base = UNet2DModel.from_pretrained(BASE)   # a base without classes: num_class_embeds=C + 1,
+                                               #   low_cpu_mem_usage=False
+    model = PeftModel.from_pretrained(base, RUN / "model")
+    merged = model.merge_and_unload()          # what `coral-ft export --merge` writes
+
+works without coral-ft. A fingerprint of the base's weights is kept beside the adapters, so
+adapters are never silently put on another base.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model, set_peft_model_state_dict
-from peft.tuners.lora import LoraLayer
-from safetensors.torch import load_file, save_file
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.utils import load_peft_weights, set_peft_model_state_dict
 from torch import nn
 
 from coral_ft.errors import ConfigError, UserError
@@ -31,10 +42,7 @@ DEFAULT_TARGETS = (
     "time_embedding.linear_1",
     "time_embedding.linear_2",
 )
-ALWAYS_TRAINED = ("class_embedding",)  # full-rank even under LoRA: it is new or label-specific
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-TRAINED_WEIGHTS = "trained_modules.safetensors"  # ALWAYS_TRAINED modules, saved in full
+FULLY_TRAINED = ["class_embedding"]  # full-rank even under LoRA: it is new or label-specific
 
 
 def _matches(name: str, target: str) -> bool:
@@ -52,60 +60,56 @@ def check_targets(unet: nn.Module, targets: list[str]) -> None:
             )
 
 
+def weights_fingerprint(module: nn.Module) -> str:
+    """sha256 over parameter and buffer names and bytes: the identity of a set of weights."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def lora_config(rank: int, alpha: float, targets: list[str] | tuple[str, ...] = ()) -> LoraConfig:
-    return LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets or DEFAULT_TARGETS), lora_dropout=0.0, init_lora_weights=True)
+    return LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets or DEFAULT_TARGETS), lora_dropout=0.0,
+                      init_lora_weights=True, modules_to_save=list(FULLY_TRAINED))
 
 
-def attach_lora(unet: nn.Module, config: LoraConfig) -> nn.Module:
-    """Inject adapters in place; afterwards only adapters and ALWAYS_TRAINED modules train."""
+def attach_lora(unet: nn.Module, config: LoraConfig, base_name: str) -> PeftModel:
+    """Wrap `unet` with fresh adapters; afterwards only adapters and the class embedding train."""
     check_targets(unet, sorted(config.target_modules))
-    unet = inject_adapter_in_model(config, unet)
-    for name, p in unet.named_parameters():
-        p.requires_grad_(".lora_" in name or any(name.startswith(m + ".") for m in ALWAYS_TRAINED))
-    return unet
+    model = get_peft_model(unet, config)
+    model.peft_config["default"].base_model_name_or_path = base_name  # peft reads it from transformers' models
+    return model
 
 
-def has_lora(unet: nn.Module) -> bool:
-    return any(isinstance(m, LoraLayer) for m in unet.modules())
+def is_lora(unet: nn.Module) -> bool:
+    return isinstance(unet, PeftModel)
 
 
-def save_lora(folder: Path, unet: nn.Module) -> None:
-    """adapter_config.json + adapter_model.safetensors (peft's names) + the full-rank modules."""
-    folder.mkdir(parents=True, exist_ok=True)
-    unet.peft_config["default"].save_pretrained(folder)
-    save_file({k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(unet).items()}, folder / ADAPTER_WEIGHTS)
-    extra = {n: p for n, p in unet.named_parameters() if any(n.startswith(m + ".") for m in ALWAYS_TRAINED)}
-    save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()}, folder / TRAINED_WEIGHTS)
+def save_lora(folder: Path, model: PeftModel) -> None:
+    """adapter_config.json + adapter_model.safetensors, as PeftModel.save_pretrained writes them."""
+    model.save_pretrained(folder)
 
 
-def load_lora(folder: Path, unet: nn.Module) -> nn.Module:
-    """Attach the adapters saved in `folder` to a freshly loaded base (unmerged)."""
+def load_lora(folder: Path, base: nn.Module) -> PeftModel:
+    """The adapters saved in `folder` on a freshly loaded base (unmerged, in eval mode)."""
     try:
         config = LoraConfig.from_pretrained(folder)
-        adapter = load_file(folder / ADAPTER_WEIGHTS)
-        extra = load_file(folder / TRAINED_WEIGHTS)
+        weights = load_peft_weights(str(folder), device="cpu")
     except Exception as exc:
         raise UserError(f"cannot read the LoRA adapter in {folder}: {str(exc).splitlines()[0]}") from None
-    unet = attach_lora(unet, config)
-    result = set_peft_model_state_dict(unet, adapter)
-    if getattr(result, "unexpected_keys", None):
-        raise UserError(f"the adapter in {folder} does not fit its base (unexpected {result.unexpected_keys[:2]})")
-    unexpected = unet.load_state_dict(extra, strict=False).unexpected_keys
-    if unexpected:
+    check_targets(base, sorted(config.target_modules))
+    model = PeftModel(base, config)
+    result = set_peft_model_state_dict(model, weights)
+    unexpected = getattr(result, "unexpected_keys", None) or []
+    if unexpected:  # peft itself only warns, and leaves the base unchanged
         raise UserError(f"the adapter in {folder} does not fit its base (unexpected {unexpected[:2]})")
-    return unet
+    return model.eval()
 
 
-def merge_lora(unet: nn.Module) -> nn.Module:
-    """Fold every adapter into its base weight, W <- W + (alpha/r) B A, and drop the peft layers."""
-    for name, module in list(unet.named_modules()):
-        if isinstance(module, LoraLayer):
-            module.merge()
-            parent, _, child = name.rpartition(".")
-            setattr(unet.get_submodule(parent) if parent else unet, child, module.get_base_layer())
-    if hasattr(unet, "peft_config"):
-        del unet.peft_config
-    return unet
+def merge_lora(model: PeftModel) -> nn.Module:
+    """Fold every adapter into its base weight, W <- W + (alpha/r) B A: a plain diffusers U-Net."""
+    return model.merge_and_unload()
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
