@@ -69,3 +69,81 @@ def test_pipeline_takes_a_cross_attention_unet_with_its_fixed_context(tiny_model
     pipe = CoralPipeline(FixedContextUNet(unet, torch.zeros(1, 16)).eval(), CoralPipeline.from_coral(tiny_model_dir).scheduler)
     images = pipe([1, 2], guidance=0.5, num_inference_steps=3, seed=0, output_type="pt").images
     assert images.shape == (2, 1, 16, 16) and torch.isfinite(images).all()
+
+
+def test_diffusion_pipeline_from_pretrained_finds_the_class(pipe, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    pipe.save_pretrained(tmp_path / "pipe")
+    assert (tmp_path / "pipe" / "pipeline.py").is_file()
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "pipe", trust_remote_code=True)  # diffusers' rule for folder code
+    assert type(loaded).__name__ == "CoralPipeline" and loaded.class_names == [f"class{i}" for i in range(10)]
+    a = pipe(["class3"], guidance=0.5, num_inference_steps=3, seed=2, output_type="pt").images
+    b = loaded(["class3"], guidance=0.5, num_inference_steps=3, seed=2, output_type="pt").images
+    assert torch.allclose(a, b)
+
+
+def test_guidance_scale_is_one_plus_w(pipe):
+    a = pipe([1, 2], guidance=0.7, num_inference_steps=3, seed=4, output_type="pt").images
+    b = pipe([1, 2], guidance_scale=1.7, num_inference_steps=3, seed=4, output_type="pt").images
+    assert torch.allclose(a, b)
+    with pytest.raises(UserError, match="not both"):
+        pipe([1], guidance=0.5, guidance_scale=1.5)
+    with pytest.raises(UserError, match="guidance_scale >= 1"):
+        pipe([1], guidance_scale=0.5)
+
+
+def test_callback_on_step_end_sees_and_can_replace_the_latents(pipe):
+    seen = []
+
+    def zero_at_the_end(p, i, t, tensors):
+        seen.append((i, int(t), tensors["latents"].shape))
+        return {"latents": torch.zeros_like(tensors["latents"])} if i == 2 else None
+
+    out = pipe([0, 1], num_inference_steps=3, seed=0, output_type="pt", callback_on_step_end=zero_at_the_end).images
+    assert [s[0] for s in seen] == [0, 1, 2] and seen[0][2] == (2, 1, 16, 16)
+    assert torch.allclose(out, torch.full_like(out, 0.5))  # x = 0 in [-1, 1] is 0.5 in [0, 1]
+
+
+def test_the_progress_bar_counts_the_steps(pipe, capsys):
+    pipe.set_progress_bar_config(disable=False)
+    pipe([0], num_inference_steps=3, seed=0, output_type="pt")
+    assert "3/3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family", ["DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler",
+                                    "UniPCMultistepScheduler", "EulerDiscreteScheduler"])
+def test_every_scheduler_family_samples_like_the_cli(pipe, tiny_model_dir, tmp_path, family):
+    import diffusers
+
+    from coral_ft.config import SampleConfig
+    from coral_ft.sample.samplers import SAMPLERS
+
+    name = next(n for n, s in SAMPLERS.items() if s.scheduler_cls.__name__ == family)
+    pipe.scheduler = getattr(diffusers, family).from_config(pipe.scheduler.config, **SAMPLERS[name].options)
+    steps = None if name == "ddpm" else 4
+    images = pipe([0, 1, 2], guidance=0.5, num_inference_steps=steps, seed=5, output_type="np").images
+    settings = SampleConfig(guidance=0.5, sampler=name, steps=steps, labels="balanced", seed=5)
+    npz = np.load(sample_to_npz(tiny_model_dir, tmp_path / "s.npz", 3, settings))
+    assert np.abs(np.round(images * 255) - npz["images"]).max() <= 1
+
+
+def test_export_as_pipeline_carries_a_model_card(tiny_model_dir, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    from coral_ft.finetune.export import export_model
+
+    export_model(tiny_model_dir, tmp_path / "pipe", pipeline=True)
+    card = (tmp_path / "pipe" / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: diffusers") and "trust_remote_code=True" in card
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "pipe", trust_remote_code=True)
+    assert loaded([1], num_inference_steps=2, seed=0, output_type="pt").images.shape == (1, 1, 16, 16)
+
+
+def test_push_to_hub_offline_is_a_clear_error(tiny_model_dir, tmp_path, monkeypatch):
+    from coral_ft.finetune.export import export_model, push_folder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = export_model(tiny_model_dir, tmp_path / "m")
+    with pytest.raises(UserError, match="cannot upload .* the folder is written"):
+        push_folder(folder, "someone/coral-test")

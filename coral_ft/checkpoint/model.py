@@ -69,7 +69,7 @@ def save_info(folder: Path, info: ModelInfo) -> None:
     write_model_card(folder, info)
 
 
-def write_model_card(folder: Path, info: ModelInfo, metrics: dict | None = None) -> Path:
+def write_model_card(folder: Path, info: ModelInfo, metrics: dict | None = None, pipeline: bool = False) -> Path:
     """README.md in the Hugging Face model-card format: what the model is, how to sample it."""
     extra = info.extra
     sample = extra.get("sample", {})
@@ -91,9 +91,15 @@ def write_model_card(folder: Path, info: ModelInfo, metrics: dict | None = None)
         counts = extra.get("class_counts")
         names = [f"{n} ({c})" for n, c in zip(info.class_names, counts)] if counts else info.class_names
         lines += ["", "Classes (training images): " + ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")]
-    lines += ["", "```python", "from diffusers import DiffusionPipeline", "",
-              'pipe = DiffusionPipeline.from_pretrained("PATH", custom_pipeline="PATH")  # or coral_ft.sample.pipeline.CoralPipeline',
-              "images = pipe(class_labels=[0, 1], guidance=W).images", "```", ""]
+    w = info.guidance if info.guidance is not None else 0.0
+    if pipeline:
+        load = ["from diffusers import DiffusionPipeline", "",
+                'pipe = DiffusionPipeline.from_pretrained("PATH", trust_remote_code=True)  # runs this folder\'s pipeline.py (coral-ft)']
+    else:
+        load = ["from coral_ft.sample.pipeline import CoralPipeline", "", 'pipe = CoralPipeline.from_coral("PATH")',
+                '# or, without coral-ft: diffusers.UNet2DModel.from_pretrained("PATH") and your own guided sampler']
+    lines += ["", "```python", *load, f"images = pipe(class_labels=[0, 1], guidance={w:g}).images  # guidance: w of eq. 4",
+              "```", ""]
     path = Path(folder) / "README.md"
     path.write_text("\n".join(lines))
     return path

@@ -44,13 +44,14 @@ def export_command(
     run: Annotated[Path, typer.Argument(help="A run directory or model folder.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write.")],
     merge: Annotated[bool, typer.Option("--merge", help="Fold LoRA adapters into the weights: a plain diffusers folder.")] = False,
+    pipeline: Annotated[bool, typer.Option("--pipeline", help="Write a CoralPipeline folder (model_index.json, unet/, scheduler/, pipeline.py) for DiffusionPipeline.from_pretrained.")] = False,
     push_to_hub: Annotated[Optional[str], typer.Option("--push-to-hub", help="Also upload the folder to this Hugging Face repo (owner/name).")] = None,
 ) -> None:
     """Write a run's model as a diffusers folder with a model card (LoRA runs: adapters only unless --merge)."""
     _check_new_folder(out)
     from coral_ft.finetune.export import export_model, push_folder
 
-    folder = export_model(run, out, merge)
+    folder = export_model(run, out, merge, pipeline)
     typer.echo(f"model written to {folder}")
     if push_to_hub:
         typer.echo(f"uploaded to {push_folder(folder, push_to_hub)}")

@@ -26,8 +26,9 @@ from coral_ft.models.context import inner_unet, save_context
 from coral_ft.models.lora import is_lora, merge_lora
 
 
-def export_model(run: str | Path, out: str | Path, merge: bool = False) -> Path:
-    """Write the run's model to `out`; returns `out`."""
+def export_model(run: str | Path, out: str | Path, merge: bool = False, pipeline: bool = False) -> Path:
+    """Write the run's model to `out`; returns `out`. With `pipeline`, a CoralPipeline folder
+    (model_index.json, unet/, scheduler/, pipeline.py; LoRA adapters merged)."""
     model_dir = resolve_model_dir(run)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -36,6 +37,8 @@ def export_model(run: str | Path, out: str | Path, merge: bool = False) -> Path:
         raise UserError("--out must differ from the run's model folder")
     meta = read_finetune_meta(model_dir)
     metrics = known_metrics(model_dir)
+    if pipeline:
+        return _export_pipeline(model_dir, out, metrics)
     if not merge and meta is not None and meta["kind"] == "lora":
         shutil.copytree(model_dir, out, dirs_exist_ok=True)
         write_model_card(out, load_info(out), metrics)
@@ -49,6 +52,18 @@ def export_model(run: str | Path, out: str | Path, merge: bool = False) -> Path:
     if meta is not None:
         write_finetune_meta(out, {**meta, "kind": "full", "merged_from": str(model_dir.resolve())})
     write_model_card(out, info, metrics)
+    return out
+
+
+def _export_pipeline(model_dir: Path, out: Path, metrics: dict | None) -> Path:
+    from coral_ft.sample.pipeline import CoralPipeline
+
+    unet, scheduler, info = load_model(model_dir)
+    core = inner_unet(unet)
+    if core is not unet:
+        raise UserError("a cross-attention U-Net with a fixed context cannot be exported as a pipeline; export it as a model folder")
+    CoralPipeline(merge_lora(core) if is_lora(core) else core, scheduler, info.class_names or None).save_pretrained(out)
+    write_model_card(out, info, metrics, pipeline=True)
     return out
 
 

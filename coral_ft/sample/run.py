@@ -173,8 +173,7 @@ def sample_to_npz(model, out, num: int, settings, *, png_dir=None, accelerator=N
     for batch in mine:
         batch_labels = all_labels[torch.from_numpy(batch)]
         seeds = sample_seeds(settings.seed, batch)
-        tick = (lambda i, t, x, n=len(batch): bar.update(n / steps)) if bar is not None else None
-        x = sample(net, scheduler, batch_labels, seeds, settings, callback=tick)
+        x = sample(net, scheduler, batch_labels, seeds, settings, callback=_ticker(bar, len(batch) / steps))
         images = to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
         _write_npz(folder / f"shard-{batch[0]:07d}.npz", indices=batch, images=images, labels=batch_labels.numpy())
     if bar is not None:
@@ -190,6 +189,17 @@ def sample_to_npz(model, out, num: int, settings, *, png_dir=None, accelerator=N
             write_pngs(Path(png_dir), arrays["images"], arrays["labels"], info.class_names)
     barrier()
     return out
+
+
+def _ticker(bar, per_step: float):
+    """A denoising callback that advances the bar by one step's share of a batch."""
+    if bar is None:
+        return None
+
+    def tick(i, t, x) -> None:
+        bar.update(per_step)
+
+    return tick
 
 
 def _progress_bar(todo: int, done: int, steps: int):

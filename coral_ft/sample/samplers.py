@@ -138,11 +138,11 @@ def autocast(device: torch.device, precision: str):
 
 def denoise(unet, sched, labels, seeds, guidance: float, *, eta: float = 0.0,
             clip_x0: bool = False, precision: str = "no", eps_fn=guided_eps,
-            callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None) -> torch.Tensor:
+            callback: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor | None] | None = None) -> torch.Tensor:
     """The reverse process with a ready diffusers scheduler (timesteps set); -> (B, C, H, W) in [-1, 1].
 
     Shared by `sample` and the diffusers pipeline (`coral_ft.sample.pipeline`), so it takes any
-    diffusers scheduler. `callback(i, t, x)` runs after every step.
+    diffusers scheduler. `callback(i, t, x)` runs after every step; a tensor it returns replaces x.
     """
     spec = spec_of(sched)
     param = next(unet.parameters())
@@ -166,7 +166,8 @@ def denoise(unet, sched, labels, seeds, guidance: float, *, eta: float = 0.0,
             eps = clip_x0_eps(sched, eps, x, t, spec.sigma_space)
         x = sched.step(eps, t, x, **step_kwargs).prev_sample
         if callback is not None:
-            callback(i, t, x)
+            replaced = callback(i, t, x)
+            x = x if replaced is None else replaced
     return x.float().clamp(-1, 1)
 
 
