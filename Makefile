@@ -1,16 +1,18 @@
 # Two commands from a fresh clone: `make demo` (the main job, offline) and `make test`.
-# Both create the virtual environment on first use; pip resolves torch and torchvision together.
+# Both create the virtual environment on first use, with the versions the suite last passed on
+# (constraints.txt). To try newer releases: `make install CONSTRAINTS=` (then `make test`).
 VENV ?= .venv
 PYTHON ?= python3
+CONSTRAINTS ?= constraints.txt
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test lint install clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -18,7 +20,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/coral-ft bench digits-lt --out runs/digits-bench
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check coral_ft tests benchmarks
+
+test: $(STAMP) lint
 	$(BIN)/pytest
 
 clean:

@@ -22,9 +22,10 @@ import dataclasses
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -386,7 +387,7 @@ class RunConfig:
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
 
-    def bench_run_config(self, method: str, overrides: Mapping[str, Any] | None = None) -> "RunConfig":
+    def bench_run_config(self, method: str, overrides: Mapping[str, Any] | None = None) -> RunConfig:
         """The run config of one bench method: this config, its objective, its W, its overrides."""
         spec = self.bench.method(method)
         given = {"objective.method": method, **spec.overrides, **(overrides or {})}

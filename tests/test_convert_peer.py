@@ -158,7 +158,7 @@ def test_converted_model_matches_the_reference(tmp_path, num_classes):
             ref(x, t, labels)
             z_ref = F.normalize(ref.mean_proj(ref.bottleneck.mean(dim=(2, 3))), dim=1)
             captured = {}
-            hook = unet.mid_block.register_forward_hook(lambda m, i, o: captured.setdefault("h", o))
+            hook = unet.mid_block.register_forward_hook(lambda m, i, o, store=captured: store.setdefault("h", o))
             unet(x, t, class_labels=labels)
             hook.remove()
             assert (head(captured["h"]) - z_ref).abs().max() < 1e-5

@@ -26,7 +26,7 @@ def randomize_adapters(unet, seed=1):
     """Non-zero adapters and class embedding, as after training (B starts at zero)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for n, p in unet.named_parameters():
+        for p in unet.parameters():
             if p.requires_grad:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.05)
 

@@ -174,7 +174,8 @@ def test_ambient_hinge_equals_the_formula_with_gradient_through_both_forwards():
     x_t = obj.noised(batch)
     e1, e2 = den(x_t, batch.t, batch.cond_labels).eps, den(x_t, batch.t, neg).eps
     lam = torch.exp((1 - (batch.t + 1).float() / T) / 0.8)
-    mask = torch.ones(B); mask[0] = 0
+    mask = torch.ones(B)
+    mask[0] = 0
     pen = (lam * mask * torch.relu(10.0 - ((e1 - e2) ** 2).flatten(1).mean(1))).mean()
     direct = ((e1 - batch.noise) ** 2).mean() + pen
     assert terms["contrastive"].item() == pytest.approx(pen.item(), rel=1e-5)

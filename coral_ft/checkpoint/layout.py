@@ -58,7 +58,7 @@ class RunDir:
         return self.samples / f"step-{step:07d}.png"
 
     @classmethod
-    def of_model(cls, model_dir: str | Path) -> "RunDir | None":
+    def of_model(cls, model_dir: str | Path) -> RunDir | None:
         """The run a model folder belongs to (RUN/model -> RUN), or None for a standalone folder."""
         model_dir = Path(model_dir).resolve()
         run = cls(model_dir.parent)

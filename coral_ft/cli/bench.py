@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,7 +20,7 @@ FEATURE_BATCH = {"feature_batch_size": o.EVAL["feature_batch_size"], "resize": o
 @o.takes(o.BENCH, DATA, SAMPLE_BATCH, FEATURE_BATCH, o.DEVICE)
 def bench(
     dataset: Annotated[str, typer.Argument(help="A shipped recipe: cifar10-lt, cifar10-lt-0.001, cifar100-lt, celeba-5, imagenet-lt, cifar10, cifar100, digits-lt, fashion-mnist-lt (`coral-ft config recipes`).")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Bench folder: every stage is resumed from / skipped in it (default: runs/bench-DATASET).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Bench folder: every stage is resumed from / skipped in it (default: runs/bench-DATASET).")] = None,
     recipe: o.Recipe = None,
     sets: o.Sets = None,
     dry_run: o.DryRun = False,

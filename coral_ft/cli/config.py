@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,8 +19,8 @@ app.add_typer(config_app, name="config")
 def show(
     recipe: o.Recipe = None,
     sets: o.Sets = None,
-    run: Annotated[Optional[Path], typer.Option("--run", help="A run directory: its saved config.toml is the base.")] = None,
-    section: Annotated[Optional[str], typer.Option("--section", help="Print one section only, e.g. sample.")] = None,
+    run: Annotated[Path | None, typer.Option("--run", help="A run directory: its saved config.toml is the base.")] = None,
+    section: Annotated[str | None, typer.Option("--section", help="Print one section only, e.g. sample.")] = None,
 ) -> None:
     """Print the configuration a command would use: defaults < recipe or run < --set, as TOML."""
     from coral_ft.checkpoint.layout import RunDir

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,7 +24,7 @@ def convert_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write: OUT/model (diffusers) and OUT/head (CORAL's mean_proj).")],
     source_format: Annotated[str, typer.Option("--from", help="Checkpoint layout: ddpm-cifar (the peers' code).")] = "ddpm-cifar",
     ema: Annotated[bool, typer.Option("--ema/--raw", help="Convert the EMA weights or the raw training weights.")] = True,
-    sample_size: Annotated[Optional[int], typer.Option("--sample-size", min=8, help="Image size; default: read from the checkpoint's fixed_x_T.")] = None,
+    sample_size: Annotated[int | None, typer.Option("--sample-size", min=8, help="Image size; default: read from the checkpoint's fixed_x_T.")] = None,
 ) -> None:
     """Convert a peers' checkpoint into a diffusers UNet2DModel folder (`finetune --base` also takes the .pt directly)."""
     if source_format not in CONVERTERS:
@@ -45,7 +45,7 @@ def export_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write.")],
     merge: Annotated[bool, typer.Option("--merge", help="Fold LoRA adapters into the weights: a plain diffusers folder.")] = False,
     pipeline: Annotated[bool, typer.Option("--pipeline", help="Write a CoralPipeline folder (model_index.json, unet/, scheduler/, pipeline.py) for DiffusionPipeline.from_pretrained.")] = False,
-    push_to_hub: Annotated[Optional[str], typer.Option("--push-to-hub", help="Also upload the folder to this Hugging Face repo (owner/name).")] = None,
+    push_to_hub: Annotated[str | None, typer.Option("--push-to-hub", help="Also upload the folder to this Hugging Face repo (owner/name).")] = None,
 ) -> None:
     """Write a run's model as a diffusers folder with a model card (LoRA runs: adapters only unless --merge)."""
     _check_new_folder(out)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -52,7 +52,7 @@ def prepare(
     dataset: Annotated[str, typer.Argument(help="celeba-5 or imagenet-lt.")],
     source: Annotated[str, typer.Option("--source", help="Folder with the downloaded images (see docs/benchmarks.md).")],
     data_root: Annotated[str, typer.Option("--data-root", help="Where the packed 64x64 files go (then pass it to train/bench).")],
-    lists: Annotated[Optional[str], typer.Option("--lists", help="Split lists: OLTR ImageNet_LT_*.txt, or train.txt/test.txt for CelebA-5.")] = None,
+    lists: Annotated[str | None, typer.Option("--lists", help="Split lists: OLTR ImageNet_LT_*.txt, or train.txt/test.txt for CelebA-5.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rewrite packed files that already exist.")] = False,
 ) -> None:
     """Pack CelebA-5 or ImageNet-LT into 64x64 uint8 files, once."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,8 +25,8 @@ def _extractor_device(config) -> str:
 @o.takes(o.EVAL, DATA_ROOT, o.DEVICE)
 def eval_command(
     ctx: typer.Context,
-    samples: Annotated[Optional[Path], typer.Option("--samples", help="Samples .npz from `coral-ft sample` (images uint8 NHWC, labels).")] = None,
-    ref: Annotated[Optional[str], typer.Option("--ref", help="DATASET:SPLIT (e.g. cifar10:train), an image folder, or a stats .npz from make-ref.")] = None,
+    samples: Annotated[Path | None, typer.Option("--samples", help="Samples .npz from `coral-ft sample` (images uint8 NHWC, labels).")] = None,
+    ref: Annotated[str | None, typer.Option("--ref", help="DATASET:SPLIT (e.g. cifar10:train), an image folder, or a stats .npz from make-ref.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     recipe: o.Recipe = None,
     sets: o.Sets = None,
@@ -53,7 +53,7 @@ def make_ref_command(
     ref: Annotated[str, typer.Argument(help="DATASET:SPLIT (e.g. cifar10:train) or an image folder.")],
     out: Annotated[Path, typer.Option("--out", help="Statistics file to write (.npz).")],
     features: Annotated[bool, typer.Option("--features/--no-features", help="Keep the features (needed by prd, kid, recall, per-class-fid).")] = True,
-    image_size: Annotated[Optional[int], typer.Option("--image-size", min=8, help="Read a resizing data set (digits) at this size: the samples' size.")] = None,
+    image_size: Annotated[int | None, typer.Option("--image-size", min=8, help="Read a resizing data set (digits) at this size: the samples' size.")] = None,
     recipe: o.Recipe = None,
     sets: o.Sets = None,
     progress: o.Progress = True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -37,7 +37,7 @@ def latents_config(model: Path, recipe, sets, flags):
 def latents_command(
     models: Annotated[list[Path], typer.Option("--model", help="Run directory or model folder (repeat to compare models).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for latents.json, latents.txt, features.npz and the PNGs.")],
-    names: Annotated[Optional[list[str]], typer.Option("--name", help="Panel name per --model (default: run folder names).")] = None,
+    names: Annotated[list[str] | None, typer.Option("--name", help="Panel name per --model (default: run folder names).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report instead of the tables.")] = False,
     recipe: o.Recipe = None,
     sets: o.Sets = None,

@@ -17,7 +17,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -67,7 +67,7 @@ def option(path: str, *names: str, help: str, panel: str, **kwargs):
     default, tp = _default_and_type(path)
     is_flag_pair = any("/" in n for n in names)
     return Annotated[
-        Optional[bool if is_flag_pair else _option_type(tp)],
+        (bool if is_flag_pair else _option_type(tp)) | None,
         Field(path),
         typer.Option(*names, help=help, rich_help_panel=panel, show_default=_show(default), **kwargs),
     ]
@@ -149,8 +149,8 @@ BENCH = {
     "num_samples": option("bench.num_samples", "--num-samples", help="Reported samples per method and seed.", panel=PANEL_SAMPLE, min=1),
 }
 
-Recipe = Annotated[Optional[str], typer.Option("--recipe", help="TOML recipe: a file or a shipped name (`coral-ft config recipes`).", rich_help_panel=PANEL_RUN)]
-Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.key=value (repeatable).", rich_help_panel=PANEL_RUN)]
+Recipe = Annotated[str | None, typer.Option("--recipe", help="TOML recipe: a file or a shipped name (`coral-ft config recipes`).", rich_help_panel=PANEL_RUN)]
+Sets = Annotated[list[str] | None, typer.Option("--set", help="Override any config field: section.key=value (repeatable).", rich_help_panel=PANEL_RUN)]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.", rich_help_panel=PANEL_RUN)]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration (and plan) and stop.", rich_help_panel=PANEL_RUN)]
 

@@ -7,7 +7,7 @@ exported folder as recorded in its coral_ft.json); `--recipe`, `--set` and flags
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -42,7 +42,7 @@ def sample_command(
     model: Annotated[str, typer.Option("--model", help="Run directory or exported model folder.")],
     num: Annotated[int, typer.Option("--num", min=1, help="Number of samples N.")],
     out: Annotated[Path, typer.Option("--out", help="Output .npz (images uint8 N x H x W x C, labels, settings).")],
-    png_dir: Annotated[Optional[Path], typer.Option("--png-dir", help="Also write PNGs, one folder per class.")] = None,
+    png_dir: Annotated[Path | None, typer.Option("--png-dir", help="Also write PNGs, one folder per class.")] = None,
     restart: Annotated[bool, typer.Option("--restart", help="Discard shards left by a run with other settings.")] = False,
     recipe: o.Recipe = None,
     sets: o.Sets = None,

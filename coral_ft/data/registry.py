@@ -8,8 +8,8 @@ balanced training set: the peers' FID reference) and `test`. `load_dataset` retu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

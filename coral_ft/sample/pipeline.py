@@ -58,7 +58,7 @@ class CoralPipeline(DiffusionPipeline):
         return list(self.config.class_names)
 
     @classmethod
-    def from_coral(cls, path, device="cpu") -> "CoralPipeline":
+    def from_coral(cls, path, device="cpu") -> CoralPipeline:
         """The pipeline of a coral-ft run directory or exported model folder."""
         from coral_ft.checkpoint.model import load_model
 
@@ -66,7 +66,7 @@ class CoralPipeline(DiffusionPipeline):
         return cls(unet, scheduler, info.class_names or None)
 
     @classmethod
-    def from_pretrained(cls, folder, **kwargs) -> "CoralPipeline":
+    def from_pretrained(cls, folder, **kwargs) -> CoralPipeline:
         """A folder written by `save_pretrained`, read by this class itself: no code from the folder runs."""
         import diffusers
 
