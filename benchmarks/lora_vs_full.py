@@ -42,7 +42,7 @@ def worker(mode: str, base: str, batch_size: int, steps: int, warmup: int, rank:
     from coral_ft.train.trainer import Trainer
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from coral_step_cost import random_data
+    from step_cost import random_data
 
     cfg = load_config(None, {
         "objective.method": "coral", "train.batch_size": batch_size, "train.warmup_steps": 0,

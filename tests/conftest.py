@@ -15,6 +15,19 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CIFAR10_ROOT = Path(os.environ.get("CORAL_FT_CIFAR10", SHARED_DATA / "cifar10"))
 
 
+def run_cli(args, capsys):
+    """Run the real entry point in-process; returns (exit code, stdout, stderr)."""
+    from coral_ft.cli.app import main
+
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def tiny_overrides(**extra) -> dict:
     """Dotted overrides for a seconds-long CPU run on the embedded digits."""
     base = {

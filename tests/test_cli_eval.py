@@ -9,23 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coral_ft.cli.app import main
 from coral_ft.metrics.features import InceptionExtractor
 from coral_ft.metrics.features import weights as w
 from tests._metrics_fakes import write_fake_inception
+from tests.conftest import run_cli
 
 CLASSES = ("ant", "bee", "cat")
 PER_CLASS = 12
 
 
-def run_cli(args, capsys):
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 FAKE_DIM = 64  # instead of 2048: FID's matrix square root stays cheap

@@ -10,7 +10,7 @@ from coral_ft.checkpoint.model import ModelInfo, save_head, save_model
 from coral_ft.models.denoiser import build_head
 from coral_ft.models.presets import build_unet
 from coral_ft.models.schedule import make_scheduler
-from tests.test_cli_train import run_cli  # the real entry point, in-process
+from tests.conftest import run_cli  # the real entry point, in-process
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

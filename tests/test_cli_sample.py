@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.test_cli_train import run_cli  # the real entry point, in-process
+from tests.conftest import run_cli  # the real entry point, in-process
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

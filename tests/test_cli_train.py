@@ -5,19 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from coral_ft.cli.app import main
-
-
-def run_cli(args, capsys):
-    """Run the real entry point in-process; returns (exit code, stdout, stderr)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
+from tests.conftest import run_cli
 
 TINY = [
     "--dataset", "digits-lt", "--imbalance", "0.1", "--preset", "tiny", "--max-steps", "2", "--batch-size", "8",

@@ -13,8 +13,7 @@ from coral_ft.checkpoint.training import list_checkpoints
 from coral_ft.finetune.source import FinetuneSource
 from coral_ft.objectives import OBJECTIVES
 from coral_ft.train.trainer import Trainer, train
-from tests.conftest import BASE_KINDS
-from tests.test_cli_train import run_cli
+from tests.conftest import BASE_KINDS, run_cli
 from tests.test_finetune_bases import fake_data
 
 ONE_STEP = {"train.max_steps": 1, "train.batch_size": 8, "train.checkpoint_every": 1, "train.log_every": 1}

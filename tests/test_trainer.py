@@ -156,3 +156,56 @@ def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path, tiny
     assert proc.returncode == 0, proc.stderr[-3000:]
     (a, _), (b, _) = _final_weights(tmp_path / "one"), _final_weights(tmp_path / "two")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_cleanly_then_resume_continues(tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "r"
+    args = [sys.executable, "-m", "coral_ft", "train", "--from-scratch", "--out", str(run), "--dataset", "digits-lt",
+            "--imbalance", "0.1", "--preset", "micro", "--max-steps", "5000", "--batch-size", "8", "--no-progress",
+            "--set", "data.image_size=8", "--set", "train.log_every=1", "--set", "train.checkpoint_every=100000",
+            "--set", "train.sample_every=100000"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run / "metrics.jsonl").is_file():
+        time.sleep(0.5)
+    time.sleep(1.0)  # a few steps in
+    proc.send_signal(signal.SIGTERM)  # a cluster's pre-emption
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 143, err[-2000:]
+    assert "run the same command with --resume" in err and "Traceback" not in err
+    (step, _), = list_checkpoints(run / "checkpoints")
+    logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert 0 < step < 5000 and logged[-1] == step  # the step it stopped at, logged once and saved
+    resumed = subprocess.run([sys.executable, "-m", "coral_ft", "train", "--from-scratch", "--out", str(run), "--resume",
+                              "--max-steps", str(step + 2), "--no-progress"], capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, step + 3))  # every step once
+
+
+def test_metrics_logged_after_the_last_checkpoint_are_dropped_on_resume(tmp_path, tiny_config):
+    cfg = tiny_config(**{"train.max_steps": 4, "train.log_every": 1, "train.checkpoint_every": 2})
+    train(cfg, tmp_path / "r", progress=False)
+    import shutil
+
+    shutil.rmtree(list_checkpoints(tmp_path / "r" / "checkpoints")[-1][1])  # died between logging step 4 and its checkpoint
+    train(cfg, tmp_path / "r", resume=True, progress=False)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_tensorboard_tracking_gets_every_term_and_the_grids(tmp_path, tiny_config):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_config(**{"objective.method": "coral", "train.report_to": "tensorboard", "train.sample_every": 4})
+    train(cfg, tmp_path / "r", progress=False)
+    (events,) = [p.parent for p in (tmp_path / "r" / "logs").rglob("events.out.tfevents.*")][:1]
+    acc = EventAccumulator(str(events))
+    acc.Reload()
+    assert {"loss", "diffusion", "supcon", "contrastive", "lr", "steps_per_sec"} <= set(acc.Tags()["scalars"])
+    assert [e.step for e in acc.Scalars("loss")] == [2, 4]
+    assert acc.Tags()["images"], "the sample grid reaches the tracker"

@@ -32,17 +32,12 @@ CELEBA_HELP = (
 IMAGENET_HELP = (
     "put the ILSVRC2012 train/ and val/ image folders under --source, and the OLTR lists "
     "ImageNet_LT_train.txt, ImageNet_LT_val.txt, ImageNet_LT_test.txt in one folder passed as --lists "
-    "(val and test lists: ../shared/data/imagenet_lt; train list: the OLTR repository, "
-    "https://github.com/zhmiao/OpenLongTailRecognition-OLTR)"
+    "(all three are published with OLTR: https://github.com/zhmiao/OpenLongTailRecognition-OLTR)"
 )
 
 
 def packed_path(root: str | Path, dataset: str, split: str) -> Path:
     return Path(root) / dataset / f"{split}.npz"
-
-
-def is_prepared(root: str | Path, dataset: str) -> bool:
-    return all(packed_path(root, dataset, s).is_file() for s in PACKED_SPLITS[dataset])
 
 
 def load_square(path: Path, size: int = IMAGE_SIZE) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Convert the peers' DDPM-CIFAR checkpoints (CORAL, CBDM, T2H) into a diffusers `UNet2DModel`.
 
 The peers' `ckpt_{step}.pt` holds `net_model` and `ema_model` state dicts of one U-Net design
-(see ../shared/reference/peers.md). The mapping onto diffusers is exact once
+(the DDPM-CIFAR code base the peers share). The mapping onto diffusers is exact once
 - the first time-MLP weight's input columns go from the peers' INTERLEAVED sinusoids
   (sin f0, cos f0, sin f1, ...) to diffusers' [sin..., cos...] layout,
 - the 1x1-conv attention projections (C, C, 1, 1) become Linear weights (C, C),

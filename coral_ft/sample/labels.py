@@ -18,7 +18,6 @@ import torch
 from coral_ft.data.batches import derived_seed
 from coral_ft.errors import UserError
 
-LABEL_MODES = ("uniform", "balanced")
 # SeedSequence entropy words that keep the label stream and the noise streams apart.
 _NOISE_STREAM = 0
 _LABEL_STREAM = 1

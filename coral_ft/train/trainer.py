@@ -423,8 +423,10 @@ class Trainer:
 
         image = np.asarray(Image.open(path).convert("RGB"))  # (H, W, 3)
         for tracker in self.accelerator.trackers:
-            if hasattr(tracker, "log_images"):
-                tracker.log_images({"samples": image[None]}, step=self.step)
+            if tracker.name == "tensorboard":
+                tracker.log_images({"samples": image[None]}, step=self.step, dataformats="NHWC")
+            elif hasattr(tracker, "log_images"):
+                tracker.log_images({"samples": [image]}, step=self.step)
 
 
 def _add(totals: dict, terms: dict, weight: float) -> None:

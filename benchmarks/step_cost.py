@@ -1,0 +1,90 @@
+"""Training-step cost of every method relative to `ddpm` on the same preset and batch.
+
+CORAL's target: at most 1.05x a DDPM step (a small head and SupCon). CBDM and the ambient
+baseline run a second U-Net forward per step (about 2x); T2H adds a B x B distance matrix.
+Trainers are built side by side and their steps interleaved (ddpm, cbdm, ..., ddpm, ...) so that
+machine noise hits all alike; medians are compared. On a GPU every step is timed between device
+synchronisations. Data: random uint8 images of the preset's shape (cost does not depend on content).
+
+    python benchmarks/step_cost.py --preset tiny --batch-size 64 --steps 30
+    python benchmarks/step_cost.py --preset ddpm-cifar --batch-size 32 --steps 8 --methods ddpm,coral
+    python benchmarks/step_cost.py --preset ddpm-cifar --batch-size 128 --steps 30 --set train.mixed_precision=bf16   # GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+
+from coral_ft.config import load_config
+from coral_ft.data.registry import LabeledImages
+from coral_ft.train.trainer import Trainer
+
+SHAPES = {"micro": (1, 8), "tiny": (1, 16), "small": (1, 16), "ddpm-cifar": (3, 32), "ddpm-64": (3, 64)}  # (channels, size)
+METHODS = ("ddpm", "cbdm", "t2h", "ambient", "coral")
+CORAL_TARGET = 1.05
+
+
+def random_data(preset: str, num_classes: int = 10, per_class: int = 64) -> LabeledImages:
+    channels, size = SHAPES[preset]
+    g = torch.Generator().manual_seed(0)
+    n = num_classes * per_class
+    images = torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8, generator=g)
+    return LabeledImages(images, torch.arange(n) % num_classes, [str(i) for i in range(num_classes)])
+
+
+def make_trainer(method: str, preset: str, batch_size: int, data: LabeledImages, workdir: str, sets=()) -> Trainer:
+    cfg = load_config(None, [f"objective.method={method!r}".replace("'", '"'), f'model.preset="{preset}"',
+                             f"train.batch_size={batch_size}", *sets])
+    return Trainer(cfg, f"{workdir}/{method}", progress=False, data=data)
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed_step(trainer: Trainer) -> float:
+    synchronize()
+    start = time.perf_counter()
+    trainer.train_step()
+    synchronize()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny", choices=sorted(SHAPES))
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per method")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. train.mixed_precision=bf16")
+    args = parser.parse_args()
+    methods = ["ddpm"] + [m for m in args.methods.split(",") if m != "ddpm"]
+
+    data = random_data(args.preset)
+    with tempfile.TemporaryDirectory() as workdir:
+        trainers = {m: make_trainer(m, args.preset, args.batch_size, data, workdir, args.sets) for m in methods}
+        times: dict[str, list[float]] = {m: [] for m in trainers}
+        for i in range(args.warmup + args.steps):
+            for method, trainer in trainers.items():
+                t = timed_step(trainer)
+                if i >= args.warmup:
+                    times[method].append(t)
+    med = {m: statistics.median(v) for m, v in times.items()}
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    print(f"preset={args.preset} batch={args.batch_size} steps={args.steps} device={device} {' '.join(args.sets)}")
+    print(f"  {'method':8s} {'median ms':>10s} {'vs ddpm':>8s}")
+    for m, v in med.items():
+        print(f"  {m:8s} {v * 1000:10.1f} {v / med['ddpm']:8.3f}x")
+    if "coral" in med:
+        print(f"coral/ddpm step-time ratio: {med['coral'] / med['ddpm']:.3f} (target <= {CORAL_TARGET})")
+
+
+if __name__ == "__main__":
+    main()
