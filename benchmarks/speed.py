@@ -22,7 +22,6 @@ import json
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 
 import torch
 from accelerate.state import AcceleratorState
