@@ -37,29 +37,35 @@ VARIANTS = {  # name -> (train.mixed_precision, channels_last, compile)
     "fp32": ("no", False, False),
     "bf16": ("bf16", False, False),
     "bf16+cl": ("bf16", True, False),
+    "bf16+compile": ("bf16", False, True),
     "bf16+cl+compile": ("bf16", True, True),
 }
 TRAIN_STEPS, SAMPLES, SAMPLE_STEPS = 150_000, 50_000, 1000
 
 
-def time_training(method: str, variant: str, args, data, workdir) -> float:
-    precision, channels_last, compiled = VARIANTS[variant]
-    sets = [f'train.mixed_precision="{precision}"', f"train.channels_last={str(channels_last).lower()}",
-            f"train.compile={str(compiled).lower()}"]
-    AcceleratorState._reset_state(True)  # one process, several precisions: accelerate keeps one state
-    trainer = make_trainer(method, args.preset, args.batch_size, data, f"{workdir}/{method}-{variant}", sets)
-    warmup = args.warmup + (5 if compiled else 0)
-    times = []
-    for i in range(warmup + args.steps):
-        synchronize()
-        start = time.perf_counter()
-        trainer.train_step()
-        synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    del trainer
-    torch.cuda.empty_cache() if torch.cuda.is_available() else None
-    return statistics.median(times)
+def training_times(methods: list[str], variants: list[str], args, data, workdir) -> dict[str, float]:
+    """Median seconds per step of every (method, variant), their steps interleaved round-robin so
+    that clock ramps and drift hit all alike; compiled variants are warmed through compilation."""
+    trainers = {}
+    for method in methods:
+        for variant in variants:
+            precision, channels_last, compiled = VARIANTS[variant]
+            sets = [f'train.mixed_precision="{precision}"', f"train.channels_last={str(channels_last).lower()}",
+                    f"train.compile={str(compiled).lower()}"]
+            AcceleratorState._reset_state(True)  # one process, several precisions: accelerate keeps one state
+            trainer = make_trainer(method, args.preset, args.batch_size, data, f"{workdir}/{method}-{variant}", sets)
+            for _ in range(args.warmup + (5 if compiled else 0)):
+                trainer.train_step()
+            trainers[f"{method}/{variant}"] = trainer
+    times: dict[str, list[float]] = {k: [] for k in trainers}
+    for _ in range(args.steps):
+        for key, trainer in trainers.items():
+            synchronize()
+            start = time.perf_counter()
+            trainer.train_step()
+            synchronize()
+            times[key].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def time_sampling(variant: str, args, device) -> float:
@@ -109,12 +115,11 @@ def main() -> None:
     if args.part in ("all", "train"):
         data = random_data(args.preset)
         with tempfile.TemporaryDirectory() as workdir:
-            for method in args.methods.split(","):
-                for variant in variants:
-                    s = time_training(method, variant, args, data, workdir)
-                    figures["train"][f"{method}/{variant}"] = s
-                    print(f"train {method:5s} {variant:16s} batch {args.batch_size}: {s * 1000:8.1f} ms/step, "
-                          f"{TRAIN_STEPS} steps in {s * TRAIN_STEPS / 3600:5.2f} h", flush=True)
+            figures["train"] = training_times(args.methods.split(","), variants, args, data, workdir)
+        for key, s in figures["train"].items():
+            method, variant = key.split("/")
+            print(f"train {method:5s} {variant:16s} batch {args.batch_size}: {s * 1000:8.1f} ms/step, "
+                  f"{TRAIN_STEPS} steps in {s * TRAIN_STEPS / 3600:5.2f} h", flush=True)
     if args.part in ("all", "sample"):
         for variant in variants:
             per_step = time_sampling(variant, args, device)

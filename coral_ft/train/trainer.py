@@ -131,6 +131,8 @@ class Trainer:
             decay=t.ema_decay,
             # Without warm-up the decay is the constant ema_decay from the first step, as the peers.
             min_decay=0.0 if t.ema_warmup else t.ema_decay,
+            # One fused update over all tensors instead of a Python loop of three kernels each.
+            foreach=self.accelerator.device.type == "cuda",
         )
         trainable = [p for p in denoiser.parameters() if p.requires_grad]
         fused = {"fused": True} if self.accelerator.device.type == "cuda" else {}

@@ -1,0 +1,49 @@
+"""Where one training step's time goes: host (Python, data) against device (kernels), and the top
+operators of each, for a method and a fast-path variant.
+
+    python benchmarks/profile_step.py --method coral --set train.mixed_precision=bf16 --set train.compile=true
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+from step_cost import SHAPES, make_trainer, random_data, synchronize
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="ddpm-cifar", choices=sorted(SHAPES))
+    parser.add_argument("--method", default="coral")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=8)
+    parser.add_argument("--set", dest="sets", action="append", default=[])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        trainer = make_trainer(args.method, args.preset, args.batch_size, random_data(args.preset), workdir, args.sets)
+        for _ in range(args.warmup):
+            trainer.train_step()
+        synchronize()
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if torch.cuda.is_available():
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        start = time.perf_counter()
+        with torch.profiler.profile(activities=activities) as prof:
+            for _ in range(args.steps):
+                trainer.train_step()
+            synchronize()
+        wall = (time.perf_counter() - start) / args.steps
+    events = prof.key_averages()
+    device_us = sum(e.self_device_time_total for e in events) / args.steps if torch.cuda.is_available() else 0.0
+    print(f"{args.method} {' '.join(args.sets)}: {wall * 1000:.1f} ms a step (profiled), device busy {device_us / 1000:.1f} ms")
+    print(events.table(sort_by="self_cpu_time_total", row_limit=15))
+    if torch.cuda.is_available():
+        print(events.table(sort_by="self_cuda_time_total", row_limit=15))
+
+
+if __name__ == "__main__":
+    main()
