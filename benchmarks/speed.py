@@ -68,8 +68,9 @@ def training_times(methods: list[str], variants: list[str], args, data, workdir)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def time_sampling(variant: str, args, device) -> float:
-    """Seconds per denoising step of the guided DDPM sampler for args.sample_batch images."""
+def time_sampling(variant: str, samplers: list[str], args, device) -> dict[str, float]:
+    """Seconds per guided denoising step for args.sample_batch images, per sampler (one model:
+    `ddim` with eta 0 draws no step noise, so ddpm - ddim is the cost of the per-sample noise)."""
     precision, channels_last, compiled = VARIANTS[variant]
     channels, size = SHAPES[args.preset]
     torch.manual_seed(0)
@@ -77,19 +78,22 @@ def time_sampling(variant: str, args, device) -> float:
     if channels_last:
         unet = unet.to(memory_format=torch.channels_last)
     net = torch.compile(unet) if compiled else unet
-    settings = SampleConfig(guidance=1.0, sampler="ddpm", steps=args.timed_sample_steps, precision=precision)
     labels = torch.arange(args.sample_batch) % 10
     seeds = sample_seeds(0, range(args.sample_batch))
     scheduler = make_scheduler()
-    rounds = []
-    for i in range(1 + args.sample_rounds):  # the first round warms up (and compiles)
-        synchronize()
-        start = time.perf_counter()
-        sample(net, scheduler, labels, seeds, settings)
-        synchronize()
-        if i:
-            rounds.append((time.perf_counter() - start) / args.timed_sample_steps)
-    return statistics.median(rounds)
+    out = {}
+    for name in samplers:
+        settings = SampleConfig(guidance=1.0, sampler=name, steps=args.timed_sample_steps, precision=precision)
+        rounds = []
+        for i in range(1 + args.sample_rounds):  # the first round warms up (and compiles)
+            synchronize()
+            start = time.perf_counter()
+            sample(net, scheduler, labels, seeds, settings)
+            synchronize()
+            if i:
+                rounds.append((time.perf_counter() - start) / args.timed_sample_steps)
+        out[name] = statistics.median(rounds)
+    return out
 
 
 def main() -> None:
@@ -104,6 +108,7 @@ def main() -> None:
     parser.add_argument("--timed-sample-steps", type=int, default=10)
     parser.add_argument("--sample-rounds", type=int, default=3)
     parser.add_argument("--part", choices=("all", "train", "sample"), default="all")
+    parser.add_argument("--samplers", default="ddpm", help="samplers timed per sampling variant (ddim: without step noise)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -122,14 +127,15 @@ def main() -> None:
                   f"{TRAIN_STEPS} steps in {s * TRAIN_STEPS / 3600:5.2f} h", flush=True)
     if args.part in ("all", "sample"):
         for variant in variants:
-            per_step = time_sampling(variant, args, device)
-            images_per_s = args.sample_batch / (per_step * SAMPLE_STEPS)
-            figures["sample"][variant] = {"seconds_per_step": per_step, "images_per_s_1000_steps": images_per_s}
-            fast = ", ".join(f"{name} {spec.default_steps} steps {SAMPLES * per_step * spec.default_steps / args.sample_batch / 60:.1f} min"
-                             for name, spec in SAMPLERS.items() if spec.default_steps)
-            print(f"sample {variant:16s} batch {args.sample_batch}: {per_step * 1000:7.1f} ms/step, "
-                  f"{images_per_s:7.1f} images/s at {SAMPLE_STEPS} steps, {SAMPLES} in "
-                  f"{SAMPLES / images_per_s / 3600:5.2f} h; {SAMPLES} with {fast}", flush=True)
+            for sampler, per_step in time_sampling(variant, args.samplers.split(","), args, device).items():
+                images_per_s = args.sample_batch / (per_step * SAMPLE_STEPS)
+                figures["sample"][f"{variant}/{sampler}"] = {"seconds_per_step": per_step,
+                                                             "images_per_s_1000_steps": images_per_s}
+                fast = ", ".join(f"{name} {spec.default_steps} steps {SAMPLES * per_step * spec.default_steps / args.sample_batch / 60:.1f} min"
+                                 for name, spec in SAMPLERS.items() if spec.default_steps)
+                print(f"sample {variant:16s} {sampler:5s} batch {args.sample_batch}: {per_step * 1000:7.1f} ms/step, "
+                      f"{images_per_s:7.1f} images/s at {SAMPLE_STEPS} steps, {SAMPLES} in "
+                      f"{SAMPLES / images_per_s / 3600:5.2f} h; {SAMPLES} with {fast}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=1)

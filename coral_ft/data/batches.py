@@ -56,5 +56,6 @@ def global_batch_indices(num_items: int, batch_size: int, seed: int, step: int) 
 
 
 def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    flip = torch.rand(images.shape[0], generator=generator) < 0.5
+    """Mirror each image with probability 1/2; the coin flips come from the CPU `generator`."""
+    flip = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
     return torch.where(flip[:, None, None, None], images.flip(-1), images)

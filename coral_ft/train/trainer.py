@@ -51,6 +51,10 @@ STREAM_SHARED = 0  # flips, timesteps, noise, label dropout of the whole global 
 STREAM_MODEL = 1  # torch's global RNG (dropout), per micro-batch and process
 STREAM_METHOD = 2  # a method's own extra draws (batch.generator), per micro-batch and process
 STREAM_PREPARE = 3  # a method's draws over the whole global batch (objective.prepare)
+STREAM_DEVICE_NOISE = 4  # the global batch's noise when it is drawn on a GPU
+# A data set up to this size lives on the GPU: indexing, conversion and flips of a batch then cost
+# nothing on the host, which otherwise bounds a `ddpm-cifar` step on an H100 (docs/speed.md).
+DEVICE_DATA_LIMIT = 8 * 2**30
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 STOP_CHECK_EVERY = 10  # steps between agreeing on a stop request across processes
 
@@ -155,7 +159,9 @@ class Trainer:
                 gather=_gather_with_grad if world > 1 else (lambda x: x),
             ),
         )
-        self.images = self.data.images  # (N, C, H, W) uint8, kept on the CPU
+        device = self.accelerator.device
+        on_device = device.type == "cuda" and self.data.images.numel() <= DEVICE_DATA_LIMIT
+        self.images = self.data.images.to(device) if on_device else self.data.images  # (N, C, H, W) uint8
         self.labels = self.data.labels
         self.step = 0
         self._stop_requested = False
@@ -215,11 +221,16 @@ class Trainer:
         B = cfg.train.batch_size
         g = step_generator(cfg.train.seed, step, STREAM_SHARED)
         idx = global_batch_indices(len(self.labels), B, cfg.train.seed, step)  # (B,)
-        images = to_model_range(self.images[idx])  # (B, C, H, W)
+        images = to_model_range(self.images[idx.to(self.images.device)])  # (B, C, H, W), where the data lives
         if cfg.data.hflip:
             images = random_hflip(images, g)
         t = torch.randint(0, self.process.num_train_timesteps, (B,), generator=g)
-        noise = torch.randn(images.shape, generator=g)
+        if images.device.type == "cpu":
+            noise = torch.randn(images.shape, generator=g)
+        else:  # drawn where it is used: every process draws the same global noise on its GPU
+            device_g = torch.Generator(device=images.device)
+            device_g.manual_seed(derived_seed(cfg.train.seed, step, STREAM_DEVICE_NOISE))
+            noise = torch.randn(images.shape, generator=device_g, device=images.device)
         labels = self.labels[idx]
         cond = drop_labels(labels, cfg.model.p_uncond, self.null_label, cfg.model.label_drop, g)
         return {"x0": images, "labels": labels, "cond_labels": cond, "t": t, "noise": noise}
