@@ -33,12 +33,13 @@ from coral_ft.models.schedule import make_scheduler
 from coral_ft.sample.labels import sample_seeds
 from coral_ft.sample.samplers import SAMPLERS, sample
 
-VARIANTS = {  # name -> (train.mixed_precision, channels_last, compile)
-    "fp32": ("no", False, False),
-    "bf16": ("bf16", False, False),
-    "bf16+cl": ("bf16", True, False),
-    "bf16+compile": ("bf16", False, True),
-    "bf16+cl+compile": ("bf16", True, True),
+VARIANTS = {  # name -> (train.mixed_precision, channels_last, compile, compile mode)
+    "fp32": ("no", False, False, "default"),
+    "bf16": ("bf16", False, False, "default"),
+    "bf16+cl": ("bf16", True, False, "default"),
+    "bf16+compile": ("bf16", False, True, "default"),
+    "bf16+cl+compile": ("bf16", True, True, "default"),
+    "bf16+cl+cudagraphs": ("bf16", True, True, "reduce-overhead"),
 }
 TRAIN_STEPS, SAMPLES, SAMPLE_STEPS = 150_000, 50_000, 1000
 
@@ -49,9 +50,9 @@ def training_times(methods: list[str], variants: list[str], args, data, workdir)
     trainers = {}
     for method in methods:
         for variant in variants:
-            precision, channels_last, compiled = VARIANTS[variant]
+            precision, channels_last, compiled, mode = VARIANTS[variant]
             sets = [f'train.mixed_precision="{precision}"', f"train.channels_last={str(channels_last).lower()}",
-                    f"train.compile={str(compiled).lower()}"]
+                    f"train.compile={str(compiled).lower()}", f'train.compile_mode="{mode}"']
             AcceleratorState._reset_state(True)  # one process, several precisions: accelerate keeps one state
             trainer = make_trainer(method, args.preset, args.batch_size, data, f"{workdir}/{method}-{variant}", sets)
             for _ in range(args.warmup + (5 if compiled else 0)):
@@ -71,13 +72,13 @@ def training_times(methods: list[str], variants: list[str], args, data, workdir)
 def time_sampling(variant: str, samplers: list[str], args, device) -> dict[str, float]:
     """Seconds per guided denoising step for args.sample_batch images, per sampler (one model:
     `ddim` with eta 0 draws no step noise, so ddpm - ddim is the cost of the per-sample noise)."""
-    precision, channels_last, compiled = VARIANTS[variant]
+    precision, channels_last, compiled, mode = VARIANTS[variant]
     channels, size = SHAPES[args.preset]
     torch.manual_seed(0)
     unet = build_unet(args.preset, size, channels, 10).to(device).eval()
     if channels_last:
         unet = unet.to(memory_format=torch.channels_last)
-    net = torch.compile(unet) if compiled else unet
+    net = torch.compile(unet, mode=mode) if compiled else unet
     labels = torch.arange(args.sample_batch) % 10
     seeds = sample_seeds(0, range(args.sample_batch))
     scheduler = make_scheduler()

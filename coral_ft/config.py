@@ -38,6 +38,7 @@ from coral_ft.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")  # "cuda:N" is accepted too
 PRECISIONS = ("no", "bf16", "fp16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def _check(cond: bool, message: str) -> None:
@@ -151,6 +152,7 @@ class TrainConfig:
     tf32: bool = True  # TF32 matmuls and convolutions on Ampere+ GPUs (no effect on CPUs)
     channels_last: bool = False  # NHWC memory format: faster convolutions on GPUs
     compile: bool = False  # torch.compile the U-Net (GPUs; the first steps pay for compilation)
+    compile_mode: str = "default"  # torch.compile's mode: default, reduce-overhead (CUDA graphs), max-autotune
     seed: int = 0
     log_every: int = 100
     checkpoint_every: int = 5_000
@@ -167,6 +169,7 @@ class TrainConfig:
         _check_choice("train.mixed_precision", self.mixed_precision, PRECISIONS)
         _check_positive("train", self, "log_every", "checkpoint_every", "keep_checkpoints", "sample_every", "sample_grid")
         _check_choice("train.report_to", self.report_to, ("none", "tensorboard", "wandb"))
+        _check_choice("train.compile_mode", self.compile_mode, COMPILE_MODES)
 
 
 @dataclass

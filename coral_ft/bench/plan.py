@@ -37,7 +37,7 @@ SMOKE_OVERRIDES = {
     "train.log_every": 2, "train.checkpoint_every": 2, "train.sample_every": 10**9, "train.sample_grid": 2,
     "sample.sampler": "ddim", "sample.steps": 3, "sample.batch_size": 64,
     # a CPU check: the GPU recipes' fast path (bf16, channels-last, compile) stays off
-    "train.mixed_precision": "no", "train.channels_last": False, "train.compile": False,
+    "train.mixed_precision": "no", "train.channels_last": False, "train.compile": False, "train.compile_mode": "default",
     "sample.precision": "no", "sample.compile": False,
 }
 CLASSIFIER_METRICS = ("fid", "is", "recall", "precision", "kid", "f8", "f1_8")  # meaningful with the classifier

@@ -146,7 +146,7 @@ class Trainer:
         self.model, self.optimizer = self.accelerator.prepare(denoiser, optimizer)
         if t.compile:
             # The whole denoiser, bottleneck hook included (the hook is added before compiling).
-            self.model = torch.compile(self.model)
+            self.model = torch.compile(self.model, mode=t.compile_mode)
         self.ema.to(self.accelerator.device)
         self.objective = build_objective(
             config.objective,
