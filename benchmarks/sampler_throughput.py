@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from coral_ft.config import SampleConfig
 from coral_ft.models.presets import build_unet, null_label
 from coral_ft.models.schedule import make_scheduler
 from coral_ft.sample.guidance import guided_eps, guided_eps_two_pass
@@ -29,7 +30,7 @@ MODES = {"doubled": guided_eps, "two-pass": guided_eps_two_pass}
 
 def timed_run(unet, scheduler, labels, eps_fn, steps: int, device: str) -> float:
     start = time.perf_counter()
-    sample(unet, scheduler, labels, range(len(labels)), 1.0, "ddim", steps, eps_fn=eps_fn)
+    sample(unet, scheduler, labels, range(len(labels)), SampleConfig(guidance=1.0, sampler="ddim", steps=steps), eps_fn=eps_fn)
     if device == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
