@@ -1,13 +1,14 @@
 # Two commands from a fresh clone: `make demo` (the main job, offline) and `make test`.
 # Both create the virtual environment on first use, with the versions the suite last passed on
-# (constraints.txt). To try newer releases: `make install CONSTRAINTS=` (then `make test`).
+# (constraints.txt). To try the newest releases the pyproject bounds allow: `make upgrade`, then
+# `make test` (and, if it passes, `make constraints` to pin them).
 VENV ?= .venv
 PYTHON ?= python3
 CONSTRAINTS ?= constraints.txt
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install upgrade constraints clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +17,13 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+upgrade: $(STAMP)
+	$(BIN)/pip install -q --upgrade --upgrade-strategy eager -e '.[test]'
+
+constraints: $(STAMP)
+	{ grep '^#' $(CONSTRAINTS); $(BIN)/pip freeze --exclude-editable; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 demo: $(STAMP)
 	$(BIN)/coral-ft bench digits-lt --out runs/digits-bench
