@@ -259,6 +259,7 @@ class LatentsConfig:
 
 
 BENCH_SCALES = ("paper", "small", "smoke")
+METRIC_NETWORKS = ("auto", "inception", "classifier")
 
 
 @dataclass
@@ -286,6 +287,10 @@ class BenchConfig:
     seeds: int = 1  # training seeds per method (seed index i trains with train.seed + i)
     guidance_sweep: list[float] = field(default_factory=list)  # W values tried on a selection set; empty: no sweep
     selection_samples: int = 1_000  # samples per W on the selection set (its own sampling seed)
+    # auto: TF-Inception for the paper's data sets, the bench's small classifier for digits,
+    # Fashion-MNIST and the smoke scale; "classifier" also serves where Inception's weights are absent.
+    metric_network: str = "auto"
+    reference_split: str = ""  # the real images metrics compare against; empty: the data set's default
 
     def __post_init__(self) -> None:
         from coral_ft.metrics.registry import METRICS
@@ -300,6 +305,11 @@ class BenchConfig:
             _check(not extra, f"bench.methods.{name}.paper has values for {', '.join(sorted(extra))}, not in bench.metrics")
         _check(len(set(self.run)) == len(self.run), f"bench.run lists a method twice: {self.run}")
         _check_choice("bench.scale", self.scale, BENCH_SCALES)
+        _check_choice("bench.metric_network", self.metric_network, METRIC_NETWORKS)
+        if self.reference_split:
+            from coral_ft.data.registry import SPLITS
+
+            _check_choice("bench.reference_split", self.reference_split, SPLITS)
         _check_positive("bench", self, "num_samples", "seeds", "selection_samples")
         _check(all(w >= 0 for w in self.guidance_sweep), f"bench.guidance_sweep values must be >= 0; got {self.guidance_sweep}")
         _check(len(set(self.guidance_sweep)) == len(self.guidance_sweep), f"bench.guidance_sweep repeats a value: {self.guidance_sweep}")

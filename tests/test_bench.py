@@ -11,8 +11,10 @@ from coral_ft.bench.plan import SELECTION_SEED_OFFSET, fit_smoke_samples, make_p
 from coral_ft.bench.report import collect, write_report
 from coral_ft.bench.run import run_bench
 from coral_ft.bench.stages import has_per_class_samples
+from coral_ft.checkpoint.layout import RunDir
 from coral_ft.cli.app import main
 from coral_ft.config import load_config
+from coral_ft.errors import ConfigError, UserError
 
 SMOKE = ["--scale", "smoke", "--methods", "ddpm,coral", "--seeds", "2", "--guidance-sweep", "0,2",
          "--selection-samples", "40"]
@@ -204,3 +206,51 @@ def test_bench_under_accelerate_launch_with_two_cpu_processes(tmp_path):
         assert np.bincount(f["labels"]).tolist() == [4] * 10  # both processes' shares assembled
     assert json.loads((out / "coral" / "seed-0" / "train.done.json").read_text())["steps"] == 4
     assert (out / "results.md").is_file()
+
+
+def test_metric_network_and_reference_split_are_settings(tmp_path, monkeypatch):
+    auto = make_plan("cifar10-lt", load_config("cifar10-lt"), tmp_path)
+    assert not auto.use_classifier  # TF-Inception for the paper's data sets
+    forced = load_config("cifar10-lt", {"bench.metric_network": "classifier", "bench.reference_split": "test"})
+    plan = make_plan("cifar10-lt", forced, tmp_path)
+    assert plan.use_classifier
+    from coral_ft.bench import stages
+
+    asked = []
+    monkeypatch.setattr("coral_ft.metrics.reference.load_reference_images", lambda spec, *a: asked.append(spec))
+    stages.reference_images(plan)
+    stages.reference_images(auto)
+    assert asked == ["cifar10-lt:test", "cifar10-lt:train-full"]
+    with pytest.raises(ConfigError, match="bench.metric_network"):
+        load_config("cifar10-lt", {"bench.metric_network": "vgg"})
+    with pytest.raises(ConfigError, match="bench.reference_split"):
+        load_config("cifar10-lt", {"bench.reference_split": "val"})
+
+
+def test_bench_accelerator_matches_the_trials_mixed_precision(tmp_path):
+    # accelerate allows one mixed-precision setting per process: the bench's own Accelerator must
+    # be the trainer's, or a bf16 recipe fails at its first trial (seen on a GPU).
+    from accelerate.state import AcceleratorState
+
+    from coral_ft.bench.run import bench_accelerator
+    from coral_ft.train.trainer import make_accelerator
+
+    config = load_config("digits-lt", {"bench.run": ["ddpm", "coral"], "train.mixed_precision": "bf16"})
+    plan = make_plan("digits-lt", config, tmp_path)
+    AcceleratorState._reset_state(True)
+    try:
+        bench_accelerator(plan, "cpu")
+        trial = plan.trials[0]
+        make_accelerator(trial.config, RunDir(trial.run_dir))  # raised "already initialized" before
+        mixed = load_config("digits-lt", {"bench.run": ["ddpm", "coral"], "bench.methods.coral.overrides": {"train.mixed_precision": "bf16"}})
+        with pytest.raises(UserError, match="different train.mixed_precision"):
+            bench_accelerator(make_plan("digits-lt", mixed, tmp_path), "cpu")
+    finally:
+        AcceleratorState._reset_state(True)
+
+
+def test_small_scale_warms_up_the_ema_of_a_constant_decay_recipe(tmp_path):
+    config = load_config("cifar10-lt", {"bench.scale": "small"})
+    assert not config.train.ema_warmup  # the paper recipe: the peers' constant 0.9999
+    trial = make_plan("cifar10-lt", config, tmp_path).trials[0]
+    assert trial.config.train.max_steps == 15_000 and trial.config.train.ema_warmup

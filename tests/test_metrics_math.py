@@ -226,3 +226,17 @@ def test_per_class_fid_holds_one_class_at_a_time(monkeypatch):
     values = per_class.per_class_fid(feats, labels, feats[::-1].copy(), labels[::-1].copy())
     assert len(values) == 1000
     assert peak[0] <= 2  # the samples' and the reference's statistics of one class, never more
+
+
+@pytest.mark.parametrize("n", [500, 20])  # 20 < 64 dims: a singular covariance product
+def test_frechet_distance_equals_clean_fids(n):
+    from cleanfid.fid import frechet_distance
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(n, 64)), rng.normal(0.3, 1.2, size=(n, 64))
+    mine = fid_from_stats(*gaussian_stats(a), *gaussian_stats(b))
+    try:
+        theirs = frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
+    except TypeError:  # the SciPy without sqrtm's `disp` that fid.py works around
+        pytest.skip("clean-fid's frechet_distance does not run with this SciPy")
+    assert mine == pytest.approx(theirs, rel=1e-6, abs=1e-6)

@@ -98,8 +98,10 @@ def scale_overrides(config: RunConfig) -> tuple[dict, int | None]:
     if scale == "small":
         steps = max(min(300, config.train.max_steps), config.train.max_steps // 10)
         every = max(100, steps // 5)
+        # EMA warm-up: a constant 0.9999 over a tenth of the schedule leaves the EMA weights mostly
+        # at their random initialisation (0.9999^15000 = 0.22; seen on a GPU as noise samples).
         return {"train.max_steps": steps, "train.checkpoint_every": every, "train.sample_every": every,
-                **SMALL_SAMPLER}, SMALL_SAMPLES
+                "train.ema_warmup": True, **SMALL_SAMPLER}, SMALL_SAMPLES
     return dict(SMOKE_OVERRIDES), None  # smoke: the count depends on the class count
 
 
@@ -110,7 +112,8 @@ def make_plan(name: str, config: RunConfig, out) -> BenchPlan:
     if not b.run:
         raise UserError("bench.run is empty: name the methods to run with --methods")
     overrides, count = scale_overrides(config)
-    use_classifier = b.scale == "smoke" or DATASETS[config.data.dataset].classifier_metrics
+    use_classifier = b.metric_network == "classifier" or (
+        b.metric_network == "auto" and (b.scale == "smoke" or DATASETS[config.data.dataset].classifier_metrics))
     metrics = [m for m in b.metrics if not use_classifier or m in CLASSIFIER_METRICS]
     trials = []
     for method in b.run:

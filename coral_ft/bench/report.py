@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from coral_ft.bench.stages import reference_split
 from coral_ft.bench.stats import paired_difference, t_interval
 from coral_ft.metrics.registry import METRICS, value_of
 
@@ -95,7 +96,7 @@ def collect(plan, evaluations: dict[str, dict], groups) -> dict:
         f"TF-Inception pool3, {plan.config.eval.resize} resize (recall: {plan.config.eval.recall_network})")
     return {"bench": plan.name, "title": plan.title, "scale": plan.scale, "seeds": plan.config.bench.seeds,
             "num_samples": plan.num_samples, "metrics": plan.metrics, "skipped_metrics": plan.skipped,
-            "metric_network": network, "guidance_sweep": plan.sweep,
+            "metric_network": network, "reference_split": reference_split(plan), "guidance_sweep": plan.sweep,
             "selection_samples": plan.config.bench.selection_samples if plan.sweep else None,
             "groups": {"rule": groups.rule, "description": groups.describe(), "classes": groups.classes},
             "methods": methods}
@@ -197,7 +198,7 @@ def markdown(results: dict, figures: dict[str, Path | None]) -> str:
     rows = results["methods"]
     g = results["groups"]
     lines = [f"# {results['title']}: bench at scale `{results['scale']}`", "",
-             f"Metric network: {results['metric_network']}."]
+             f"Metric network: {results['metric_network']}; real images: the `{results.get('reference_split', 'train-full')}` split."]
     if results["guidance_sweep"]:
         lines.append(f"W chosen per trial from {results['guidance_sweep']} by FID on {results['selection_samples']} "
                      "selection samples drawn with their own sampling seed; the reported samples are drawn afterwards.")

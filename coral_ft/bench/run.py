@@ -18,6 +18,7 @@ from coral_ft.bench.stages import (
     sweep_stage,
     train_stage,
 )
+from coral_ft.errors import UserError
 
 
 def check_data(plan: BenchPlan):
@@ -27,15 +28,26 @@ def check_data(plan: BenchPlan):
     return dataset_from_config(plan.config.data)
 
 
+def bench_accelerator(plan: BenchPlan, device: str):
+    """The process's accelerate state, set up as every trial's trainer will ask for it: accelerate
+    allows one mixed-precision setting per process, so the bench's must be the trials' own."""
+    from accelerate import Accelerator
+
+    precisions = {trial.config.train.mixed_precision for trial in plan.trials}
+    if len(precisions) > 1:
+        raise UserError(f"the bench's methods train with different train.mixed_precision ({', '.join(sorted(precisions))}); "
+                        "one bench process takes one: set it for all with --set train.mixed_precision=...")
+    return Accelerator(mixed_precision=precisions.pop(), cpu=device == "cpu")
+
+
 def run_bench(plan: BenchPlan, counts: list[int], progress: bool = True) -> tuple[Path, str]:
     """Every stage of every trial, skipping finished ones; then the report. -> (results.md, summary)."""
     import torch
-    from accelerate import Accelerator
 
     from coral_ft.bench.report import write_report
 
     device = plan.config.runtime.resolved_device()
-    accelerator = Accelerator(cpu=device == "cpu")
+    accelerator = bench_accelerator(plan, device)
     device = str(accelerator.device) if plan.config.runtime.device == "auto" else device
     plan.out.mkdir(parents=True, exist_ok=True)
     groups = class_groups(counts)

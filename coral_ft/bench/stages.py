@@ -37,11 +37,16 @@ def write_json(path: Path, info: dict) -> None:
 # -- shared, once per bench -----------------------------------------------------------------------
 def reference_images(plan: BenchPlan):
     """The real images every metric compares against: the data set's balanced reference split."""
-    from coral_ft.data.registry import DATASETS
     from coral_ft.metrics.reference import load_reference_images
 
     d = plan.config.data
-    return load_reference_images(f"{d.dataset}:{DATASETS[d.dataset].reference_split}", d.root, d.image_size)
+    return load_reference_images(f"{d.dataset}:{reference_split(plan)}", d.root, d.image_size)
+
+
+def reference_split(plan: BenchPlan) -> str:
+    from coral_ft.data.registry import DATASETS
+
+    return plan.config.bench.reference_split or DATASETS[plan.config.data.dataset].reference_split
 
 
 def metric_network(plan: BenchPlan, real):

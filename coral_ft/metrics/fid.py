@@ -1,13 +1,17 @@
 """Frechet Inception Distance on feature arrays (Heusel et al. 2017), as clean-fid computes it.
 
 FID = ||mu_1 - mu_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)) between Gaussians fitted to two
-feature sets. The Frechet distance itself is clean-fid's `frechet_distance`.
+feature sets, computed as clean-fid's `frechet_distance` computes it. It is written out here
+because clean-fid 0.1.35 calls `scipy.linalg.sqrtm(..., disp=False)`, an argument newer SciPy
+releases no longer accept (seen on a GPU machine's SciPy); the tests hold the two to 1e-6.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from cleanfid.fid import frechet_distance
+from scipy import linalg
 
 from coral_ft.errors import UserError
 
@@ -22,9 +26,20 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
-def fid_from_stats(mu1, sigma1, mu2, sigma2) -> float:
+def fid_from_stats(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2)."""
-    return float(frechet_distance(mu1, sigma1, mu2, sigma2))
+    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
+    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    with warnings.catch_warnings():  # few samples make S_1 S_2 singular; the offset below handles it
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma1.dot(sigma2))
+        if not np.isfinite(covmean).all():
+            offset = np.eye(sigma1.shape[0]) * eps
+            covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    # Numerical error can leave a small imaginary part: the real part is the root.
+    covmean = np.real(covmean)
+    diff = mu1 - mu2
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
 def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
