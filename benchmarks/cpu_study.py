@@ -18,7 +18,8 @@ resumable, so the script can be killed and run again at any time:
     python benchmarks/cpu_study.py --phase main --methods ddpm   # DDPM needs no selection
 
 Each run (2,000 steps, selection sweep, 2,000 reported samples, evaluation) takes about 45 minutes
-on one core; the study as run (2 selection runs, 6 reported runs, latents) about 3.5 hours on 2 cores.
+on one core: two selection runs and three seeds of both methods about 4 hours on 2 cores. The
+study of docs/study.md ran seeds 0 and 1 (`--seeds 2`); `--seeds 3` resumes it and adds seed 2.
 
 Outputs under --out (default runs/cpu-study): selection/, main/, latents/, study.json.
 Data: Debian's dataset-fashion-mnist package, or --data-root with Fashion-MNIST's IDX files.
@@ -72,10 +73,12 @@ def selection_phase(opts) -> dict:
     scores = {}
     for w, tau_r in itertools.product(opts.weights, opts.tau_rs):
         out = opts.out / "selection" / f"w{w:g}-tau_r{tau_r:g}"
-        run(["bench", RECIPE, "--methods", "coral", "--seeds", "1", "--out", str(out),
-             "--set", f"train.seed={SELECTION_SEED}", "--set", f"objective.coral.weight={w}",
-             "--set", f"objective.coral.tau_r={tau_r}", *common(opts)], opts.threads)
-        selection = json.loads((out / "coral" / "seed-0" / "selection" / "selection.json").read_text())
+        selection_file = out / "coral" / "seed-0" / "selection" / "selection.json"
+        if not selection_file.is_file():  # the score needs only the selection set, not the reported samples
+            run(["bench", RECIPE, "--methods", "coral", "--seeds", "1", "--out", str(out),
+                 "--set", f"train.seed={SELECTION_SEED}", "--set", f"objective.coral.weight={w}",
+                 "--set", f"objective.coral.tau_r={tau_r}", *common(opts)], opts.threads)
+        selection = json.loads(selection_file.read_text())
         scores[f"w={w:g}, tau_r={tau_r:g}"] = {"weight": w, "tau_r": tau_r, "chosen_W": selection["chosen"],
                                                "selection_fid": min(selection["fid"].values()), "fid_by_W": selection["fid"]}
     best = min(scores.values(), key=lambda s: s["selection_fid"])
@@ -100,7 +103,7 @@ def main_phase(opts, chosen: dict | None) -> Path:
     coral = ["--set", f"objective.coral.weight={chosen['weight']}", "--set", f"objective.coral.tau_r={chosen['tau_r']}"] if chosen else []
 
     def bench(methods: list[str]) -> list[str]:
-        return ["bench", RECIPE, "--methods", ",".join(methods), "--seeds", str(SEEDS), "--out", str(out),
+        return ["bench", RECIPE, "--methods", ",".join(methods), "--seeds", str(opts.seeds), "--out", str(out),
                 "--guidance-sweep", MAIN_GUIDANCE_SWEEP, *coral, *common(opts)]
 
     if len(opts.methods) > 1 and opts.jobs > 1:
@@ -113,7 +116,7 @@ def main_phase(opts, chosen: dict | None) -> Path:
 
 def latents_phase(opts) -> dict:
     reports = {}
-    for seed in range(SEEDS):
+    for seed in range(opts.seeds):
         out = opts.out / "latents" / f"seed-{seed}"
         if not (out / "latents.json").is_file():
             models = [opts.out / "main" / m / f"seed-{seed}" / "run" for m in ("ddpm", "coral")]
@@ -130,6 +133,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per command (default: torch's).")
     parser.add_argument("--phase", choices=("all", "selection", "main", "latents"), default="all")
     parser.add_argument("--jobs", type=int, default=1, help="Benches at once in the main phase (one per method).")
+    parser.add_argument("--seeds", type=int, default=SEEDS, help="Training seeds per method in the main phase.")
     parser.add_argument("--methods", type=_csv(str), default=["ddpm", "coral"], help="Methods of the main phase.")
     parser.add_argument("--weights", type=_csv(float), default=list(WEIGHTS), help="CORAL w grid of the selection phase.")
     parser.add_argument("--tau-rs", type=_csv(float), default=list(TAU_RS), help="CORAL tau_r grid of the selection phase.")

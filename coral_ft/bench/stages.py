@@ -36,7 +36,8 @@ def write_json(path: Path, info: dict) -> None:
 
 # -- shared, once per bench -----------------------------------------------------------------------
 def reference_images(plan: BenchPlan):
-    """The real images every metric compares against: the data set's balanced reference split."""
+    """The real images every metric compares against: bench.reference_split, else the data set's
+    balanced reference split."""
     from coral_ft.metrics.reference import load_reference_images
 
     d = plan.config.data
@@ -44,6 +45,7 @@ def reference_images(plan: BenchPlan):
 
 
 def reference_split(plan: BenchPlan) -> str:
+    """The split the metrics compare against (train-full for CIFAR, test for CelebA-5 and ImageNet-LT)."""
     from coral_ft.data.registry import DATASETS
 
     return plan.config.bench.reference_split or DATASETS[plan.config.data.dataset].reference_split
