@@ -18,8 +18,7 @@ resumable, so the script can be killed and run again at any time:
     python benchmarks/cpu_study.py --phase main --methods ddpm   # DDPM needs no selection
 
 Each run (2,000 steps, selection sweep, 2,000 reported samples, evaluation) takes about 45 minutes
-on one core: two selection runs and three seeds of both methods about 4 hours on 2 cores. The
-study of docs/study.md ran seeds 0 and 1 (`--seeds 2`); `--seeds 3` resumes it and adds seed 2.
+on one core: two selection runs and three seeds of both methods about 4 hours on 2 cores.
 
 Outputs under --out (default runs/cpu-study): selection/, main/, latents/, study.json.
 Data: Debian's dataset-fashion-mnist package, or --data-root with Fashion-MNIST's IDX files.
