@@ -14,6 +14,7 @@ import time
 
 import torch
 from peer_unet import PeerUNet
+from step_cost import synchronize
 
 from coral_ft.models.presets import build_unet
 
@@ -29,13 +30,11 @@ def step_fn(model, x, t, y, noise, peers: bool, dtype):
     return step
 
 
-def timed(fn, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+def timed(fn) -> float:
+    synchronize()
     start = time.perf_counter()
     fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize()
     return time.perf_counter() - start
 
 
@@ -66,7 +65,7 @@ def main() -> None:
         times = {k: [] for k in fns}
         for i in range(args.warmup + args.steps):
             for k, fn in fns.items():
-                dt = timed(fn, device)
+                dt = timed(fn)
                 if i >= args.warmup:
                     times[k].append(dt)
         med = {k: statistics.median(v) for k, v in times.items()}
