@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,9 @@ from diffusers import UNet2DModel
 from safetensors.torch import load_file
 
 from coral_ft.checkpoint.training import list_checkpoints
+from coral_ft.config import load_config
 from coral_ft.errors import UserError
+from coral_ft.models.dropout import KeyedDropout
 from coral_ft.train.trainer import Trainer, TrainingDiverged, train
 
 
@@ -93,23 +96,47 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny
     assert all(torch.isfinite(v).all() for v in weights.values())
 
 
-@pytest.mark.parametrize("method", ["ddpm", "coral", "t2h"])
-def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_config, method):
-    # CORAL's SupCon and T2H's transfer pool span the whole step batch, not one micro-batch.
-    cfg = {"objective.method": method, "train.max_steps": 1}
+METHODS = sorted(__import__("coral_ft.objectives", fromlist=["OBJECTIVES"]).OBJECTIVES)
+DROPOUT = 0.1  # the paper's U-Net: masks must not depend on how the batch is split
+
+
+def step_gradients(trainer: Trainer) -> dict[str, torch.Tensor]:
+    """The gradient of one training step (no optimiser step), by parameter name."""
+    trainer.optimizer.step = lambda: None
+    trainer.optimizer.zero_grad = lambda set_to_none=True: None
+    trainer.train_step()
+    return {n: p.grad.detach().clone() for n, p in trainer.module.named_parameters() if p.grad is not None}
+
+
+def relative_gap(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys() and len(a) > 10
+    return max(((a[k] - b[k]).abs().max() / a[k].abs().max().clamp(min=1e-12)).item() for k in a)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_gradient_accumulation_matches_one_big_batch_with_dropout(tmp_path, tiny_config, method):
+    # Every draw of a step (dropout masks included) is made for the global batch; batch-level terms
+    # (CORAL's SupCon, T2H's transfer pool) span the whole step batch, not one micro-batch.
+    cfg = {"objective.method": method, "train.max_steps": 1, "model.dropout": DROPOUT}
     one = Trainer(tiny_config(**cfg), tmp_path / "one", progress=False)
     acc = Trainer(tiny_config(**cfg, **{"train.grad_accum": 4}), tmp_path / "acc", progress=False)
-    for trainer in (one, acc):  # the gradient itself: no optimiser step in between
-        trainer.optimizer.step = lambda: None
-        trainer.optimizer.zero_grad = lambda set_to_none=True: None
-        terms = trainer.train_step()
-    grads = [{n: p.grad for n, p in t.module.named_parameters() if p.grad is not None} for t in (one, acc)]
-    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
-    worst = max(((grads[0][k] - grads[1][k]).abs().max() / grads[0][k].abs().max().clamp(min=1e-12)).item() for k in grads[0])
-    assert worst < 1e-4
+    assert any(isinstance(m, KeyedDropout) for m in one.module.modules())
+    grads = [step_gradients(t) for t in (one, acc)]
+    assert relative_gap(*grads) < 1e-4
     if method == "coral":
         assert any("head" in k for k in grads[0])  # the head gets its SupCon gradient both ways
-        assert {"supcon", "contrastive", "diffusion", "loss"} <= set(terms)
+
+
+def test_dropout_is_active_in_the_equivalence_tests(tmp_path, tiny_config):
+    # The equality above would hold trivially if no mask were drawn: other keys, other gradient.
+    trainer = Trainer(tiny_config(**{"train.max_steps": 1, "model.dropout": DROPOUT}), tmp_path, progress=False)
+    batch = trainer._micro_batch(trainer._global_batch(), {}, 0)
+    x_t = trainer.process.add_noise(batch.x0, batch.noise, batch.t)
+    trainer.model.train()
+    a = trainer.model(x_t, batch.t, batch.cond_labels, dropout_keys=batch.keys).eps
+    b = trainer.model(x_t, batch.t, batch.cond_labels, dropout_keys=batch.keys).eps
+    c = trainer.model(x_t, batch.t, batch.cond_labels, dropout_keys=batch.keys + 1).eps
+    assert torch.equal(a, b) and not torch.allclose(a, c)
 
 
 def test_grad_scaler_state_travels_with_the_checkpoint(tmp_path, tiny_config):
@@ -128,13 +155,20 @@ def test_grad_scaler_state_travels_with_the_checkpoint(tmp_path, tiny_config):
 TWO_PROCESS_SCRIPT = textwrap.dedent(
     """
     import sys
+    import torch
     from accelerate import debug_launcher
     from coral_ft.config import load_config
 
     def run():
-        from coral_ft.train.trainer import train
-        overrides = {overrides!r}
-        train(load_config(None, overrides), sys.argv[1], progress=False)
+        from coral_ft.train.trainer import Trainer
+        from tests.test_trainer import step_gradients
+        out = {{}}
+        for method in {methods!r}:
+            trainer = Trainer(load_config(None, {{**{overrides!r}, "objective.method": method}}), sys.argv[1] + "/" + method,
+                              progress=False)
+            out[method] = step_gradients(trainer)  # averaged over the processes by DDP
+        if trainer.accelerator.is_main_process:
+            torch.save(out, sys.argv[2])
 
     debug_launcher(run, num_processes=2)
     """
@@ -142,13 +176,34 @@ TWO_PROCESS_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path, tiny_config):
+def test_two_processes_compute_the_gradient_of_one_process_with_dropout(tmp_path, tiny_config):
     from tests.conftest import tiny_overrides
 
-    overrides = tiny_overrides(**{"objective.method": "coral", "train.max_steps": 2})
-    train(tiny_config(**{"objective.method": "coral", "train.max_steps": 2}), tmp_path / "one", progress=False)
+    overrides = tiny_overrides(**{"train.max_steps": 1, "model.dropout": DROPOUT})
     script = tmp_path / "two.py"
-    script.write_text(TWO_PROCESS_SCRIPT.format(overrides=overrides))
+    script.write_text(TWO_PROCESS_SCRIPT.format(overrides=overrides, methods=METHODS))
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}  # the script imports this module's helper
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "two"), str(tmp_path / "grads.pt")], cwd=root, env=env,
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = torch.load(tmp_path / "grads.pt")
+    for method in METHODS:
+        one = step_gradients(Trainer(tiny_config(**{"objective.method": method, "train.max_steps": 1, "model.dropout": DROPOUT}),
+                                     tmp_path / "one" / method, progress=False))
+        assert relative_gap(one, two[method]) < 1e-4, method
+
+
+@pytest.mark.slow
+def test_two_processes_train_to_the_weights_of_one_process(tmp_path, tiny_config):
+    from tests.conftest import tiny_overrides
+
+    overrides = tiny_overrides(**{"objective.method": "coral", "train.max_steps": 2, "model.dropout": DROPOUT})
+    train(load_config(None, overrides), tmp_path / "one", progress=False)
+    script = tmp_path / "two.py"
+    script.write_text(TRAIN_TWO_PROCESSES.format(overrides=overrides))
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run(
         [sys.executable, str(script), str(tmp_path / "two")], cwd=root, capture_output=True, text=True, timeout=300
@@ -156,6 +211,21 @@ def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path, tiny
     assert proc.returncode == 0, proc.stderr[-3000:]
     (a, _), (b, _) = _final_weights(tmp_path / "one"), _final_weights(tmp_path / "two")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+
+
+TRAIN_TWO_PROCESSES = textwrap.dedent(
+    """
+    import sys
+    from accelerate import debug_launcher
+    from coral_ft.config import load_config
+
+    def run():
+        from coral_ft.train.trainer import train
+        train(load_config(None, {overrides!r}), sys.argv[1], progress=False)
+
+    debug_launcher(run, num_processes=2)
+    """
+)
 
 
 def test_sigterm_writes_a_checkpoint_and_exits_cleanly_then_resume_continues(tmp_path):

@@ -51,12 +51,16 @@ class AmbientObjective(Objective):
     name = "ambient"
     settings_cls = AmbientSettings
 
+    def prepare(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
+        """y_neg of every sample of the step's global batch."""
+        return {"negatives": draw_negatives(batch.labels, self.ctx.num_classes, batch.generator)}
+
     def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
         s = self.settings
+        extras = batch.extras or self.prepare(batch)  # prepared by the trainer, or a batch of its own
         x_t = self.noised(batch)
         eps_pos = denoiser(x_t, batch.t, batch.cond_labels).eps
-        negatives = draw_negatives(batch.labels, self.ctx.num_classes, batch.generator)
-        eps_neg = denoiser(x_t, batch.t, negatives).eps  # second forward
+        eps_neg = denoiser(x_t, batch.t, extras["negatives"]).eps  # second forward
         diffusion = self.mse(eps_pos, batch.noise)
 
         distance = per_sample_sq(eps_pos, eps_neg)  # (B,)

@@ -41,8 +41,11 @@ class TrainBatch:
     cond_labels: torch.Tensor  # (B,) labels given to the U-Net: some replaced by the null label
     t: torch.Tensor  # (B,) timesteps in 0..T-1
     noise: torch.Tensor  # (B, C, H, W) standard normal
-    generator: torch.Generator  # CPU generator for any further randomness a method needs
+    # CPU generator of a method's own draws: given to `prepare` on the step's global batch (so the
+    # draws do not depend on the split); None on the micro-batches that reach `__call__`.
+    generator: torch.Generator | None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # this slice of what `prepare` returned
+    keys: torch.Tensor | None = None  # (B,) int64 dropout keys (coral_ft.models.dropout)
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:

@@ -61,16 +61,18 @@ class CBDMObjective(Objective):
             return torch.full((self.ctx.num_classes,), 1.0 / self.ctx.num_classes, dtype=torch.float64)
         return counts / counts.sum()
 
-    def draw_targets(self, batch: TrainBatch) -> torch.Tensor:
+    def prepare(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
+        """y' of every sample of the step's global batch."""
         n = batch.labels.shape[0]
         y_prime = torch.multinomial(self.target_probs(), n, replacement=True, generator=batch.generator)
-        return y_prime.to(batch.labels.device)
+        return {"target_labels": y_prime.to(batch.labels.device)}
 
     def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
         s = self.settings
+        extras = batch.extras or self.prepare(batch)  # prepared by the trainer, or a batch of its own
         x_t = self.noised(batch)
         eps_y = denoiser(x_t, batch.t, batch.cond_labels).eps  # (B, C, H, W)
-        eps_target = denoiser(x_t, batch.t, self.draw_targets(batch)).eps  # second forward, y'
+        eps_target = denoiser(x_t, batch.t, extras["target_labels"]).eps  # second forward, y'
         diffusion = self.mse(eps_y, batch.noise)
 
         pull = per_sample_sq(eps_y, eps_target.detach())  # moves eps(x_t, y) toward y'

@@ -35,7 +35,8 @@ from coral_ft.config import RunConfig, load_config, save_config
 from coral_ft.data.batches import derived_seed, global_batch_indices, random_hflip, step_generator, to_model_range
 from coral_ft.data.registry import LabeledImages, dataset_from_config
 from coral_ft.errors import ConfigError, RunStopped, UserError
-from coral_ft.models.denoiser import Denoiser, build_head
+from coral_ft.models.denoiser import Denoiser, KeyedForward, build_head
+from coral_ft.models.dropout import sample_keys
 from coral_ft.models.presets import null_label as null_label_of
 from coral_ft.models.schedule import ForwardProcess
 from coral_ft.objectives import OBJECTIVES, ObjectiveContext, TrainBatch, build_objective, drop_labels
@@ -46,12 +47,13 @@ from coral_ft.train.tracking import check_tracker, start_tracking
 # Sections that define what is trained; a resumed run must not change them.
 FROZEN_SECTIONS = ("data", "model", "objective", "finetune")
 
-# Random streams within one step (keys of coral_ft.data.batches.step_generator).
+# Random streams within one step (keys of coral_ft.data.batches.step_generator). Every draw that
+# shapes a step is made for the whole global batch, so it does not depend on the split.
 STREAM_SHARED = 0  # flips, timesteps, noise, label dropout of the whole global batch
-STREAM_MODEL = 1  # torch's global RNG (dropout), per micro-batch and process
-STREAM_METHOD = 2  # a method's own extra draws (batch.generator), per micro-batch and process
-STREAM_PREPARE = 3  # a method's draws over the whole global batch (objective.prepare)
+STREAM_MODEL = 1  # torch's global RNG, per micro-batch and process (no coral-ft model draws from it)
+STREAM_PREPARE = 3  # a method's own draws over the whole global batch (objective.prepare)
 STREAM_DEVICE_NOISE = 4  # the global batch's noise when it is drawn on a GPU
+STREAM_DROPOUT = 5  # the samples' dropout keys (coral_ft.models.dropout)
 # A data set up to this size lives on the GPU: indexing, conversion and flips of a batch then cost
 # nothing on the host, which otherwise bounds a `ddpm-cifar` step on an H100 (docs/speed.md).
 DEVICE_DATA_LIMIT = 8 * 2**30
@@ -233,18 +235,20 @@ class Trainer:
             noise = torch.randn(images.shape, generator=device_g, device=images.device)
         labels = self.labels[idx]
         cond = drop_labels(labels, cfg.model.p_uncond, self.null_label, cfg.model.label_drop, g)
-        return {"x0": images, "labels": labels, "cond_labels": cond, "t": t, "noise": noise}
+        keys = sample_keys(derived_seed(cfg.train.seed, step, STREAM_DROPOUT), B)  # dropout masks, by position
+        return {"x0": images, "labels": labels, "cond_labels": cond, "t": t, "noise": noise, "keys": keys}
 
     def _micro_batch(self, batch: dict[str, torch.Tensor], extras: dict[str, torch.Tensor], micro: int) -> TrainBatch:
         """This process's slice of micro-batch `micro` of the global batch."""
         seed, step = self.config.train.seed, self.step
         part = self._slice(micro)
         dev = self.accelerator.device
-        # Dropout and other in-model randomness: also a function of (seed, step, micro, rank).
+        # Dropout draws from the samples' keys; anything else in a model that drew from torch's
+        # global RNG would get this (seed, step, micro, rank) stream: exact on resume, not on a new split.
         torch.manual_seed(derived_seed(seed, step, STREAM_MODEL, micro, self.accelerator.process_index))
         return TrainBatch(
             **{k: v[part].to(dev) for k, v in batch.items()},
-            generator=step_generator(seed, step, STREAM_METHOD, micro, self.accelerator.process_index),
+            generator=None,  # a method's draws happen in `prepare`, on the global batch
             extras={k: v[part].to(dev) for k, v in extras.items()},
         )
 
@@ -264,7 +268,8 @@ class Trainer:
             totals: dict[str, torch.Tensor] = {}
             for micro in range(accum):
                 with self._sync_on(micro), self.accelerator.autocast():
-                    terms = self.objective(self.model, self._micro_batch(batch, extras, micro))
+                    micro_batch = self._micro_batch(batch, extras, micro)
+                    terms = self.objective(KeyedForward(self.model, micro_batch.keys), micro_batch)
                     self.accelerator.backward(terms["loss"] / accum)
                 _add(totals, terms, 1 / accum)
         self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
@@ -278,21 +283,25 @@ class Trainer:
     def _accumulate_with_step_term(self, batch, extras) -> dict[str, torch.Tensor]:
         """Gradient accumulation for a method whose term spans the step's whole batch (CORAL's
         SupCon): the term and its gradient with respect to the outputs on the whole batch first,
-        then each micro-batch's backward with its rows of that gradient. Dropout is seeded per
-        micro-batch, so the outputs of both passes are the same."""
+        then each micro-batch's backward with its rows of that gradient. Dropout masks are functions
+        of the samples' keys, so the outputs of both passes are the same."""
         accum, acc = self.config.train.grad_accum, self.accelerator
         with torch.no_grad(), acc.autocast():
-            outputs = [acc.gather(self.objective.step_outputs(self.model, self._micro_batch(batch, extras, m)).float())
-                       for m in range(accum)]
+            outputs = []
+            for m in range(accum):
+                micro_batch = self._micro_batch(batch, extras, m)
+                outputs.append(acc.gather(self.objective.step_outputs(KeyedForward(self.model, micro_batch.keys),
+                                                                      micro_batch).float()))
         outputs = torch.cat(outputs).requires_grad_(True)  # (B, D): global-batch order
-        global_batch = TrainBatch(**{k: v.to(acc.device) for k, v in batch.items()}, generator=torch.Generator())
+        global_batch = TrainBatch(**{k: v.to(acc.device) for k, v in batch.items()}, generator=None)
         step_term, totals = self.objective.step_loss(outputs, global_batch)
         # DDP averages the processes' gradients: each scales its share up to keep the sum exact.
         grad = torch.autograd.grad(step_term, outputs)[0] * acc.num_processes
         for micro in range(accum):
             rows = grad[micro * self.micro_global:(micro + 1) * self.micro_global][self._slice(0)]
             with self._sync_on(micro), acc.autocast():
-                terms = self.objective(self.model, self._micro_batch(batch, extras, micro), output_grad=rows)
+                micro_batch = self._micro_batch(batch, extras, micro)
+                terms = self.objective(KeyedForward(self.model, micro_batch.keys), micro_batch, output_grad=rows)
                 acc.backward(terms["loss"] / accum + terms.pop("surrogate"))
             _add(totals, terms, 1 / accum)
         totals["loss"] = totals["loss"] + step_term.detach()
