@@ -37,6 +37,14 @@ import tomli_w
 from coral_ft.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")  # "cuda:N" is accepted too
+
+# `--official-code`: train as the official CORAL code does (docs/defaults.md). Applied over the
+# recipe and under --set, so any one of them can still be set otherwise.
+OFFICIAL_CODE = {
+    "model.label_drop": "per-batch",  # the whole batch's labels dropped with p_uncond
+    "objective.regularise_dropped": False,  # SupCon and CBDM skipped on dropped batches
+    "objective.coral.lambda_mode": "batch-mean",  # one SupCon value x mean lambda x tau_SC
+}
 PRECISIONS = ("no", "bf16", "fp16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -116,6 +124,9 @@ class ObjectiveConfig:
     """The training objective: a method name plus each method's own settings."""
 
     method: str = "ddpm"
+    # Extra terms (SupCon, CBDM's) also on samples whose label was dropped for guidance, with their
+    # true labels (paper Algorithm 1); false: only on samples that kept their label (the official code).
+    regularise_dropped: bool = True
     settings: dict[str, Any] = field(default_factory=dict)  # method name -> settings dataclass
 
     def __post_init__(self) -> None:
@@ -236,6 +247,7 @@ class LatentsConfig:
     timesteps: list[int] = field(default_factory=lambda: [100, 500])
     per_class: int = 100  # images per class (fewer when a class has fewer)
     condition: str = "true"
+    noised: bool = True  # false: clean images with the timestep given (the official code's plots)
     plots: list[str] = field(default_factory=lambda: ["tsne"])
     k: int = 10  # neighbours for purity and tail-into-head overlap
     head_fraction: float = 1 / 3  # share of classes counted as head (and as tail)
@@ -394,8 +406,9 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = _strip_none(dataclasses.asdict(self))
-        objective = out.pop("objective")  # written as [objective] method + [objective.<name>] tables
-        return {"objective": {"method": objective["method"], **objective["settings"]}, **out}
+        objective = out.pop("objective")  # written as [objective] keys + [objective.<name>] tables
+        settings = objective.pop("settings")
+        return {"objective": {**objective, **settings}, **out}
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())

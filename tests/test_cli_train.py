@@ -70,6 +70,18 @@ def test_dry_run_and_config_show_print_the_resolved_config_without_work(tmp_path
     assert code == 0 and "cifar10-lt" in out and "fashion-mnist-lt" in out
 
 
+def test_official_code_is_one_switch_that_set_still_overrides(tmp_path, capsys):
+    from coral_ft.config import tomllib
+
+    code, out, _ = run_cli(["train", "--from-scratch", "--out", tmp_path / "r", "--official-code", "--dry-run"], capsys)
+    shown = tomllib.loads(out)
+    assert code == 0
+    assert shown["model"]["label_drop"] == "per-batch" and shown["objective"]["regularise_dropped"] is False
+    assert shown["objective"]["coral"]["lambda_mode"] == "batch-mean"
+    code, out, _ = run_cli(["config", "show", "--official-code", "--set", "model.label_drop=per-sample"], capsys)
+    assert code == 0 and tomllib.loads(out)["model"]["label_drop"] == "per-sample"
+
+
 def test_resume_of_a_run_without_checkpoint_starts_it(tmp_path, capsys):
     code, _, err = run_cli(["train", "--from-scratch", "--resume", "--out", str(tmp_path / "r"), *TINY], capsys)
     assert code == 0, err

@@ -33,9 +33,10 @@ def make_batch(seed=0, labels=None, t=None):
     )
 
 
-def make_objective(method, counts=None, from_scratch=True, **settings):
+def make_objective(method, counts=None, from_scratch=True, regularise_dropped=True, **settings):
     cfg = load_config(None, {"objective.method": method, **{f"objective.{method}.{k}": v for k, v in settings.items()}})
-    ctx = ObjectiveContext(ForwardProcess(make_scheduler(T)), C, C, counts or [100 // (i + 1) for i in range(C)], from_scratch)
+    ctx = ObjectiveContext(ForwardProcess(make_scheduler(T)), C, C, counts or [100 // (i + 1) for i in range(C)], from_scratch,
+                           regularise_dropped=regularise_dropped)
     return build_objective(cfg.objective, ctx)
 
 
@@ -87,6 +88,25 @@ def test_cbdm_stop_gradients_route_each_term_to_its_label():
     assert rows[0.0][3].abs().sum() == 0
     assert rows[0.25][3].abs().sum() > 0  # the commitment term trains y' alone
     assert torch.all(rows[0.25][[1, 2] + list(range(4, C + 1))] == 0)
+
+
+def test_cbdm_regularises_only_label_kept_samples_when_asked():
+    den, batch = make_denoiser(), make_batch()
+    batch.cond_labels = batch.labels.clone()
+    batch.cond_labels[:3] = C  # three labels dropped for guidance
+    batch.extras = make_objective("cbdm").prepare(batch)  # the same y' for every call below
+    full = make_objective("cbdm")(den, batch)
+    gated = make_objective("cbdm", regularise_dropped=False)(den, batch)
+    x_t = make_objective("cbdm").noised(batch)
+    with torch.no_grad():
+        e1, e2 = den(x_t, batch.t, batch.cond_labels).eps, den(x_t, batch.t, batch.extras["target_labels"]).eps
+    sq = ((e1 - e2) ** 2).flatten(1).mean(1)
+    w = (batch.t + 1).float() / T
+    kept = (batch.cond_labels != C).float()
+    assert gated["regulariser"].item() == pytest.approx((w * kept * 1.25 * sq).mean().item(), rel=1e-5)
+    assert full["regulariser"].item() == pytest.approx((w * 1.25 * sq).mean().item(), rel=1e-5)
+    batch.cond_labels[:] = C
+    assert make_objective("cbdm", regularise_dropped=False)(den, batch)["regulariser"].item() == 0
 
 
 def test_cbdm_target_labels_follow_frequencies_from_scratch_and_uniform_when_finetuning():

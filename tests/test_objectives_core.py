@@ -65,15 +65,16 @@ def test_label_dropout_rate(mode):
         assert any(0 < d.mean() < 1 for d in dropped)
 
 
-def _coral_setup(lambda_mode="per-anchor", labels=None):
-    cfg = load_config(None, {"objective.method": "coral", "objective.coral.lambda_mode": lambda_mode})
+def _coral_setup(lambda_mode="per-anchor", labels=None, regularise_dropped=True):
+    cfg = load_config(None, {"objective.method": "coral", "objective.coral.lambda_mode": lambda_mode,
+                             "objective.regularise_dropped": regularise_dropped})
     from coral_ft.models.presets import build_unet
 
     torch.manual_seed(0)
     unet = build_unet("tiny", 16, 1, 4)
     denoiser = Denoiser(unet, build_head(unet))
     schedule = ForwardProcess(make_scheduler())
-    objective = build_objective(cfg.objective, ObjectiveContext(schedule, 4, 4))
+    objective = build_objective(cfg.objective, ObjectiveContext(schedule, 4, 4, regularise_dropped=cfg.objective.regularise_dropped))
     g = torch.Generator().manual_seed(1)
     labels = torch.tensor([0, 0, 1, 1, 2, 3]) if labels is None else labels
     batch = TrainBatch(
@@ -131,13 +132,47 @@ def test_supcon_stays_float32_under_autocast(dtype):
     assert low.dtype == dtype
 
 
-def test_batch_mean_mode_reproduces_the_official_variant():
+def test_batch_mean_mode_weights_as_the_official_code():
     denoiser, objective, batch = _coral_setup("batch-mean")
     terms = objective(denoiser, batch)
     lam = time_weight(batch.t, 1000, 0.01, 0.8)
     assert torch.allclose(terms["contrastive"], terms["supcon"] * lam.mean() * 0.12, atol=1e-7)
-    batch.cond_labels = torch.full_like(batch.labels, 4)
-    assert objective(denoiser, batch)["contrastive"] == 0
+    batch.cond_labels = torch.full_like(batch.labels, 4)  # Algorithm 1: dropped labels still contrast
+    assert objective(denoiser, batch)["contrastive"] > 0
+
+
+@pytest.mark.parametrize("lambda_mode", ["per-anchor", "batch-mean"])
+def test_supcon_sees_only_label_kept_samples_when_dropped_ones_are_not_regularised(lambda_mode):
+    denoiser, objective, batch = _coral_setup(lambda_mode, regularise_dropped=False)
+    batch.cond_labels = torch.tensor([0, 4, 1, 1, 4, 3])  # samples 1 and 4 dropped to the null label
+    z = torch.nn.functional.normalize(torch.randn(6, 128, generator=torch.Generator().manual_seed(3)), dim=1)
+    z.requires_grad_(True)
+    contrastive, terms = objective.step_loss(z, batch)
+    kept = torch.tensor([0, 2, 3, 5])
+    per = supcon_per_anchor(z.detach()[kept], batch.labels[kept], 0.12)  # classes 0, 1, 1, 3: one positive pair
+    assert terms["supcon"].item() == pytest.approx(per.sum().item() / 2, rel=1e-6)
+    contrastive.backward()
+    assert torch.all(z.grad[[1, 4]] == 0) and z.grad[[2, 3]].abs().sum() > 0
+    batch.cond_labels = torch.full_like(batch.labels, 4)  # the official code's dropped batch: no term
+    z.grad = None
+    contrastive, _ = objective.step_loss(z, batch)
+    assert contrastive.item() == 0
+
+
+def test_official_code_bundle_per_batch_drop_skips_supcon_and_cbdm_on_dropped_batches(tmp_path, tiny_config):
+    from coral_ft.config import OFFICIAL_CODE
+    from coral_ft.train.trainer import Trainer
+
+    for method, term in (("coral", "contrastive"), ("cbdm", "regulariser")):
+        trainer = Trainer(tiny_config(**OFFICIAL_CODE, **{"objective.method": method, "model.p_uncond": 0.5}),
+                          tmp_path / method, progress=False)
+        seen = set()
+        for _ in range(8):
+            dropped = bool((trainer._global_batch()["cond_labels"] == trainer.null_label).all())
+            value = trainer.train_step()[term].item()
+            assert (value == 0) == dropped, (method, trainer.step, value)
+            seen.add(dropped)
+        assert seen == {True, False}  # both kinds of batch were seen
 
 
 def test_no_positive_batch_gives_finite_coral_loss():

@@ -12,12 +12,13 @@ from coral_ft.cli.app import app
 
 DATA = {"data_root": o.DATA["data_root"]}
 SAMPLE_BATCH = {"sample_batch_size": o.SAMPLING["sample_batch_size"]}
+OFFICIAL = {"official_code": o.METHOD["official_code"]}
 FEATURE_BATCH = {"feature_batch_size": o.EVAL["feature_batch_size"], "resize": o.EVAL["resize"],
                  "weights_dir": o.EVAL["weights_dir"]}
 
 
 @app.command("bench")
-@o.takes(o.BENCH, DATA, SAMPLE_BATCH, FEATURE_BATCH, o.DEVICE)
+@o.takes(o.BENCH, DATA, SAMPLE_BATCH, FEATURE_BATCH, OFFICIAL, o.DEVICE)
 def bench(
     dataset: Annotated[str, typer.Argument(help="A shipped recipe: cifar10-lt, cifar10-lt-0.001, cifar100-lt, celeba-5, imagenet-lt, cifar10, cifar100, digits-lt, fashion-mnist-lt (`coral-ft config recipes`).")],
     out: Annotated[Path | None, typer.Option("--out", help="Bench folder: every stage is resumed from / skipped in it (default: runs/bench-DATASET).")] = None,

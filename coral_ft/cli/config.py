@@ -16,11 +16,14 @@ app.add_typer(config_app, name="config")
 
 
 @config_app.command("show")
+@o.takes({"official_code": o.METHOD["official_code"]})
 def show(
     recipe: o.Recipe = None,
     sets: o.Sets = None,
     run: Annotated[Path | None, typer.Option("--run", help="A run directory: its saved config.toml is the base.")] = None,
     section: Annotated[str | None, typer.Option("--section", help="Print one section only, e.g. sample.")] = None,
+    *,
+    flags: dict,
 ) -> None:
     """Print the configuration a command would use: defaults < recipe or run < --set, as TOML."""
     from coral_ft.checkpoint.layout import RunDir
@@ -33,7 +36,7 @@ def show(
         saved = RunDir(run).config
         if not saved.is_file():
             raise UserError(f"no run at {run}: {saved} is missing")
-    config = o.resolve_config(recipe=recipe, run=saved, sets=sets)
+    config = o.resolve_config(recipe=recipe, run=saved, sets=sets, flags=flags)
     if section is None:
         typer.echo(config.to_toml())
         return

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from coral_ft.config import RunConfig, apply_overrides, config_from_dict, find_recipe, read_recipe
+from coral_ft.config import OFFICIAL_CODE, RunConfig, apply_overrides, config_from_dict, find_recipe, read_recipe
 
 PANEL_DATA, PANEL_MODEL, PANEL_METHOD, PANEL_OPTIM = "Data", "Model", "Method", "Optimisation"
 PANEL_LORA, PANEL_SAMPLE, PANEL_EVAL, PANEL_RUN = "LoRA", "Sampling", "Evaluation", "Run"
@@ -32,6 +32,16 @@ class Field:
     """Marks an option as setting a config field (a dotted path)."""
 
     path: str
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Marks a flag as a named set of config values (applied over the recipe, under --set)."""
+
+    values: tuple[tuple[str, Any], ...]
+
+
+BUNDLES = "__bundles__"  # the key of `flags` that carries the bundles a command was given
 
 
 def _default_and_type(path: str) -> tuple[Any, Any]:
@@ -85,6 +95,9 @@ MODEL = {
 METHOD = {
     "method": option("objective.method", "--method", help="Objective: ddpm, coral, cbdm, t2h, ambient.", panel=PANEL_METHOD),
     "lambda_mode": option("objective.coral.lambda_mode", "--lambda-mode", help="CORAL time weight: per-anchor (paper) or batch-mean (official code).", panel=PANEL_METHOD),
+    "official_code": Annotated[bool, Bundle(tuple(OFFICIAL_CODE.items())), typer.Option(
+        "--official-code", rich_help_panel=PANEL_METHOD,
+        help="Train as the official CORAL code: " + ", ".join(f"{k}={_show(v)}" for k, v in OFFICIAL_CODE.items()) + " (docs/defaults.md).")],
 }
 OPTIM = {
     "max_steps": option("train.max_steps", "--max-steps", help="Optimiser steps.", panel=PANEL_OPTIM, min=1),
@@ -133,6 +146,7 @@ LATENTS = {
     "timesteps": option("latents.timesteps", "--timesteps", help="Noise levels, comma-separated, in 0..T-1.", panel=PANEL_EVAL),
     "per_class": option("latents.per_class", "--per-class", help="Images per class (fewer when a class has fewer).", panel=PANEL_EVAL, min=2),
     "condition": option("latents.condition", "--condition", help="Label given to the U-Net: true (as in training) or null (keeps the label embedding out).", panel=PANEL_EVAL),
+    "noised": option("latents.noised", "--noised/--clean", help="Noise the images to each timestep (paper eq. 1), or give them clean with the timestep (the official code's plots).", panel=PANEL_EVAL),
     "plot": option("latents.plots", "--plot", help="Maps to draw: tsne, umap (comma-separated) or none.", panel=PANEL_EVAL),
     "latents_k": option("latents.k", "--k", help="Neighbours for purity and tail-into-head overlap.", panel=PANEL_EVAL, min=1),
     "head_fraction": option("latents.head_fraction", "--head-fraction", help="Share of classes counted as head (and as tail).", panel=PANEL_EVAL),
@@ -159,6 +173,10 @@ def _markers(annotation) -> list[Field]:
     return [m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, Field)]
 
 
+def _bundles(annotation) -> list[Bundle]:
+    return [m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, Bundle)]
+
+
 def takes(*groups: dict):
     """Add option groups to a command. The command receives the config-field options it was given
     as `flags` ({dotted field: value}; options left out are absent)."""
@@ -170,12 +188,16 @@ def takes(*groups: dict):
                  for group in groups for name, ann in group.items()]
         params = own + extra
         field_of = {p.name: m.path for p in params for m in _markers(p.annotation)}
+        bundle_of = {p.name: dict(m.values) for p in params for m in _bundles(p.annotation)}
 
         @functools.wraps(func)
         def command(**kwargs):
             flags = {field_of[n]: kwargs.pop(n) for n in list(kwargs) if n in field_of}
             # Repeated list options (--lora-targets a,b --lora-targets c) become one comma list.
             flags = {k: ",".join(v) if isinstance(v, list) else v for k, v in flags.items() if v not in (None, [])}
+            bundles = [bundle_of[n] for n in list(kwargs) if n in bundle_of and kwargs.pop(n)]
+            if bundles:
+                flags[BUNDLES] = bundles
             return func(**kwargs, flags=flags)
 
         command.__signature__ = sig.replace(parameters=params)
@@ -187,13 +209,16 @@ def takes(*groups: dict):
 
 def resolve_config(*, recipe: str | Path | None = None, run: str | Path | None = None, base: dict | None = None,
                    sets: list[str] | None = None, flags: dict[str, Any] | None = None) -> RunConfig:
-    """Recipe (else a saved run config, else `base` plain data) + --set + flags -> validated RunConfig."""
+    """Recipe (else a saved run config, else `base` plain data) + bundles + --set + flags -> validated RunConfig."""
     if recipe is not None:
         raw = read_recipe(find_recipe(recipe))
     elif run is not None:
         raw = read_recipe(run)
     else:
         raw = dict(base or {})
+    flags = dict(flags or {})
+    for bundle in flags.pop(BUNDLES, []):
+        apply_overrides(raw, bundle)
     apply_overrides(raw, sets or [])
-    apply_overrides(raw, flags or {})
+    apply_overrides(raw, flags)
     return config_from_dict(raw)

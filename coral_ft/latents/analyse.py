@@ -70,7 +70,7 @@ def analyse_latents(models: list[Path], out: Path, config, names: list[str] | No
     for m in loaded:
         if bar is None:
             log(f"embedding {len(labels)} images with {m.name} at t = {', '.join(map(str, s.timesteps))}")
-        for t, kinds in extract_features(m, images, labels, s.timesteps, s.seed, s.batch_size, s.condition, bar).items():
+        for t, kinds in extract_features(m, images, labels, s, bar).items():
             for kind, x in kinds.items():
                 feats[(m.name, t, kind)] = x
     if bar is not None:
@@ -89,7 +89,8 @@ def analyse_latents(models: list[Path], out: Path, config, names: list[str] | No
             for method in s.plots if present else []:
                 log(f"{method} of {kind} features at t = {t}")
                 panels = [Panel(n, project_2d(feats[(n, t, kind)], method, s.seed), y) for n in present]
-                title = f"{d.dataset}: {kind} features at t = {t} ({DISPLAY_NAMES[method]}, {s.split} images, {s.condition} labels)"
+                images_at = f"{s.split} images{'' if s.noised else ', clean'}"
+                title = f"{d.dataset}: {kind} features at t = {t} ({DISPLAY_NAMES[method]}, {images_at}, {s.condition} labels)"
                 path = out / f"{kind}-t{t}-{method}.png"
                 figures.append(plot_panels(panels, data.class_names, counts, head, tail, title, path).name)
     report = {
@@ -99,6 +100,7 @@ def analyse_latents(models: list[Path], out: Path, config, names: list[str] | No
         "timesteps": s.timesteps,
         "per_class": s.per_class,
         "condition": s.condition,
+        "noised": s.noised,
         "seed": s.seed,
         "k": s.k,
         "metric": s.metric,

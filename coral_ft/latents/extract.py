@@ -1,9 +1,10 @@
 """Bottleneck features of real images, noised to chosen timesteps (the input of paper Figs. 1, 9-13).
 
 Each image x0 is noised to x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps (paper eq. 1, the
-forward process of section 2.1) with the model's own schedule, passed through the U-Net with its
-TRUE label (a conditional pass, as in training), and the output of `unet.mid_block` is taken by
-the `Denoiser` hook. Two kinds of features come out:
+forward process of section 2.1) with the model's own schedule (or, with `latents.noised = false`,
+given clean with the timestep, as the official code's plots), passed through the U-Net with its
+TRUE label (a conditional pass, as in training) or the null label, and the output of
+`unet.mid_block` is taken by the `Denoiser` hook. Two kinds of features come out:
 
 - `bottleneck`: the mid-block output averaged over its spatial positions, (N, C_mid);
 - `embedding`: the projection head's L2-normalised output, (N, D), when the run has a head.
@@ -109,38 +110,32 @@ def sample_noise(shape: tuple[int, ...], sample_ids: np.ndarray, seed: int) -> t
 
 
 @torch.no_grad()
-def extract_features(
-    model: LatentModel,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    timesteps: list[int],
-    seed: int = 0,
-    batch_size: int = 256,
-    condition: str = "true",
-    bar=None,
-) -> dict[int, dict[str, np.ndarray]]:
+def extract_features(model: LatentModel, images: torch.Tensor, labels: torch.Tensor, settings,
+                     bar=None) -> dict[int, dict[str, np.ndarray]]:
     """timestep -> feature kind -> (N, D) float32 array, for uint8 `images` (N, C, H, W).
 
-    `labels` are the true labels; the U-Net gets them (`condition="true"`) or the null label
-    (`"null"`); an unconditional U-Net gets none.
+    settings: a LatentsConfig (timesteps, seed, batch_size, condition, noised). `labels` are the
+    true labels; the U-Net gets them (`condition="true"`) or the null label (`"null"`); an
+    unconditional U-Net gets none. With `noised` false the clean images go in with each timestep
+    (the official code's latent plots); else they are noised to it first (paper eq. 1).
     """
-    if condition not in LATENT_CONDITIONS:
-        raise UserError(f"condition must be one of {', '.join(LATENT_CONDITIONS)}; got {condition!r}")
+    if settings.condition not in LATENT_CONDITIONS:
+        raise UserError(f"condition must be one of {', '.join(LATENT_CONDITIONS)}; got {settings.condition!r}")
     denoiser = model.denoiser
     device = next(denoiser.parameters()).device
     dtype = next(denoiser.parameters()).dtype
     conditional = num_classes_of(denoiser.unet) is not None
-    out: dict[int, dict[str, list[np.ndarray]]] = {t: {k: [] for k in FEATURE_KINDS} for t in timesteps}
-    for start in range(0, len(images), batch_size):
-        ids = np.arange(start, min(start + batch_size, len(images)))
+    out: dict[int, dict[str, list[np.ndarray]]] = {t: {k: [] for k in FEATURE_KINDS} for t in settings.timesteps}
+    for start in range(0, len(images), settings.batch_size):
+        ids = np.arange(start, min(start + settings.batch_size, len(images)))
         x0 = to_model_range(images[ids]).to(device, dtype)  # (B, C, H, W) in [-1, 1]
-        noise = sample_noise(tuple(x0.shape), ids, seed).to(device, dtype)
+        noise = sample_noise(tuple(x0.shape), ids, settings.seed).to(device, dtype)
         y = labels[ids].to(device) if conditional else None
-        if y is not None and condition == "null":
+        if y is not None and settings.condition == "null":
             y = torch.full_like(y, null_label(denoiser.unet))
-        for t in timesteps:
+        for t in settings.timesteps:
             tt = torch.full((len(ids),), t, device=device, dtype=torch.long)
-            x_t = model.process.add_noise(x0, noise, tt)  # paper eq. 1
+            x_t = model.process.add_noise(x0, noise, tt) if settings.noised else x0  # paper eq. 1
             res = denoiser(x_t, tt, y)
             out[t]["bottleneck"].append(res.bottleneck.float().mean(dim=(2, 3)).cpu().numpy())  # (B, C_mid)
             if res.embedding is not None:

@@ -71,7 +71,7 @@ def per_class_table(report: dict, timestep: int, features: str) -> str:
 def format_tables(report: dict) -> str:
     parts = [
         f"{report['dataset']} ({report['split']} split, up to {report['per_class']} per class, "
-        f"{report['condition']} labels given), "
+        f"{report['condition']} labels given{'' if report.get('noised', True) else ', clean images'}), "
         f"k = {report['k']}, head/tail = top/bottom {report['head_fraction']:.3g} of classes by training count",
         "",
         overall_table(report),

@@ -61,6 +61,9 @@ class ObjectiveContext:
     null_label: int
     class_counts: list[int] = field(default_factory=list)  # training-set counts per class
     from_scratch: bool = True  # False when fine-tuning a pretrained base
+    # Extra terms also on samples whose label was dropped for guidance (paper Algorithm 1);
+    # False: only on samples that kept their label (the official code).
+    regularise_dropped: bool = True
     # Concatenate a per-process tensor over all processes, keeping the gradient (identity in a
     # single process). Batch-level terms use it so they do not change with the number of GPUs.
     gather: Callable[[torch.Tensor], torch.Tensor] = _identity

@@ -11,7 +11,9 @@ fine-tuning (a pretrained base has no frequencies of its own). The CORAL paper l
 as tau_cb (Table 3: 1.0 on CIFAR, 50.0 on CelebA-5); it is `tau` here.
 
 y is the label the U-Net is given in the main forward (so guidance-dropped samples compare the
-unconditional prediction with eps(x_t, y')), which keeps the method at exactly two forwards.
+unconditional prediction with eps(x_t, y')), which keeps the method at exactly two forwards. With
+`objective.regularise_dropped = false` those samples get no regulariser (the official code
+applies it only to batches whose labels were kept).
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class CBDMObjective(Objective):
         pull = per_sample_sq(eps_y, eps_target.detach())  # moves eps(x_t, y) toward y'
         commit = per_sample_sq(eps_y.detach(), eps_target)  # moves eps(x_t, y') toward y
         weight = s.tau * (batch.t.float() + 1.0) / self.ctx.schedule.num_train_timesteps  # tau * t/T
+        if not self.ctx.regularise_dropped:  # the official code: no CBDM term where the label was dropped
+            weight = weight * (batch.cond_labels != self.ctx.null_label).float()
         regulariser = (weight * (pull + s.gamma * commit)).mean()
         return {
             "loss": diffusion + regulariser,

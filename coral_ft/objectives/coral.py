@@ -6,9 +6,10 @@ the weighted losses are averaged over the anchors that have a positive. Under se
 the embeddings of the whole global batch are gathered (with gradient), so the regulariser is the
 same whatever the number of GPUs.
 
-`lambda_mode = "batch-mean"` reproduces the official code instead: one batch-level SupCon value
-times the batch mean of lambda, times tau_SC again, and no contrastive term on a batch whose
-labels were all dropped.
+`lambda_mode = "batch-mean"` weights as the official code instead: one batch-level SupCon value
+times the batch mean of lambda, times tau_SC again. With `objective.regularise_dropped = false`
+SupCon sees only the samples whose label was kept (the official code skips it on dropped
+batches); `--official-code` sets both with the official per-batch label dropping.
 """
 
 from __future__ import annotations
@@ -77,14 +78,16 @@ class CoralObjective(Objective):
         s = self.settings
         with torch.autocast(embeddings.device.type, enabled=False):
             z, labels, t = embeddings.float(), batch.labels, batch.t
+            if not self.ctx.regularise_dropped:  # the official code: SupCon on label-kept samples only
+                kept = batch.cond_labels != self.ctx.null_label
+                z, labels, t = z[kept], labels[kept], t[kept]
             per_anchor = supcon_per_anchor(z, labels, s.tau_sc, s.supcon_impl)  # (B,)
             n_valid = has_positive(labels).float().sum().clamp(min=1.0)
             lam = time_weight(t, self.ctx.schedule.num_train_timesteps, s.weight, s.tau_r)
             supcon = per_anchor.sum() / n_valid  # pytorch-metric-learning's reduced value
             if s.lambda_mode == "per-anchor":
                 contrastive = (lam * per_anchor).sum() / n_valid
-            else:
-                all_dropped = bool((batch.cond_labels == self.ctx.null_label).all())
-                contrastive = supcon * lam.mean() * s.tau_sc * (0.0 if all_dropped else 1.0)
+            else:  # an empty (all-dropped) set has lam.mean() = nan: no term, as the official code
+                contrastive = supcon * lam.mean().nan_to_num(0.0) * s.tau_sc
         return contrastive, {"supcon": supcon.detach(), "contrastive": contrastive.detach(),
-                             "lambda_mean": lam.mean().detach()}
+                             "lambda_mean": lam.mean().nan_to_num(0.0).detach()}

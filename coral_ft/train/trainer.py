@@ -158,6 +158,7 @@ class Trainer:
                 null_label=self.null_label,
                 class_counts=self.data.counts(),
                 from_scratch=self.source.from_scratch,
+                regularise_dropped=config.objective.regularise_dropped,
                 gather=_gather_with_grad if world > 1 else (lambda x: x),
             ),
         )
