@@ -1,0 +1,286 @@
+"""Regenerate every study number of docs/study.md and README.md from the raw files in docs/measurements/.
+
+The pages hold generated blocks between `<!-- begin: NAME -->` and `<!-- end: NAME -->`; this
+script rewrites each block from the checked-in measurements (bench results.json files, selection
+sweeps, latents reports), so the pages' tables and the numbers in their sentences cannot drift
+from the runs they describe. Prose outside the blocks carries no measured study number.
+
+    python benchmarks/study_tables.py           # rewrite the pages
+    python benchmarks/study_tables.py --check   # exit 1 if a page is not what the files give (a test runs this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = (ROOT / "docs" / "study.md", ROOT / "README.md")
+MEASURED = ROOT / "docs" / "measurements"
+FASHION = MEASURED / "cpu" / "fashion-study"
+BLOCK = re.compile(r"(<!-- begin: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end: (?P=name) -->)", re.S)
+SEED_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+METRIC_DIGITS = {"fid": 2, "is": 2, "W": 2, "kid": 3}  # else 3 decimals
+
+
+# -- reading ----------------------------------------------------------------------------------------
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def latents_rows(path: Path) -> list[dict]:
+    """The overall table of a `coral-ft latents` text report: model, t, features and the scores."""
+    rows, inside = [], False
+    for line in path.read_text().splitlines():
+        if line.startswith("model "):
+            inside = True
+            continue
+        if not inside or line.startswith("--"):
+            continue
+        if not line.strip() or line.startswith("(chance)"):
+            break
+        model, t, kind, purity, silh, overlap, probe = line.split()
+        rows.append({"model": model, "t": int(t), "features": kind, "purity": float(purity), "silhouette": float(silh),
+                     "tail_into_head": float(overlap), "probe": float(probe)})
+    return rows
+
+
+def latents_per_class(path: Path, t: int = 100, kind: str = "bottleneck") -> dict[str, dict]:
+    """class -> {train, <model>: purity} from the per-class table of a latents text report."""
+    lines = path.read_text().splitlines()
+    start = lines.index(f"per class, t = {t}, {kind}:")
+    header = lines[start + 1].split()
+    models = list(dict.fromkeys(h for h in header if h not in ("class", "train", "n", "group", "purity", "tail>head")))
+    out = {}
+    for line in lines[start + 3:]:
+        if not line.strip():
+            break
+        cells = re.split(r"\s{2,}", line.strip())
+        name, train = cells[0], int(cells[1])
+        values = [c for c in cells[2:] if c not in ("head", "tail")]  # per model: purity, tail>head
+        out[name] = {"train": train, **{m: float(values[2 * i]) for i, m in enumerate(models)}}
+    return out
+
+
+# -- formatting -------------------------------------------------------------------------------------
+def digits(metric: str) -> int:
+    return METRIC_DIGITS.get(metric.split(":")[-1], 3)
+
+
+def num(metric: str, value: float, sign: bool = False) -> str:
+    text = f"{value:+.{digits(metric)}f}" if sign else f"{value:.{digits(metric)}f}"
+    return text
+
+
+def cell(metric: str, entry: dict) -> str:
+    """mean [95% interval] (per-seed values)"""
+    lo, hi = entry["ci95"] if entry["ci95"] else (entry["mean"], entry["mean"])
+    values = ", ".join(num(metric, v) for v in entry["values"])
+    return f"{num(metric, entry['mean'])} [{num(metric, lo)}, {num(metric, hi)}] ({values})"
+
+
+def diff_cell(metric: str, entry: dict | None) -> str:
+    if entry is None:
+        return "-"
+    lo, hi = entry["ci95"]
+    text = f"{num(metric, entry['diff'], True)} [{num(metric, lo, True)}, {num(metric, hi, True)}]"
+    return text + (" **excludes 0**" if entry["excludes_zero"] else "")
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def count_words(n: int, of: int) -> str:
+    return f"all {SEED_WORDS.get(of, of)}" if n == of else f"{SEED_WORDS.get(n, n)} of {SEED_WORDS.get(of, of)}"
+
+
+# -- the blocks of the Fashion-MNIST-LT from-scratch study -----------------------------------------
+STUDY_METRICS = ["W", "fid", "is", "kid", "precision", "recall", "sample_accuracy", "memorised", "head:fid",
+                 "middle:fid", "tail:fid", "head:recall", "tail:recall", "head:sample_accuracy", "tail:sample_accuracy",
+                 "tail:memorised"]
+
+
+def comparison_table(results: dict, methods: list[str], metrics: list[str], baseline: str = "ddpm") -> str:
+    """metric rows; a column per method (mean [interval] (seeds)); paired differences from the baseline."""
+    rows = []
+    for m in metrics:
+        row = [m] + [cell(m, results["methods"][k]["measured"][m]) for k in methods]
+        row += [diff_cell(m, results["methods"][k].get("vs_ddpm", {}).get(m)) if m != "W" else "-"
+                for k in methods if k != baseline]
+        rows.append(row)
+    head = ["metric", *methods] + [f"{k} - {baseline} (paired)" for k in methods if k != baseline]
+    return table(head, rows)
+
+
+def fashion_results() -> dict:
+    return read_json(FASHION / "results.json")
+
+
+def block_selection() -> str:
+    rows, ws = [], []
+    for path in sorted(FASHION.glob("selection-w*-tau_r*.json")):
+        match = re.fullmatch(r"selection-w([\d.]+)-tau_r([\d.]+)\.json", path.name)
+        if match is None:  # a selection run's full results.json
+            continue
+        sel = read_json(path)
+        ws = list(sel["fid"])
+        fids = " / ".join(f"{v:.2f}" for v in sel["fid"].values())
+        rows.append([*match.groups(), fids, f"{sel['chosen']:g}", f"{min(sel['fid'].values()):.2f}"])
+    chosen = read_json(FASHION / "study.json")["selection"]["chosen"]
+    head = ["w", "tau_r", f"selection FID at W = {' / '.join(ws)}", "chosen W", "selection FID"]
+    return table(head, rows) + f"\n\nChosen: w = {chosen['weight']:g}, tau_r = {chosen['tau_r']:g}.\n"
+
+
+def block_main() -> str:
+    return comparison_table(fashion_results(), ["ddpm", "coral"], STUDY_METRICS) + "\n"
+
+
+def _per_seed(metric: str, method: str, results: dict) -> list[float]:
+    return results["methods"][method]["measured"][metric]["values"]
+
+
+def block_seeds() -> str:
+    r = fashion_results()
+    n = len(_per_seed("fid", "ddpm", r))
+    lines = []
+    for metric, worse_if in (("tail:fid", lambda a, b: b > a), ("tail:recall", lambda a, b: b < a),
+                             ("middle:fid", lambda a, b: b > a)):
+        a, b = _per_seed(metric, "ddpm", r), _per_seed(metric, "coral", r)
+        worse = sum(worse_if(x, y) for x, y in zip(a, b))
+        pairs = ", ".join(f"{num(metric, x)} -> {num(metric, y)}" for x, y in zip(a, b))
+        verdict = "worse" if worse * 2 > n else "better"
+        k = worse if verdict == "worse" else n - worse
+        lines.append(f"- {metric}: CORAL {verdict} on {count_words(k, n)} seeds ({pairs}).")
+    return "\n".join(lines) + "\n"
+
+
+def block_tail_accuracy() -> str:
+    r = fashion_results()
+    groups = r["groups"]["classes"]
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    acc = {m: r["methods"][m]["sample_accuracy_per_class"] for m in ("ddpm", "coral")}
+    tail = ", ".join(f"{names[c]} {acc['ddpm'][c]:.3f} (DDPM) / {acc['coral'][c]:.3f} (CORAL)" for c in groups["tail"])
+    head = [acc[m][c] for m in acc for c in groups["head"]]
+    return (f"Per-class sample accuracy, mean over the seeds, tail classes: {tail}; the head classes are at "
+            f"{min(head):.2f}-{max(head):.2f} for both.\n")
+
+
+def block_tail_gap() -> str:
+    r = fashion_results()["methods"]["ddpm"]["measured"]
+    tail, head = r["tail:fid"]["mean"], r["head:fid"]["mean"]
+    n = len(r["fid"]["values"])
+    return (f"DDPM visibly fails the tail ({SEED_WORDS[n]} seeds): tail FID {tail / head:.0f} times the head's "
+            f"({tail:.2f} against {head:.2f}), tail sample accuracy {r['tail:sample_accuracy']['mean']:.2f} against "
+            f"{r['head:sample_accuracy']['mean']:.2f}, tail recall {r['tail:recall']['mean']:.3f} against "
+            f"{r['head:recall']['mean']:.3f}.\n")
+
+
+def block_power() -> str:
+    r = fashion_results()
+    diffs = r["methods"]["coral"]["vs_ddpm"]["fid"]["values"]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    fid = r["methods"]["ddpm"]["measured"]["fid"]["mean"]
+    effect = 0.14  # the paper's CIFAR10-LT FID change, 6.17 -> 5.32
+    need = seeds_for_half_width(sd, effect * fid)
+    return (f"The paired FID differences ({', '.join(f'{d:+.2f}' for d in diffs)}) have a standard deviation of "
+            f"{sd:.2f} on a mean DDPM FID of {fid:.2f} ({sd / fid:.0%}); a 95% interval of +-{effect:.0%} "
+            f"(+-{effect * fid:.2f}) needs about {need} paired seeds at this scale.\n")
+
+
+def seeds_for_half_width(sd: float, half_width: float, max_seeds: int = 100) -> int:
+    """The fewest paired seeds n with t_{n-1} * sd / sqrt(n) <= half_width."""
+    from scipy import stats
+
+    for n in range(2, max_seeds):
+        if stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) <= half_width:
+            return n
+    return max_seeds
+
+
+def block_bottleneck() -> str:
+    rows = []
+    for labels, suffix in (("null", ""), ("true", "-true-labels")):
+        for path in sorted(FASHION.glob(f"latents-seed-*{suffix}.txt")):
+            if not suffix and path.name.endswith("-true-labels.txt"):
+                continue
+            seed = re.search(r"seed-(\d+)", path.name).group(1)
+            found = {(x["model"], x["t"]): x for x in latents_rows(path) if x["features"] == "bottleneck"}
+            for t in sorted({t for _, t in found}):
+                d, c = found[("ddpm", t)], found[("coral", t)]
+                rows.append([seed, labels, str(t)] + [f"{d[k]:.3f} / {c[k]:.3f}" for k in
+                                                        ("purity", "silhouette", "probe", "tail_into_head")])
+    rows.append(["", "", "", "chance 0.099", "0", "0.100", "0.300"])
+    return table(["seed", "labels", "t", "purity ddpm / coral", "silhouette ddpm / coral", "probe ddpm / coral",
+                  "tail-into-head ddpm / coral"], rows) + "\n"
+
+
+def block_bottleneck_classes() -> str:
+    seeds = sorted(FASHION.glob("latents-seed-?.txt"))
+    per = [latents_per_class(p) for p in seeds]
+    names = list(per[0])
+    rows = [[name, str(per[0][name]["train"]), " / ".join(f"{p[name]['ddpm']:.2f}" for p in per),
+             " / ".join(f"{p[name]['coral']:.2f}" for p in per)] for name in names]
+    return table(["class", "train n", "ddpm purity (seeds 0 / 1 / 2)", "coral purity (seeds 0 / 1 / 2)"], rows) + "\n"
+
+
+def block_gpu() -> str:
+    r = read_json(MEASURED / "h100" / "c10-small" / "results.json")["methods"]
+    rows = [[m, f"{v['measured']['W']['mean']:.1f}", f"{v['measured']['fid']['mean']:.2f}",
+             f"{v['measured']['recall']['mean']:.3f}", f"{v['measured']['sample_accuracy']['mean']:.3f}"] for m, v in r.items()]
+    return table(["method", "W", "FID (classifier features)", "recall", "sample accuracy"], rows) + "\n"
+
+
+BLOCKS: dict[str, Callable[[], str]] = {
+    "selection": block_selection,
+    "main": block_main,
+    "seeds": block_seeds,
+    "tail-accuracy": block_tail_accuracy,
+    "tail-gap": block_tail_gap,
+    "power": block_power,
+    "bottleneck": block_bottleneck,
+    "bottleneck-classes": block_bottleneck_classes,
+    "gpu": block_gpu,
+}
+
+
+def render(page: str, blocks: dict[str, Callable[[], str]] = BLOCKS) -> str:
+    """The page with every generated block rewritten; an unknown block name is an error."""
+    def replace(match: re.Match) -> str:
+        name = match["name"]
+        if name not in blocks:
+            raise SystemExit(f"no generator for the block {name!r} (known: {', '.join(blocks)})")
+        return match.group(1) + blocks[name]() + match.group(4)
+
+    return BLOCK.sub(replace, page)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 when a page differs from what the files give")
+    args = parser.parse_args(argv)
+    stale = []
+    for path in PAGES:
+        page = path.read_text()
+        fresh = render(page)
+        if fresh != page:
+            stale.append(path)
+            if not args.check:
+                path.write_text(fresh)
+    if args.check and stale:
+        print(f"{', '.join(map(str, stale))} out of date with docs/measurements: run python benchmarks/study_tables.py",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
