@@ -91,6 +91,7 @@ class ModelConfig:
     """The U-Net preset, its diffusion schedule, conditioning and projection head."""
 
     preset: str = "tiny"
+    conditional: bool = True  # false: an unconditional U-Net (no class embedding; ddpm only), e.g. a base to fine-tune
     p_uncond: float = 0.1  # probability that a training label is replaced by the null label
     label_drop: str = "per-sample"  # paper Algorithm 1; "per-batch" is the peers' variant
     head_dim: int = 128
@@ -221,17 +222,18 @@ class EvalConfig:
     k: int = 3  # neighbours of the precision/recall manifolds
     feature_batch_size: int = 64  # images per feature-network batch
     weights_dir: str | None = None  # else $CORAL_FT_WEIGHTS_DIR, then the clean-fid / torchvision caches
+    prd_runs: int = 10  # k-means clusterings PRD averages (Sajjadi et al.: 10)
 
     def __post_init__(self) -> None:
         from coral_ft.metrics.features.resize import RESIZES
-        from coral_ft.metrics.registry import COMPUTATIONS, METRICS
+        from coral_ft.metrics.registry import evaluated
 
-        unknown = [m for m in self.metrics if m not in COMPUTATIONS and m not in METRICS]
+        unknown = [m for m in self.metrics if m not in evaluated()]
         _check(bool(self.metrics) and not unknown,
-               f"eval.metrics: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(dict.fromkeys([*COMPUTATIONS, *METRICS]))}")
+               f"eval.metrics: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(evaluated())}")
         _check_choice("eval.resize", self.resize, RESIZES)
         _check_choice("eval.recall_network", self.recall_network, ("vgg16", "inception"))
-        _check_positive("eval", self, "k", "feature_batch_size")
+        _check_positive("eval", self, "k", "feature_batch_size", "prd_runs")
 
 
 LATENT_SPLITS = ("test", "train-full")  # balanced splits: every class alike
@@ -276,14 +278,53 @@ METRIC_NETWORKS = ("auto", "inception", "classifier")
 
 @dataclass
 class BenchMethod:
-    """One method of a bench: its guidance W, config overrides for its run, the paper's numbers."""
+    """One method of a bench: its objective, guidance W, config overrides for its run, the paper's numbers.
 
+    An entry whose name is not an objective is a variant of one (`method`), e.g. `coral-null`."""
+
+    method: str | None = None  # the objective; None: the entry's own name
     guidance: float | None = None  # None: the recipe's sample.guidance
     overrides: dict[str, Any] = field(default_factory=dict)  # dotted config overrides of its run
     paper: dict[str, float] = field(default_factory=dict)  # metric -> the paper's value
 
     def __post_init__(self) -> None:
         _check(self.guidance is None or self.guidance >= 0, f"bench method guidance must be >= 0; got {self.guidance}")
+
+
+# Variants every bench knows besides the objectives (a recipe's [bench.methods.NAME] may redefine them).
+BENCH_VARIANTS = {
+    # CORAL whose head reads the bottleneck of a null-label pass: SupCon cannot be met through the labels.
+    "coral-null": BenchMethod(method="coral", overrides={"objective.coral.features": "null"}),
+}
+PROTOCOLS = ("scratch", "finetune")
+LORA_SUFFIX = "-lora"  # a fine-tune arm "<method>-lora" trains LoRA adapters, "<method>" every weight
+BASE_KINDS = ("lt", "uncond-balanced")
+
+
+@dataclass
+class BenchFinetune:
+    """`bench --protocol finetune`: one base per base seed, then every arm fine-tunes it alike."""
+
+    arms: list[str] = field(default_factory=lambda: ["ddpm", "coral", "ddpm-lora", "coral-lora"])
+    base: str = ""  # the user's base (any --base form); empty: the bench trains it (base_kind)
+    # lt: a class-conditional DDPM trained on the long-tailed set; uncond-balanced: an unconditional
+    # DDPM trained on the balanced set (fine-tuning adds a zero-initialised class embedding).
+    base_kind: str = "lt"
+    base_seeds: int = 1  # bases; each is fine-tuned with `bench.seeds` fine-tune seeds per arm
+    overrides: dict[str, Any] = field(default_factory=dict)  # dotted overrides of every arm's run (steps, lr, ...)
+    base_overrides: dict[str, Any] = field(default_factory=dict)  # dotted overrides of the base's training run
+
+    def __post_init__(self) -> None:
+        _check(bool(self.arms), "bench.finetune.arms is empty: name the arms, e.g. ddpm,coral,ddpm-lora,coral-lora")
+        _check(len(set(self.arms)) == len(self.arms), f"bench.finetune.arms lists an arm twice: {self.arms}")
+        _check(all(arm != "base" for arm in self.arms), "bench.finetune.arms: `base` is always reported; do not list it")
+        _check_choice("bench.finetune.base_kind", self.base_kind, BASE_KINDS)
+        _check_positive("bench.finetune", self, "base_seeds")
+
+
+def arm_method(arm: str) -> tuple[str, bool]:
+    """A fine-tune arm's method (or variant) and whether it trains LoRA adapters."""
+    return (arm[: -len(LORA_SUFFIX)], True) if arm.endswith(LORA_SUFFIX) else (arm, False)
 
 
 @dataclass
@@ -303,15 +344,24 @@ class BenchConfig:
     # Fashion-MNIST and the smoke scale; "classifier" also serves where Inception's weights are absent.
     metric_network: str = "auto"
     reference_split: str = ""  # the real images metrics compare against; empty: the data set's default
+    protocol: str = "scratch"  # scratch: train every method from scratch; finetune: fine-tune one base per arm
+    finetune: BenchFinetune = field(default_factory=BenchFinetune)
 
     def __post_init__(self) -> None:
         from coral_ft.metrics.registry import METRICS
         from coral_ft.objectives import OBJECTIVES
 
         for m in self.metrics:
-            _check_choice("bench.metrics", m, list(METRICS))
-        for name in [*self.methods, *self.run]:
-            _check_choice("bench methods", name, sorted(OBJECTIVES))
+            _check_choice("bench.metrics", m, [name for name, spec in METRICS.items() if spec.computation])
+        for name, spec in self.methods.items():
+            if spec.method is not None or name not in OBJECTIVES:
+                _check_choice(f"bench.methods.{name}.method", spec.method or "(none given)", sorted(OBJECTIVES))
+        known = sorted({*OBJECTIVES, *BENCH_VARIANTS, *self.methods})
+        for name in self.run:
+            _check_choice("bench methods", name, known)
+        _check_choice("bench.protocol", self.protocol, PROTOCOLS)
+        for arm in self.finetune.arms:
+            _check_choice("bench.finetune.arms (a method, optionally with -lora)", arm_method(arm)[0], known)
         for name, spec in self.methods.items():
             extra = set(spec.paper) - set(self.metrics)
             _check(not extra, f"bench.methods.{name}.paper has values for {', '.join(sorted(extra))}, not in bench.metrics")
@@ -327,7 +377,8 @@ class BenchConfig:
         _check(len(set(self.guidance_sweep)) == len(self.guidance_sweep), f"bench.guidance_sweep repeats a value: {self.guidance_sweep}")
 
     def method(self, name: str) -> BenchMethod:
-        return self.methods.get(name) or BenchMethod()
+        """A method's entry: the recipe's, else a built-in variant's, else the defaults."""
+        return self.methods.get(name) or BENCH_VARIANTS.get(name) or BenchMethod()
 
 
 @dataclass
@@ -366,16 +417,6 @@ class RuntimeConfig:
         _check(self.device in DEVICES or self.device.startswith("cuda:"),
                f"runtime.device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
 
-    def resolved_device(self) -> str:
-        """The torch device string; a CUDA device asked for on a machine without one is an error."""
-        import torch
-
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"--device {self.device} asked for, but no CUDA GPU is visible; use --device cpu or auto")
-        return self.device
-
 
 SECTIONS: dict[str, type] = {
     "data": DataConfig,
@@ -412,17 +453,6 @@ class RunConfig:
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
-
-    def bench_run_config(self, method: str, overrides: Mapping[str, Any] | None = None) -> RunConfig:
-        """The run config of one bench method: this config, its objective, its W, its overrides."""
-        spec = self.bench.method(method)
-        given = {"objective.method": method, **spec.overrides, **(overrides or {})}
-        if spec.guidance is not None:
-            given["sample.guidance"] = spec.guidance
-        try:
-            return config_from_dict(apply_overrides(self.to_dict(), given))
-        except ConfigError as exc:
-            raise ConfigError(f"bench.methods.{method}: {exc}") from None
 
 
 def _strip_none(value):
@@ -486,6 +516,11 @@ def _coerce(value, tp, where: str):
             if val_t is Any:
                 return dict(value)
             return {str(k): _coerce(v, val_t, f"{where}.{k}") for k, v in value.items()}
+    elif dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, Mapping):
+            return build_section(tp, value, where)
     elif tp is Any:
         return value
     elif tp is bool:

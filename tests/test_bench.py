@@ -2,6 +2,7 @@
 
 import importlib
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from coral_ft.bench.groups import class_groups
 from coral_ft.bench.plan import SELECTION_SEED_OFFSET, fit_smoke_samples, make_plan
 from coral_ft.bench.report import collect, write_report
-from coral_ft.bench.run import run_bench
+from coral_ft.bench.run import check_data, run_bench
 from coral_ft.bench.stages import has_per_class_samples
 from coral_ft.checkpoint.layout import RunDir
 from coral_ft.cli.app import main
@@ -92,7 +93,7 @@ def test_resume_skips_finished_stages(smoke_bench, monkeypatch):
                                        "bench.guidance_sweep": [0.0, 2.0], "bench.selection_samples": 40})
     plan = make_plan("digits-lt", config, smoke_bench)
     fit_smoke_samples(plan, 10)
-    run_bench(plan, [139, 107, 83, 64, 49, 38, 29, 22, 17, 13], progress=False)
+    run_bench(plan, check_data(plan), progress=False)
     assert (smoke_bench / "ddpm" / "seed-0" / "eval.json").read_text() == before
 
 
@@ -128,6 +129,11 @@ def test_bad_bench_arguments_are_short_errors(tmp_path, capsys, args, match):
     assert match in captured.err and "Traceback" not in captured.err
 
 
+def report_context(plan, counts):
+    """What the report reads of a bench's context: the plan, the groups and the training counts."""
+    return SimpleNamespace(plan=plan, groups=class_groups(counts), counts=counts)
+
+
 def _fake_evaluation(fid: float, classes: int) -> dict:
     return {"metrics": {"fid": {"value": fid}, "is": {"available": True, "mean": 9.5},
                         "prd": {"f8_recall": 0.9, "f1_8_precision": 0.8}, "recall": {"recall": 0.5, "precision": 0.6},
@@ -140,9 +146,9 @@ def test_report_puts_paper_values_beside_measured(tmp_path):
     config = load_config("cifar100-lt", {"bench.run": ["ddpm", "coral"], "bench.seeds": 3})
     plan = make_plan("cifar100-lt", config, tmp_path)
     evaluations = {t.name: _fake_evaluation(fid + t.seed_index, 100) for t in plan.trials
-                   for m, fid in (("ddpm", 8.0), ("coral", 6.0)) if t.method == m}
+                   for m, fid in (("ddpm", 8.0), ("coral", 6.0)) if t.arm == m}
     counts = [int(500 * 0.01 ** (i / 99)) for i in range(100)]
-    path, summary = write_report(plan, evaluations, class_groups(counts), counts)
+    path, summary = write_report(report_context(plan, counts), evaluations)
     md = path.read_text()
     assert "| coral | 0.80 | 7.00 ± 2.48 (5.37) |" in md  # mean 7, t(2) 4.303 * 1 / sqrt(3) = 2.48
     assert "**-2.00 [-2.00, -2.00] better**" in md  # the same gap at every seed
@@ -184,7 +190,7 @@ def test_smoke_samples_cover_prd_on_ten_classes_and_skip_it_on_a_hundred(tmp_pat
 
 def test_collect_without_a_ddpm_baseline_has_no_paired_differences(tmp_path):
     plan = make_plan("digits-lt", load_config("digits-lt", {"bench.run": ["coral"]}), tmp_path)
-    results = collect(plan, {"coral/seed-0": _fake_evaluation(3.0, 10)}, class_groups([100] * 10))
+    results = collect(report_context(plan, [100] * 10), {"coral/seed-0": _fake_evaluation(3.0, 10)})
     assert "vs_ddpm" not in results["methods"]["coral"]
     assert results["methods"]["coral"]["measured"]["fid"]["ci95"] is None  # one seed: no interval
 
@@ -214,12 +220,12 @@ def test_metric_network_and_reference_split_are_settings(tmp_path, monkeypatch):
     forced = load_config("cifar10-lt", {"bench.metric_network": "classifier", "bench.reference_split": "test"})
     plan = make_plan("cifar10-lt", forced, tmp_path)
     assert plan.use_classifier
-    from coral_ft.bench import stages
+    from coral_ft.bench import context
 
     asked = []
     monkeypatch.setattr("coral_ft.metrics.reference.load_reference_images", lambda spec, *a: asked.append(spec))
-    stages.reference_images(plan)
-    stages.reference_images(auto)
+    context.reference_images(plan)
+    context.reference_images(auto)
     assert asked == ["cifar10-lt:test", "cifar10-lt:train-full"]
     with pytest.raises(ConfigError, match="bench.metric_network"):
         load_config("cifar10-lt", {"bench.metric_network": "vgg"})
@@ -232,7 +238,7 @@ def test_bench_accelerator_matches_the_trials_mixed_precision(tmp_path):
     # be the trainer's, or a bf16 recipe fails at its first trial (seen on a GPU).
     from accelerate.state import AcceleratorState
 
-    from coral_ft.bench.run import bench_accelerator
+    from coral_ft.bench.context import bench_accelerator
     from coral_ft.train.trainer import make_accelerator
 
     config = load_config("digits-lt", {"bench.run": ["ddpm", "coral"], "train.mixed_precision": "bf16"})

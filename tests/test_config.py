@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from coral_ft.bench.plan import run_config
 from coral_ft.config import SECTIONS, RunConfig, find_recipe, load_config, save_config
 from coral_ft.errors import ConfigError
 
@@ -116,9 +117,9 @@ def test_unknown_tables_are_errors_not_silently_kept(tmp_path):
 
 def test_bench_method_configs_take_their_guidance_and_overrides():
     cfg = load_config(RECIPES / "celeba-5.toml")
-    cbdm = cfg.bench_run_config("cbdm")
+    cbdm = run_config(cfg, "cbdm")
     assert cbdm.objective.method == "cbdm" and cbdm.objective.active.tau == 50.0 and cbdm.sample.guidance == 1.0
-    ambient = load_config(RECIPES / "digits-lt.toml").bench_run_config("ambient")
+    ambient = run_config(load_config(RECIPES / "digits-lt.toml"), "ambient")
     assert ambient.sample.guidance == load_config(RECIPES / "digits-lt.toml").sample.guidance
 
 

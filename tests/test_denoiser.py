@@ -42,3 +42,38 @@ def test_ddpm_cifar_preset_matches_the_peers_size():
 def test_preset_rejects_sizes_it_cannot_halve():
     with pytest.raises(ConfigError, match="not divisible"):
         build_unet("ddpm-cifar", 20, 3, 10)
+
+
+def test_null_bottleneck_is_the_full_forwards_bottleneck_with_null_labels(tiny_unet):
+    from coral_ft.models.denoiser import null_bottleneck
+
+    seen = {}
+    tiny_unet.mid_block.register_forward_hook(lambda m, i, o: seen.__setitem__("h", o))
+    x, t = torch.randn(3, 1, 16, 16), torch.tensor([1, 50, 999])
+    tiny_unet(x, t, class_labels=torch.full((3,), null_label(tiny_unet)))
+    assert torch.allclose(null_bottleneck(tiny_unet, x, t), seen["h"], atol=1e-6)
+
+
+def test_null_bottleneck_under_lora_adapters(tiny_unet):
+    from coral_ft.models.denoiser import null_bottleneck
+    from coral_ft.models.lora import attach_lora, lora_config
+
+    model = attach_lora(tiny_unet, lora_config(4, 4.0), "base")
+    for name, p in model.named_parameters():  # adapters that do something
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.1)
+    seen = {}
+    model.get_base_model().mid_block.register_forward_hook(lambda m, i, o: seen.__setitem__("h", o))
+    x, t = torch.randn(2, 1, 16, 16), torch.tensor([7, 700])
+    model(x, t, class_labels=torch.full((2,), 10))
+    assert torch.allclose(null_bottleneck(model, x, t), seen["h"], atol=1e-6)
+
+
+def test_null_features_feed_the_head_and_keep_the_eps_of_the_labelled_pass(tiny_unet):
+    denoiser = Denoiser(tiny_unet, build_head(tiny_unet))
+    x, t, y = torch.randn(2, 1, 16, 16), torch.tensor([3, 300]), torch.tensor([1, 2])
+    plain, null = denoiser(x, t, y), denoiser(x, t, y, null_features=True)
+    assert torch.equal(plain.eps, null.eps) and torch.equal(plain.bottleneck, null.bottleneck)
+    nulled = denoiser(x, t, torch.full((2,), 10))
+    assert torch.allclose(null.embedding, nulled.embedding, atol=1e-6)  # what the null-label pass gives the head
+    assert not torch.allclose(null.embedding, plain.embedding, atol=1e-4)

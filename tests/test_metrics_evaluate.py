@@ -26,7 +26,7 @@ def toy():
 
 
 def test_all_metrics_record_network_hash_and_counts(digits_test, toy):
-    result = evaluate(digits_test, REF, ev("fid,is,prd,recall,kid,per-class-fid"), extractor=toy, prd_runs=1)
+    result = evaluate(digits_test, REF, ev("fid,is,prd,recall,kid,per-class-fid", prd_runs=1), extractor=toy)
     m = result["metrics"]
     assert set(m) == {"fid", "is", "prd", "recall", "kid", "per-class-fid"}
     for r in m.values():
@@ -46,7 +46,7 @@ def test_all_metrics_record_network_hash_and_counts(digits_test, toy):
 
 
 def test_samples_equal_to_the_reference_score_perfectly(digits_test, toy):
-    m = evaluate(digits_test, "digits-lt:test", ev("fid,prd,recall,per-class-fid"), extractor=toy, prd_runs=1)["metrics"]
+    m = evaluate(digits_test, "digits-lt:test", ev("fid,prd,recall,per-class-fid", prd_runs=1), extractor=toy)["metrics"]
     assert abs(m["fid"]["value"]) < 1e-6
     assert m["prd"]["f8_recall"] > 0.99 and m["prd"]["f1_8_precision"] > 0.99 and m["prd"]["balancing"] is None
     assert m["recall"]["precision"] == 1.0 and m["recall"]["recall"] == 1.0
@@ -65,12 +65,12 @@ def test_a_resizing_data_set_is_read_at_the_samples_size(toy, tmp_path):
 
 def test_stats_file_gives_the_same_results_as_images(digits_test, toy, tmp_path):
     metrics = "fid,kid,recall,per-class-fid"
-    direct = evaluate(digits_test, REF, ev(metrics), extractor=toy, prd_runs=1)["metrics"]
+    direct = evaluate(digits_test, REF, ev(metrics, prd_runs=1), extractor=toy)["metrics"]
     path = make_reference(REF, tmp_path / "ref.npz", ev(metrics), extractor=toy)
     stats = load_reference_stats(path)
     assert stats.count == 1438 and stats.image_shape == (16, 16, 1)
     toy.calls = 0
-    cached = evaluate(digits_test, str(path), ev(metrics), extractor=toy, prd_runs=1)["metrics"]
+    cached = evaluate(digits_test, str(path), ev(metrics, prd_runs=1), extractor=toy)["metrics"]
     assert toy.calls == 1  # only the samples went through the network
     assert cached["fid"]["value"] == pytest.approx(direct["fid"]["value"], rel=1e-9)
     assert cached["kid"]["value"] == pytest.approx(direct["kid"]["value"], rel=1e-9)

@@ -179,3 +179,28 @@ def test_no_positive_batch_gives_finite_coral_loss():
     denoiser, objective, batch = _coral_setup(labels=torch.tensor([0, 1, 2, 3]))
     terms = objective(denoiser, batch)
     assert torch.isfinite(terms["loss"]) and terms["contrastive"] == 0
+
+
+def test_null_features_give_the_class_embedding_no_supcon_gradient():
+    # coral-null: SupCon can be met only by what the bottleneck extracts from the image.
+    cfg = load_config(None, {"objective.method": "coral", "objective.coral.features": "null"})
+    from coral_ft.models.presets import build_unet
+
+    torch.manual_seed(0)
+    unet = build_unet("tiny", 16, 1, 4)
+    denoiser = Denoiser(unet, build_head(unet))
+    objective = build_objective(cfg.objective, ObjectiveContext(ForwardProcess(make_scheduler()), 4, 4))
+    _, _, batch = _coral_setup()
+    batch.cond_labels = torch.tensor([0, 4, 1, 1, 2, 3])
+    out = denoiser(objective.noised(batch), batch.t, batch.cond_labels, null_features=True)
+    contrastive, _ = objective.step_loss(out.embedding, batch)
+    contrastive.backward()
+    table = denoiser.unet.class_embedding.weight
+    assert table.grad is None or torch.all(table.grad == 0), "a class-embedding row got SupCon gradient"
+    assert denoiser.unet.mid_block.resnets[0].conv1.weight.grad.abs().sum() > 0  # the image path trains
+    assert denoiser.head.proj.weight.grad.abs().sum() > 0
+    # the conditioned variant, by contrast, reaches the label table through the bottleneck
+    denoiser.zero_grad()
+    out = denoiser(objective.noised(batch), batch.t, batch.cond_labels)
+    objective.step_loss(out.embedding, batch)[0].backward()
+    assert table.grad.abs().sum() > 0

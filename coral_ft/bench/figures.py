@@ -10,6 +10,7 @@ import numpy as np
 
 BAR_LIMIT = 30  # up to this many classes: grouped bars; beyond: one point per class and method
 GROUP_COLOURS = ("#f2f2f2", "#e0e0e0")
+MEMORISATION_PER_CLASS = 8  # samples shown per tail class
 
 
 def _pyplot():
@@ -85,17 +86,15 @@ def sweep_plot(sweeps: dict[str, list[dict[float, float]]], chosen: dict[str, li
     return path
 
 
-def memorisation_picture(path: Path, samples, memo, plan, classes: list[int], title: str, names: list[str],
-                         counts: list[int], per_class: int = 8) -> Path:
+def memorisation_picture(path: Path, samples, memo, train: np.ndarray, classes: list[int], title: str,
+                         names: list[str], counts: list[int]) -> Path:
     """For each tail class: a row of samples and, above it, the nearest training image of each
-    (a red frame marks samples counted as memorised)."""
+    (a red frame marks samples counted as memorised); `train` the training images, uint8 NHWC."""
     from PIL import Image, ImageDraw
 
-    from coral_ft.data.registry import dataset_from_config
-    from coral_ft.metrics.reference import nchw_to_nhwc
     from coral_ft.sample.grid import LABEL_WIDTH, MIN_ROW_WIDTH
 
-    train = nchw_to_nhwc(dataset_from_config(plan.config.data, "train").images.numpy())
+    per_class = MEMORISATION_PER_CLASS
     h, w, channels = samples.images.shape[1:]
     k = max(1, -(-MIN_ROW_WIDTH // (w * per_class)))
     tile, pad = w * k, 4

@@ -1,32 +1,42 @@
-"""What a bench runs: one trial per (method, training seed), each with its own run config.
+"""What a bench runs: its trials, one per (arm, seed), each with its own run config.
+
+Two protocols:
+- `scratch` (the paper's): every method trains from scratch; trial i of a method trains with
+  `train.seed + i`, and every method shares the seed indices, so differences are paired.
+- `finetune`: per base seed b, one base (a DDPM the bench trains, `bench.finetune.base_kind`, or the
+  user's `bench.finetune.base`), reported as arm `base`; then every arm (`<method>` fine-tunes every
+  weight, `<method>-lora` LoRA adapters) fine-tunes it with the same steps, schedule, batch and
+  fine-tune seed. Seed index k = b * seeds + i uses base b and fine-tune seed i.
 
 Folder layout under `--out`:
 
     reference.npz                       the reference's features and statistics, shared by every trial
     memorisation.npz                    metric-network features of the training and held-out images
     classifier.pt                       the small metric network (digits, Fashion-MNIST, or --scale smoke)
-    <method>/seed-<i>/run/              the training run (trainer's own layout, resumable)
-    <method>/seed-<i>/train.done.json   stage markers: a stage with a marker is skipped
-    <method>/seed-<i>/selection/        guidance sweep: selection samples per W and selection.json
-    <method>/seed-<i>/samples.npz, sample.done.json
-    <method>/seed-<i>/eval.json         evaluate()'s result + groups, sample accuracy, memorisation
-    <method>/seed-<i>/grid.png          10 labelled samples per class (up to 10 classes)
+    <arm>/seed-<i>/run/                 the training run (trainer's own layout, resumable)
+    <arm>/seed-<i>/train.done.json      stage markers: a stage with a marker is skipped (+ the arm's cost)
+    <arm>/seed-<i>/selection/           guidance sweep: selection samples per W and selection.json
+    <arm>/seed-<i>/samples.npz, sample.done.json
+    <arm>/seed-<i>/eval.json            evaluate()'s result + groups, sample accuracy, memorisation
+    <arm>/seed-<i>/grid.png             10 labelled samples per class (up to 10 classes)
+    base/seed-<b>/conditional/          finetune: the base with a class embedding, when it had none
     results.md, results.csv, results.json, *.png   (rewritten every time: cheap)
 
 Scales: `paper` runs the recipe as it is (50k samples, the recipe's sampler); `small` cuts
 training to a tenth (at least 300 steps) and samples up to 10k with the fast sampler; `smoke` is
 a CPU check of the plumbing: micro U-Net, 4 steps, a few samples, the small classifier as metric
-network. Trial i of a method trains with `train.seed + i`; every method shares seed indices, so
-differences are paired.
+network.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from coral_ft.config import RunConfig
-from coral_ft.errors import UserError
+from coral_ft.config import RunConfig, apply_overrides, arm_method, config_from_dict
+from coral_ft.errors import ConfigError, UserError
 from coral_ft.metrics.registry import metric
 
 SMALL_SAMPLES = 10_000
@@ -42,15 +52,21 @@ SMOKE_OVERRIDES = {
 }
 CLASSIFIER_METRICS = ("fid", "is", "recall", "precision", "kid", "f8", "f1_8")  # meaningful with the classifier
 SELECTION_SEED_OFFSET = 1_000_003  # the selection set's sampling seed: never the reported samples' seed
+FINETUNE_SEED_OFFSET = 10_000  # fine-tune seed i trains with train.seed + this + i: never a base's data order
+BASE_ARM = "base"
+BASELINE = "ddpm"  # the arm every other is compared with, pairwise by seed index
 
 
 @dataclass
 class Trial:
-    method: str
+    arm: str  # the report's row: a method, a variant (coral-null), a fine-tune arm (coral-lora) or `base`
     seed_index: int
     config: RunConfig  # this trial's run: its objective, W, seed and the scale's overrides
     folder: Path
     paper: dict[str, float] = field(default_factory=dict)
+    role: str = "scratch"  # scratch | base (finetune: the base every arm starts from) | arm (a fine-tune)
+    base_index: int | None = None  # finetune: the base seed this trial belongs to
+    trains: bool = True  # False: a user's base, used as it is
 
     @property
     def run_dir(self) -> Path:
@@ -58,7 +74,7 @@ class Trial:
 
     @property
     def name(self) -> str:
-        return f"{self.method}/seed-{self.seed_index}"
+        return f"{self.arm}/seed-{self.seed_index}"
 
 
 @dataclass
@@ -74,8 +90,12 @@ class BenchPlan:
     skipped: list[str] = field(default_factory=list)  # table columns too costly at this scale
 
     @property
-    def methods(self) -> list[str]:
-        return list(dict.fromkeys(t.method for t in self.trials))
+    def arms(self) -> list[str]:
+        return list(dict.fromkeys(t.arm for t in self.trials))
+
+    @property
+    def protocol(self) -> str:
+        return self.config.bench.protocol
 
     @property
     def scale(self) -> str:
@@ -88,6 +108,22 @@ class BenchPlan:
     @property
     def sweep(self) -> list[float]:
         return list(self.config.bench.guidance_sweep)
+
+    def base_of(self, trial: Trial) -> Trial:
+        """The base trial a fine-tune arm starts from."""
+        return next(t for t in self.trials if t.role == "base" and t.base_index == trial.base_index)
+
+
+def run_config(config: RunConfig, method: str, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """The run config of one bench method (or variant): this config, its objective, its W, its overrides."""
+    spec = config.bench.method(method)
+    given = {"objective.method": spec.method or method, **spec.overrides, **(overrides or {})}
+    if spec.guidance is not None:
+        given["sample.guidance"] = spec.guidance
+    try:
+        return config_from_dict(apply_overrides(config.to_dict(), given))
+    except ConfigError as exc:
+        raise ConfigError(f"bench.methods.{method}: {exc}") from None
 
 
 def scale_overrides(config: RunConfig) -> tuple[dict, int | None]:
@@ -109,21 +145,54 @@ def make_plan(name: str, config: RunConfig, out) -> BenchPlan:
     from coral_ft.data.registry import DATASETS
 
     b = config.bench
-    if not b.run:
+    if b.protocol == "scratch" and not b.run:
         raise UserError("bench.run is empty: name the methods to run with --methods")
     overrides, count = scale_overrides(config)
     use_classifier = b.metric_network == "classifier" or (
         b.metric_network == "auto" and (b.scale == "smoke" or DATASETS[config.data.dataset].classifier_metrics))
     metrics = [m for m in b.metrics if not use_classifier or m in CLASSIFIER_METRICS]
-    trials = []
-    for method in b.run:
-        spec = b.method(method)
-        for i in range(b.seeds):
-            cfg = config.bench_run_config(method, {**overrides, "train.seed": config.train.seed + i})
-            trials.append(Trial(method, i, cfg, Path(out) / method / f"seed-{i}", dict(spec.paper)))
+    make = finetune_trials if b.protocol == "finetune" else scratch_trials
+    trials = make(config, overrides, Path(out))
     num = min(count, b.num_samples) if count else b.num_samples
     return BenchPlan(name, config, trials, Path(out), metrics, num, use_classifier,
                      "balanced" if b.scale == "smoke" else "uniform")
+
+
+def scratch_trials(config: RunConfig, overrides: dict, out: Path) -> list[Trial]:
+    b = config.bench
+    return [Trial(method, i, run_config(config, method, {**overrides, "train.seed": config.train.seed + i}),
+                  out / method / f"seed-{i}", dict(b.method(method).paper))
+            for method in b.run for i in range(b.seeds)]
+
+
+def finetune_trials(config: RunConfig, overrides: dict, out: Path) -> list[Trial]:
+    """The bases first (each arm needs its base), then every arm over every (base, fine-tune seed)."""
+    b, ft = config.bench, config.bench.finetune
+    trials = []
+    for base in range(ft.base_seeds):
+        folder = out / BASE_ARM / f"seed-{base}"
+        trials.append(Trial(BASE_ARM, base, base_config(config, overrides, base), folder, role="base",
+                            base_index=base, trains=not ft.base))
+    for arm in ft.arms:
+        method, lora = arm_method(arm)
+        for base in range(ft.base_seeds):
+            spec = ft.base or str(out / BASE_ARM / f"seed-{base}" / "run")
+            for i in range(b.seeds):
+                k = base * b.seeds + i
+                given = {**overrides, **ft.overrides, "finetune.base": spec, "finetune.lora": lora,
+                         "train.seed": config.train.seed + FINETUNE_SEED_OFFSET + i}
+                trials.append(Trial(arm, k, run_config(config, method, given), out / arm / f"seed-{k}", role="arm",
+                                    base_index=base))
+    return trials
+
+
+def base_config(config: RunConfig, overrides: dict, base: int) -> RunConfig:
+    """The base's training run: DDPM on the long-tailed set, or unconditional on the balanced set."""
+    ft = config.bench.finetune
+    given = {**overrides, **ft.base_overrides, "train.seed": config.train.seed + base}
+    if ft.base_kind == "uncond-balanced":
+        given.update({"data.imbalance": 1.0, "model.conditional": False})
+    return run_config(config, "ddpm", given)
 
 
 def fit_smoke_samples(plan: BenchPlan, num_classes: int) -> None:
@@ -153,20 +222,25 @@ def describe(plan: BenchPlan, num_classes: int, image_shape: tuple[int, int, int
     c, h, w = image_shape
     b = plan.config.bench
     sweep = f"; W chosen per trial by FID on {b.selection_samples} selection samples from {plan.sweep}" if plan.sweep else ""
-    lines = [f"bench {plan.name} ({plan.title}), scale {plan.scale}, {b.seeds} seed(s) per method, out {plan.out}",
+    protocol = "" if plan.protocol == "scratch" else f", fine-tune protocol ({b.finetune.base_seeds} base(s))"
+    lines = [f"bench {plan.name} ({plan.title}), scale {plan.scale}{protocol}, {b.seeds} seed(s) per arm, out {plan.out}",
              f"metrics: {', '.join(plan.metrics)}" + (" (small classifier features)" if plan.use_classifier else "") + sweep]
     for trial in plan.trials:
         if trial.seed_index:
             continue
         cfg = trial.config
         with torch.device("meta"):
-            params = sum(p.numel() for p in build_unet(cfg.model.preset, h, c, num_classes).parameters())
+            classes = num_classes if cfg.model.conditional else None
+            params = sum(p.numel() for p in build_unet(cfg.model.preset, h, c, classes).parameters())
         ckpt_mb = params * 4 * 4 / 2**20  # weights + EMA + two Adam moments, fp32
         npz_mb = plan.num_samples * h * w * c / 2**20
         s = cfg.sample
         steps = s.steps or SAMPLERS[s.sampler].default_steps or cfg.model.num_train_timesteps
+        what = {"scratch": "train", "base": "train base" if trial.trains else "base (given)",
+                "arm": "fine-tune LoRA" if cfg.finetune.lora else "fine-tune"}[trial.role]
         lines.append(
-            f"  {trial.method:8s} x{b.seeds}: train {cfg.train.max_steps} steps x batch {cfg.train.batch_size} "
+            f"  {trial.arm:10s} x{b.seeds if trial.role != 'base' else b.finetune.base_seeds}: {what} "
+            f"{cfg.train.max_steps if trial.trains else 0} steps x batch {cfg.train.batch_size} "
             f"({cfg.model.preset}, {params / 1e6:.1f}M params, ~{ckpt_mb:.0f} MB per checkpoint x {cfg.train.keep_checkpoints}); "
             f"sample {plan.num_samples} at W={s.guidance if not plan.sweep else 'swept'} ({steps}-step {s.sampler}, "
             f"~{npz_mb:.2f} MB); evaluate")

@@ -1,11 +1,15 @@
 """The bench report: every trial's numbers, their means with 95% intervals over seeds, and each
-method's paired difference from DDPM, as Markdown (also printed), CSV and JSON, with the figures.
+arm's paired difference from DDPM, as Markdown (also printed), CSV and JSON, with the figures.
 
 results.json:
-    methods.<m>.measured.<metric> = {"mean", "ci95": [lo, hi] or null, "values": [per seed]}
-    methods.<m>.vs_ddpm.<metric>  = {"diff", "ci95", "values", "excludes_zero", "better"}
-Metric names: the bench's table metrics (fid, is, recall, ...), `per-class-fid`, `sample_accuracy`,
-`memorised`, `W` (the guidance weight used), and per group `<group>:<metric>`.
+    methods.<arm>.measured.<metric> = {"mean", "ci95": [lo, hi] or null, "values": [per seed]}
+    methods.<arm>.vs_ddpm.<metric>  = {"diff", "ci95", "values", "excludes_zero", "better"}
+    methods.<arm>.cost              = {"trainable_parameters", "saved_mib", "peak_memory_mib",
+                                       "step_seconds"}: means over seeds (the fine-tune protocol's LoRA/full)
+Arms are the methods of the scratch protocol, and `base` plus `<method>` / `<method>-lora` of the
+fine-tune protocol. Metric names: the bench's table metrics (fid, is, recall, ...), `per-class-fid`,
+the bench's own (`sample_accuracy`, `memorised`), `W` (the guidance weight used), and per group
+`<group>:<metric>` for the registry's per-group metrics.
 """
 
 from __future__ import annotations
@@ -17,39 +21,36 @@ from pathlib import Path
 
 import numpy as np
 
-from coral_ft.bench.stages import reference_split
+from coral_ft.bench.context import reference_split
+from coral_ft.bench.plan import BASE_ARM, BASELINE
 from coral_ft.bench.stats import paired_difference, t_interval
-from coral_ft.metrics.registry import METRICS, value_of
+from coral_ft.metrics.registry import METRICS, group_metrics, value_of
 
 RESULTS_MD, RESULTS_CSV, RESULTS_JSON = "results.md", "results.csv", "results.json"
 PER_CLASS_PNG, SWEEP_PNG = "per_class_fid.png", "guidance_sweep.png"
-BASELINE = "ddpm"
-GROUP_METRICS = ("fid", "kid", "recall", "sample_accuracy", "memorised")
-# Higher is better? (None: not a quality measure, never called better or worse.)
-EXTRA_DIRECTIONS = {"sample_accuracy": True, "memorised": False, "W": None}
+BENCH_EXTRAS = ("sample_accuracy", "memorised")  # the bench's own metrics, shown beside the table's
+COST_FIELDS = ("trainable_parameters", "saved_mib", "peak_memory_mib", "step_seconds")
 
 
 def higher_is_better(name: str) -> bool | None:
+    """None: not a quality measure (W), never called better or worse."""
     base = name.split(":")[-1]
-    return METRICS[base].higher_is_better if base in METRICS else EXTRA_DIRECTIONS.get(base)
+    return METRICS[base].higher_is_better if base in METRICS else None
 
 
-def trial_values(plan, evaluation: dict) -> dict[str, float | None]:
+def trial_values(plan, evaluation: dict, groups) -> dict[str, float | None]:
     """The named scalars of one trial's eval.json."""
     out: dict[str, float | None] = {m: value_of(evaluation, m) for m in plan.metrics}
     out["per-class-fid"] = value_of(evaluation, "per-class-fid")
     out["W"] = evaluation.get("guidance")
-    if evaluation.get("sample_accuracy"):
-        out["sample_accuracy"] = evaluation["sample_accuracy"]["mean"]
-    memo = evaluation.get("memorisation") or {}
-    if memo:
-        out["memorised"] = memo.get("overall")
-    for group, g in evaluation.get("groups", {}).items():
-        for m in ("fid", "kid", "recall", "sample_accuracy"):
-            if m in g:
-                out[f"{group}:{m}"] = g[m]
-        if memo:
-            out[f"{group}:memorised"] = memo["groups"].get(group)
+    for m in BENCH_EXTRAS:
+        if value_of(evaluation, m) is not None:
+            out[m] = value_of(evaluation, m)
+    for group in groups.classes:
+        for m in group_metrics():
+            value = value_of(evaluation, m, group)
+            if value is not None:
+                out[f"{group}:{m}"] = value
     return out
 
 
@@ -57,77 +58,101 @@ def _interval_dict(iv) -> dict:
     return {"mean": iv.mean, "ci95": list(iv.ci95) if iv.ci95 else None, "values": iv.values}
 
 
-def collect(plan, evaluations: dict[str, dict], groups) -> dict:
+def seed_rows(plan, arm: str, values: dict[str, dict]) -> dict[int, dict]:
+    """Seed index -> values of an arm's trials. The fine-tune protocol's `base` has one trial per
+    base; it stands beside every fine-tune seed of its base, so it pairs with each arm's trials."""
+    rows = {t.seed_index: values[t.name] for t in plan.trials if t.arm == arm and t.name in values}
+    if arm != BASE_ARM or plan.protocol != "finetune":
+        return rows
+    per_base = plan.config.bench.seeds
+    return {k: rows[k // per_base] for t in plan.trials if t.arm == BASELINE for k in [t.seed_index]
+            if k // per_base in rows}
+
+
+def collect(ctx, evaluations: dict[str, dict]) -> dict:
     """evaluations: trial name -> eval.json. -> the results.json document."""
-    per_method: dict[str, list[tuple[int, dict]]] = {m: [] for m in plan.methods}
-    for trial in plan.trials:
-        if trial.name in evaluations:
-            per_method[trial.method].append((trial.seed_index, trial_values(plan, evaluations[trial.name])))
-    names = list(dict.fromkeys(k for rows in per_method.values() for _, row in rows for k in row))
+    plan, groups = ctx.plan, ctx.groups
+    values = {t.name: trial_values(plan, evaluations[t.name], groups) for t in plan.trials if t.name in evaluations}
+    names = list(dict.fromkeys(k for row in values.values() for k in row))
     methods = {}
-    for method, rows in per_method.items():
-        rows = sorted(rows, key=lambda r: r[0])
-        measured = {n: _interval_dict(t_interval([r.get(n) for _, r in rows])) for n in names}
-        seeds = [i for i, _ in rows]
-        methods[method] = {"seeds": seeds, "measured": measured,
-                           "paper": next((t.paper for t in plan.trials if t.method == method), {}),
-                           "per_class_fid": _per_class_mean(plan, evaluations, method),
-                           "sample_accuracy_per_class": _accuracy_mean(plan, evaluations, method),
-                           "sweep": _sweeps(plan, method)}
-    if BASELINE in per_method:
-        base_rows = dict(per_method[BASELINE])
-        for method, rows in per_method.items():
-            if method == BASELINE:
-                continue
-            mine = dict(rows)
-            common = sorted(set(mine) & set(base_rows))
-            vs = {}
-            for n in names:
-                if higher_is_better(n) is None:
-                    continue
-                iv = paired_difference([mine[i].get(n) for i in common], [base_rows[i].get(n) for i in common])
-                if not iv.values:
-                    continue
-                better = (iv.mean > 0) == higher_is_better(n) if iv.mean != 0 else None
-                vs[n] = {"diff": iv.mean, "ci95": list(iv.ci95) if iv.ci95 else None, "values": iv.values,
-                         "excludes_zero": iv.excludes_zero(), "better": better}
-            methods[method]["vs_ddpm"] = vs
+    for arm in plan.arms:
+        trials = sorted((t for t in plan.trials if t.arm == arm and t.name in values), key=lambda t: t.seed_index)
+        rows = [values[t.name] for t in trials]
+        methods[arm] = {"seeds": [t.seed_index for t in trials],
+                        "measured": {n: _interval_dict(t_interval([r.get(n) for r in rows])) for n in names},
+                        "paper": next((t.paper for t in trials), {}),
+                        "per_class_fid": _per_class_mean(evaluations, trials),
+                        "sample_accuracy_per_class": _accuracy_mean(evaluations, trials),
+                        "sweep": _sweeps(trials), "cost": _cost(trials)}
+    if BASELINE in methods:
+        base_rows = seed_rows(plan, BASELINE, values)
+        for arm in methods:
+            if arm != BASELINE:
+                methods[arm]["vs_ddpm"] = _paired(seed_rows(plan, arm, values), base_rows, names)
     network = "bench classifier (penultimate layer)" if plan.use_classifier else (
         f"TF-Inception pool3, {plan.config.eval.resize} resize (recall: {plan.config.eval.recall_network})")
-    return {"bench": plan.name, "title": plan.title, "scale": plan.scale, "seeds": plan.config.bench.seeds,
-            "num_samples": plan.num_samples, "metrics": plan.metrics, "skipped_metrics": plan.skipped,
-            "metric_network": network, "reference_split": reference_split(plan), "guidance_sweep": plan.sweep,
+    return {"bench": plan.name, "title": plan.title, "scale": plan.scale, "protocol": plan.protocol,
+            "seeds": plan.config.bench.seeds, "num_samples": plan.num_samples, "metrics": plan.metrics,
+            "skipped_metrics": plan.skipped, "metric_network": network, "reference_split": reference_split(plan),
+            "guidance_sweep": plan.sweep,
             "selection_samples": plan.config.bench.selection_samples if plan.sweep else None,
+            "finetune": _finetune_setup(plan) if plan.protocol == "finetune" else None,
             "groups": {"rule": groups.rule, "description": groups.describe(), "classes": groups.classes},
             "methods": methods}
 
 
-def _trials(plan, method):
-    return [t for t in plan.trials if t.method == method]
+def _paired(mine: dict[int, dict], base: dict[int, dict], names: list[str]) -> dict:
+    common = sorted(set(mine) & set(base))
+    vs = {}
+    for n in names:
+        if higher_is_better(n) is None:
+            continue
+        iv = paired_difference([mine[i].get(n) for i in common], [base[i].get(n) for i in common])
+        if not iv.values:
+            continue
+        better = (iv.mean > 0) == higher_is_better(n) if iv.mean != 0 else None
+        vs[n] = {"diff": iv.mean, "ci95": list(iv.ci95) if iv.ci95 else None, "values": iv.values,
+                 "excludes_zero": iv.excludes_zero(), "better": better}
+    return vs
 
 
-def _per_class_mean(plan, evaluations, method) -> dict[int, float]:
-    rows = [evaluations[t.name]["metrics"].get("per-class-fid") for t in _trials(plan, method) if t.name in evaluations]
+def _cost(trials) -> dict | None:
+    """Means over the arm's trials of what training cost (train.done.json); None for a given base."""
+    costs = [json.loads(m.read_text()).get("cost") for t in trials if (m := t.folder / "train.done.json").is_file()]
+    costs = [c for c in costs if c]
+    if not costs:
+        return None
+    return {f: (float(np.mean([c[f] for c in costs])) if all(c.get(f) is not None for c in costs) else None)
+            for f in COST_FIELDS}
+
+
+def _finetune_setup(plan) -> dict:
+    ft = plan.config.bench.finetune
+    arm = next((t for t in plan.trials if t.role == "arm"), None)
+    t = arm.config.train if arm else None
+    return {"base": ft.base or f"trained by the bench ({ft.base_kind})", "base_kind": ft.base_kind,
+            "base_seeds": ft.base_seeds, "arms": ft.arms,
+            "budget": {"steps": t.max_steps, "batch_size": t.batch_size, "lr": t.lr, "warmup_steps": t.warmup_steps}
+            if t else None}
+
+
+def _per_class_mean(evaluations, trials) -> dict[int, float]:
+    rows = [evaluations[t.name]["metrics"].get("per-class-fid") for t in trials]
     rows = [dict(zip(r["classes"], r["values"].values())) for r in rows if r]
     if not rows:
         return {}
     return {c: float(np.mean([r[c] for r in rows])) for c in rows[0]}
 
 
-def _accuracy_mean(plan, evaluations, method) -> list[float] | None:
-    rows = [evaluations[t.name].get("sample_accuracy", {}).get("per_class") for t in _trials(plan, method)
-            if t.name in evaluations]
+def _accuracy_mean(evaluations, trials) -> list[float] | None:
+    rows = [evaluations[t.name].get("sample_accuracy", {}).get("per_class") for t in trials]
     rows = [r for r in rows if r]
     return np.nanmean(np.asarray(rows, dtype=float), axis=0).tolist() if rows else None
 
 
-def _sweeps(plan, method) -> list[dict]:
-    out = []
-    for t in _trials(plan, method):
-        path = t.folder / "selection" / "selection.json"
-        if path.is_file():
-            out.append(json.loads(path.read_text()))
-    return out
+def _sweeps(trials) -> list[dict]:
+    paths = [t.folder / "selection" / "selection.json" for t in trials]
+    return [json.loads(p.read_text()) for p in paths if p.is_file()]
 
 
 # -- formatting -----------------------------------------------------------------------------------
@@ -170,7 +195,7 @@ def summary_lines(results: dict) -> list[str]:
     """The main table and the paired differences: what the bench prints in the terminal too."""
     metrics, rows = results["metrics"], results["methods"]
     has_paper = results["scale"] == "paper" and any(v is not None for r in rows.values() for v in r["paper"].values())
-    extra = [m for m in ("sample_accuracy", "memorised") if any(m in r["measured"] for r in rows.values())]
+    extra = [m for m in BENCH_EXTRAS if any(m in r["measured"] for r in rows.values())]
     cols = metrics + extra
     seeds = results["seeds"]
     head = ["method", "W"] + [(f"{m} (paper)" if has_paper and m in metrics else m) for m in cols]
@@ -183,8 +208,9 @@ def summary_lines(results: dict) -> list[str]:
                 cell += f" ({fmt(m, row['paper'].get(m))})"
             cells.append(cell)
         body.append(cells)
-    spread = (f"mean ± half-width of the 95% interval (Student t) over {seeds} training seeds" if seeds > 1
-              else "one training seed: no interval (run with --seeds N for one)")
+    kind = "fine-tune" if results.get("protocol") == "finetune" else "training"
+    spread = (f"mean ± half-width of the 95% interval (Student t) over {seeds} {kind} seeds" if seeds > 1
+              else f"one {kind} seed: no interval (run with --seeds N for one)")
     lines = [f"{results['title']}, scale `{results['scale']}`: {spread}; {results['num_samples']} samples per trial.", ""]
     lines += _table(head, body)
     diffs = {m: r.get("vs_ddpm") for m, r in rows.items() if r.get("vs_ddpm")}
@@ -204,9 +230,11 @@ def markdown(results: dict, figures: dict[str, Path | None]) -> str:
                      "selection samples drawn with their own sampling seed; the reported samples are drawn afterwards.")
     if results.get("skipped_metrics"):
         lines.append(f"Not computed at this scale (too few samples): {', '.join(results['skipped_metrics'])}.")
+    if results.get("finetune"):
+        lines += [""] + finetune_lines(results)
     lines += [""] + summary_lines(results)
     group_names = list(g["classes"])
-    present = [m for m in GROUP_METRICS if any(f"{n}:{m}" in r["measured"] for r in rows.values() for n in group_names)]
+    present = [m for m in group_metrics() if any(f"{n}:{m}" in r["measured"] for r in rows.values() for n in group_names)]
     if present:
         lines += ["", f"## Groups of classes: {g['description']}", "",
                   "; ".join(f"{n}: {_class_list(c)}" for n, c in g["classes"].items()), ""]
@@ -231,6 +259,25 @@ def markdown(results: dict, figures: dict[str, Path | None]) -> str:
     return "\n".join(lines)
 
 
+def finetune_lines(results: dict) -> list[str]:
+    """The fine-tune protocol: the base, the budget every arm had, and what each arm cost."""
+    ft = results["finetune"]
+    budget = ft["budget"] or {}
+    lines = [f"Fine-tune protocol: base {ft['base']}, {ft['base_seeds']} base(s) x {results['seeds']} fine-tune seed(s); "
+             f"every arm {budget.get('steps')} steps at batch {budget.get('batch_size')}, lr {budget.get('lr')} "
+             f"({budget.get('warmup_steps')} warm-up steps). Arm `base`: the base as it is (for an unconditional base, "
+             "with the zero-initialised class embedding the arms start from); `-lora`: LoRA adapters, else every weight.",
+             "", "What each arm's training cost (mean over its runs):", ""]
+    rows = []
+    for arm, r in results["methods"].items():
+        c = r.get("cost")
+        if c:
+            rows.append([arm, f"{c['trainable_parameters'] / 1e6:.3f}M", f"{c['saved_mib']:.2f}",
+                         "-" if c["peak_memory_mib"] is None else f"{c['peak_memory_mib']:.0f}",
+                         "-" if c["step_seconds"] is None else f"{c['step_seconds'] * 1000:.0f}"])
+    return lines + _table(["arm", "trainable parameters", "saved MiB", "peak memory MiB", "ms / step"], rows)
+
+
 def _class_list(classes: list[int]) -> str:
     return f"classes {', '.join(map(str, classes))}" if len(classes) <= 12 else f"{len(classes)} classes"
 
@@ -239,11 +286,12 @@ def _trial_names(results: dict) -> list[str]:
     return [f"{m}/seed-{i}" for m, r in results["methods"].items() for i in r["seeds"]]
 
 
-def write_report(plan, evaluations: dict, groups, counts: list[int]) -> tuple[Path, str]:
+def write_report(ctx, evaluations: dict) -> tuple[Path, str]:
     """results.md / .csv / .json and the figures; -> (results.md, the summary text for the terminal)."""
     from coral_ft.bench.figures import per_class_chart, sweep_plot
 
-    results = collect(plan, evaluations, groups)
+    plan = ctx.plan
+    results = collect(ctx, evaluations)
     out = plan.out
     (out / RESULTS_JSON).write_text(json.dumps(results, indent=1, default=float))
     with open(out / RESULTS_CSV, "w", newline="") as f:
@@ -251,13 +299,14 @@ def write_report(plan, evaluations: dict, groups, counts: list[int]) -> tuple[Pa
         writer.writerow(["method", "seed", "metric", "value", "paper"])
         for trial in plan.trials:
             if trial.name in evaluations:
-                for name, value in trial_values(plan, evaluations[trial.name]).items():
-                    writer.writerow([trial.method, trial.seed_index, name, value, trial.paper.get(name)])
+                for name, value in trial_values(plan, evaluations[trial.name], ctx.groups).items():
+                    writer.writerow([trial.arm, trial.seed_index, name, value, trial.paper.get(name)])
+    methods = results["methods"]
     figures = {
-        "per_class": per_class_chart({m: r["per_class_fid"] for m, r in results["methods"].items()}, counts, groups,
+        "per_class": per_class_chart({m: r["per_class_fid"] for m, r in methods.items()}, ctx.counts, ctx.groups,
                                      f"{plan.title} ({plan.scale}): per-class FID, mean over seeds", out / PER_CLASS_PNG),
-        "sweep": sweep_plot({m: [{float(w): v for w, v in s["fid"].items()} for s in r["sweep"]] for m, r in results["methods"].items()},
-                            {m: [s["chosen"] for s in r["sweep"]] for m, r in results["methods"].items()},
+        "sweep": sweep_plot({m: [{float(w): v for w, v in s["fid"].items()} for s in r["sweep"]] for m, r in methods.items()},
+                            {m: [s["chosen"] for s in r["sweep"]] for m, r in methods.items()},
                             f"{plan.title}: FID against W (selection set)", out / SWEEP_PNG),
     }
     (out / RESULTS_MD).write_text(markdown(results, figures))

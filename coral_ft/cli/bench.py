@@ -29,8 +29,8 @@ def bench(
     *,
     flags: dict,
 ) -> None:
-    """Per method and seed: train, (sweep W on a selection set,) sample, evaluate; then results.md/.csv/.json,
-    figures, and the table with intervals printed here."""
+    """Per method (or fine-tune arm) and seed: train, (sweep W on a selection set,) sample, evaluate; then
+    results.md/.csv/.json, figures, and the table with intervals printed here."""
     from coral_ft.bench.plan import describe, fit_smoke_samples, make_plan
     from coral_ft.bench.run import check_data, run_bench
 
@@ -43,7 +43,7 @@ def bench(
     if dry_run:
         typer.echo(describe(plan, data.num_classes, tuple(data.images.shape[1:])))
         return
-    path, summary = run_bench(plan, data.counts(), progress=progress)
+    path, summary = run_bench(plan, data, progress=progress)
     if summary:
         typer.echo(summary)
         typer.echo(f"\nfull report: {path}")

@@ -10,6 +10,7 @@ import typer
 
 from coral_ft.cli import options as o
 from coral_ft.cli.app import app
+from coral_ft.devices import resolved_device
 from coral_ft.errors import UserError
 
 eval_app = typer.Typer(help="Evaluate samples: FID, IS, PRD, precision/recall, KID, per-class FID.")
@@ -18,7 +19,7 @@ DATA_ROOT = {"data_root": o.DATA["data_root"]}
 
 
 def _extractor_device(config) -> str:
-    return config.runtime.resolved_device()
+    return resolved_device(config.runtime.device)
 
 
 @eval_app.callback(invoke_without_command=True)

@@ -161,6 +161,10 @@ BENCH = {
     "guidance_sweep": option("bench.guidance_sweep", "--guidance-sweep", help="W values, comma-separated: each method and seed picks its W by FID on a separate selection set.", panel=PANEL_SAMPLE),
     "selection_samples": option("bench.selection_samples", "--selection-samples", help="Samples per W on the selection set.", panel=PANEL_SAMPLE, min=1),
     "num_samples": option("bench.num_samples", "--num-samples", help="Reported samples per method and seed.", panel=PANEL_SAMPLE, min=1),
+    "protocol": option("bench.protocol", "--protocol", help="scratch: train every method from scratch; finetune: fine-tune one base per arm.", panel=PANEL_METHOD),
+    "arms": option("bench.finetune.arms", "--arms", help="Fine-tune arms, comma-separated: a method (every weight) or METHOD-lora (LoRA adapters); `base` is always reported.", panel=PANEL_METHOD),
+    "base": option("bench.finetune.base", "--base", help="Fine-tune this base (any `finetune --base` form) instead of training one.", panel=PANEL_METHOD),
+    "base_kind": option("bench.finetune.base_kind", "--base-kind", help="The base the bench trains: lt (DDPM on the long-tailed set) or uncond-balanced (unconditional, balanced set).", panel=PANEL_METHOD),
 }
 
 Recipe = Annotated[str | None, typer.Option("--recipe", help="TOML recipe: a file or a shipped name (`coral-ft config recipes`).", rich_help_panel=PANEL_RUN)]

@@ -45,3 +45,9 @@ def fid_from_stats(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
 def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
     """FID between two feature sets (N, D) and (M, D)."""
     return fid_from_stats(*gaussian_stats(features_a), *gaussian_stats(features_b))
+
+
+def compute(inputs) -> dict:
+    """The registry's `fid` (coral_ft.metrics.registry): samples against the reference's statistics."""
+    ref = inputs.reference
+    return {"value": fid_from_stats(*gaussian_stats(inputs.features), ref.mu, ref.sigma)}

@@ -25,3 +25,14 @@ def inception_score(logits: np.ndarray, splits: int = DEFAULT_SPLITS) -> tuple[f
         kl = (np.exp(chunk) * (chunk - log_marginal)).sum(axis=1)  # (n,) KL per image
         scores.append(np.exp(kl.mean()))
     return float(np.mean(scores)), float(np.std(scores))
+
+
+def compute(inputs) -> dict:
+    """The registry's `is` (coral_ft.metrics.registry): from the network's logits, when it has them."""
+    from coral_ft.metrics.features.base import logits_source
+
+    logits_fn, reason = logits_source(inputs.network)
+    if logits_fn is None:
+        return {"available": False, "reason": reason}
+    mean, std = inception_score(logits_fn(inputs.images, inputs.features))
+    return {"available": True, "mean": mean, "std": std, "splits": DEFAULT_SPLITS}

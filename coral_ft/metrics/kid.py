@@ -31,3 +31,9 @@ def kid(features_a: np.ndarray, features_b: np.ndarray, *, num_subsets: int = NU
         across = (x @ y.T / d + 1) ** 3
         total += (within.sum() - np.diag(within).sum()) / (m - 1) - across.sum() * 2 / m
     return float(total / num_subsets / m), m
+
+
+def compute(inputs) -> dict:
+    """The registry's `kid` (coral_ft.metrics.registry)."""
+    value, subset = kid(inputs.features, inputs.reference.features, seed=inputs.seed)
+    return {"value": value, "subsets": NUM_SUBSETS, "subset_size": subset}

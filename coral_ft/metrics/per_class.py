@@ -32,3 +32,14 @@ def per_class_fid(sample_feats: np.ndarray, sample_labels: np.ndarray, ref_feats
         c: fid_from_stats(*gaussian_stats(sample_feats[sample_labels == c]), *gaussian_stats(ref_feats[ref_labels == c]))
         for c in classes
     }
+
+
+def compute(inputs) -> dict:
+    """The registry's `per-class-fid` (coral_ft.metrics.registry), keyed by class name."""
+    if inputs.labels is None:
+        raise UserError("per-class FID needs sample labels; the samples file has no `labels` array")
+    values = per_class_fid(inputs.features, inputs.labels, inputs.reference.features, inputs.reference_labels)
+    counts = np.bincount(inputs.labels, minlength=inputs.num_classes)
+    names = inputs.class_names
+    return {"values": {names[c]: v for c, v in values.items()}, "classes": list(values),  # class index of each value
+            "mean": float(np.mean(list(values.values()))), "samples_per_class": {names[c]: int(counts[c]) for c in values}}

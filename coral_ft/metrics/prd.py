@@ -95,3 +95,11 @@ def prd(eval_feats: np.ndarray, ref_feats: np.ndarray, num_clusters: int, *, num
         f1_8_precision=max_f_beta(precision, recall, 1.0 / BETA),
         num_clusters=num_clusters, num_runs=num_runs, samples_used=len(eval_feats), balance_note=note,
     )
+
+
+def compute(inputs) -> dict:
+    """The registry's `prd` (coral_ft.metrics.registry): 20 clusters per class, as the peers."""
+    res = prd(inputs.features, inputs.reference.features, CLUSTERS_PER_CLASS * inputs.num_classes,
+              num_runs=inputs.prd_runs, seed=inputs.seed)
+    return {"f8_recall": res.f8_recall, "f1_8_precision": res.f1_8_precision, "clusters": res.num_clusters,
+            "runs": res.num_runs, "angles": NUM_ANGLES, "samples_used": res.samples_used, "balancing": res.balance_note}

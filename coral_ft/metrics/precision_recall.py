@@ -77,3 +77,11 @@ def precision_recall(sample_feats, ref_feats, *, k: int = DEFAULT_K, block: int 
         in_samples |= (d2 <= sample_radii[start:start + block, None]).any(dim=0)
         del d2
     return PrecisionRecall(in_ref.sum().item() / n, in_samples.sum().item() / m, k, n, m)
+
+
+def compute(inputs) -> dict:
+    """The registry's `recall` (coral_ft.metrics.registry): precision and recall, with the reference's
+    k-NN radii when its statistics file kept them."""
+    pr = precision_recall(inputs.features, inputs.reference.features, k=inputs.k, device=inputs.device,
+                          ref_radii=inputs.reference.radii.get(inputs.k))
+    return {"precision": pr.precision, "recall": pr.recall, "k": pr.k}

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from coral_ft.errors import ConfigError
 from coral_ft.models.dropout import install_keyed_dropout, salted
 from coral_ft.models.head import ProjectionHead
 
@@ -38,17 +39,44 @@ class Denoiser(nn.Module):
         self._captured = output[0] if isinstance(output, tuple) else output
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None,
-                dropout_keys: torch.Tensor | None = None) -> DenoiserOutput:
+                dropout_keys: torch.Tensor | None = None, null_features: bool = False) -> DenoiserOutput:
         """dropout_keys (B,) int64: each sample's dropout masks as a function of its key
-        (coral_ft.models.dropout); None: torch's own dropout."""
+        (coral_ft.models.dropout); None: torch's own dropout. null_features: the head reads the
+        bottleneck of a second, null-label pass of the same x_t (`null_bottleneck`) instead of this
+        pass's, so nothing the head sees depends on the labels."""
         self._dropout.keys = dropout_keys
         try:
             eps = self.unet(x_t, t, class_labels=class_labels).sample
+            h, self._captured = self._captured, None
+            seen = null_bottleneck(self.unet, x_t, t) if null_features else h
+            self._captured = None
         finally:
             self._dropout.keys = None
-        h, self._captured = self._captured, None
-        z = self.head(h) if self.head is not None else None
+        z = self.head(seen) if self.head is not None else None
         return DenoiserOutput(eps, h, z)
+
+
+def null_bottleneck(unet: nn.Module, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """(B, C_mid, h, w): the mid-block output of `unet` on x_t with every label null, from the
+    down path and the mid block only (the up path is not needed: about half a forward).
+
+    The null label's embedding row enters as a constant (detached): a loss on these features
+    can reach the weights that read the image, never the label table. A `UNet2DModel`, bare or
+    under LoRA adapters; the steps are UNet2DModel.forward's up to its mid block (a test holds
+    them equal to the full forward's bottleneck)."""
+    core = unet.get_base_model() if hasattr(unet, "get_base_model") else unet  # a peft model: the adapted U-Net
+    if type(core).__name__ != "UNet2DModel" or core.mid_block is None or core.class_embedding is None:
+        raise ConfigError("objective.coral.features = null needs a class-conditional diffusers UNet2DModel")
+    if any(hasattr(block, "skip_conv") for block in core.down_blocks):
+        raise ConfigError("objective.coral.features = null does not support skip-connection down blocks")
+    t = t * torch.ones(x_t.shape[0], dtype=t.dtype, device=t.device)  # (B,)
+    emb = core.time_embedding(core.time_proj(t).to(dtype=core.dtype))  # (B, D_t)
+    null = torch.full_like(t, core.config.num_class_embeds - 1)
+    emb = emb + core.class_embedding(null).detach().to(emb.dtype)
+    h = core.conv_in(x_t)
+    for block in core.down_blocks:
+        h, _ = block(hidden_states=h, temb=emb)
+    return core.mid_block(h, emb)
 
 
 def bottleneck_shape(unet: nn.Module) -> tuple[int, int]:
@@ -73,7 +101,8 @@ class KeyedForward:
     def __init__(self, model, keys: torch.Tensor | None):
         self.model, self.keys, self.passes = model, keys, 0
 
-    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None) -> DenoiserOutput:
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None,
+                 null_features: bool = False) -> DenoiserOutput:
         keys = None if self.keys is None else salted(self.keys, self.passes)
         self.passes += 1
-        return self.model(x_t, t, class_labels, dropout_keys=keys)
+        return self.model(x_t, t, class_labels, dropout_keys=keys, null_features=null_features)

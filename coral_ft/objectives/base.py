@@ -38,7 +38,7 @@ class TrainBatch:
 
     x0: torch.Tensor  # (B, C, H, W) clean images in [-1, 1]
     labels: torch.Tensor  # (B,) true labels
-    cond_labels: torch.Tensor  # (B,) labels given to the U-Net: some replaced by the null label
+    cond_labels: torch.Tensor | None  # (B,) labels given to the U-Net, some replaced by the null label; None: unconditional
     t: torch.Tensor  # (B,) timesteps in 0..T-1
     noise: torch.Tensor  # (B, C, H, W) standard normal
     # CPU generator of a method's own draws: given to `prepare` on the step's global batch (so the
@@ -58,7 +58,7 @@ class ObjectiveContext:
 
     schedule: ForwardProcess  # the model's DDPM scheduler as q(x_t | x_0)
     num_classes: int
-    null_label: int
+    null_label: int | None  # None: an unconditional U-Net (ddpm only)
     class_counts: list[int] = field(default_factory=list)  # training-set counts per class
     from_scratch: bool = True  # False when fine-tuning a pretrained base
     # Extra terms also on samples whose label was dropped for guidance (paper Algorithm 1);

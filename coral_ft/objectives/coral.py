@@ -1,5 +1,10 @@
 """CORAL: DDPM + lambda(t) * SupCon on the projected bottleneck embeddings (paper eq. 6, 7, Alg. 1).
 
+`features = "null"` (the bench's `coral-null`) feeds the head the bottleneck of a null-label pass
+of the same noised batch instead (down path and mid block only, the null row held constant): in a
+class-conditional U-Net the training pass's bottleneck can meet SupCon by carrying the label it was
+given; the null pass's can only meet it with what it extracts from the image.
+
 The contrastive term uses the TRUE labels (not the guidance-dropped ones). lambda(t) weights each
 anchor by its own timestep, lambda(t) = w * exp((1 - t/T) / tau_r) with the paper's t in 1..T, and
 the weighted losses are averaged over the anchors that have a positive. Under several processes
@@ -22,6 +27,8 @@ from coral_ft.errors import ConfigError
 from coral_ft.objectives._supcon import SUPCON_IMPLS, has_positive, supcon_per_anchor
 from coral_ft.objectives.base import LossTerms, Objective, TrainBatch, register
 
+FEATURES = ("conditioned", "null")
+
 
 @dataclass
 class CoralSettings:
@@ -30,6 +37,9 @@ class CoralSettings:
     tau_r: float = 0.8  # decay temperature of lambda(t) (Table 3)
     lambda_mode: str = "per-anchor"  # or "batch-mean" (official code)
     supcon_impl: str = "fused"  # or "pml" (pytorch-metric-learning; same values, slower on GPU)
+    # The bottleneck the head reads: "conditioned" (the training forward's, paper) or "null" (a
+    # second pass of the same noised batch with every label null: what the image alone gives).
+    features: str = "conditioned"
 
     def __post_init__(self) -> None:
         if self.weight < 0:
@@ -42,6 +52,8 @@ class CoralSettings:
             raise ConfigError(f"objective.coral.lambda_mode must be per-anchor or batch-mean; got {self.lambda_mode!r}")
         if self.supcon_impl not in SUPCON_IMPLS:
             raise ConfigError(f"objective.coral.supcon_impl must be one of {', '.join(SUPCON_IMPLS)}; got {self.supcon_impl!r}")
+        if self.features not in FEATURES:
+            raise ConfigError(f"objective.coral.features must be one of {', '.join(FEATURES)}; got {self.features!r}")
 
 
 def time_weight(t: torch.Tensor, num_timesteps: int, weight: float, tau_r: float) -> torch.Tensor:
@@ -58,7 +70,7 @@ class CoralObjective(Objective):
     step_output = "embedding"
 
     def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
-        out = denoiser(self.noised(batch), batch.t, batch.cond_labels)
+        out = denoiser(self.noised(batch), batch.t, batch.cond_labels, null_features=self.null_features)
         diffusion = self.mse(out.eps, batch.noise)
         if output_grad is not None:  # SupCon was taken over the whole step batch by the trainer
             surrogate = (out.embedding.float() * output_grad).sum()
@@ -70,7 +82,11 @@ class CoralObjective(Objective):
         return {"loss": diffusion + contrastive, "diffusion": diffusion.detach(), **terms}
 
     def step_outputs(self, denoiser, batch: TrainBatch) -> torch.Tensor:
-        return denoiser(self.noised(batch), batch.t, batch.cond_labels).embedding
+        return denoiser(self.noised(batch), batch.t, batch.cond_labels, null_features=self.null_features).embedding
+
+    @property
+    def null_features(self) -> bool:
+        return self.settings.features == "null"
 
     def step_loss(self, embeddings: torch.Tensor, batch: TrainBatch) -> tuple[torch.Tensor, LossTerms]:
         """lambda-weighted SupCon of the step's embeddings (B, D), in float32 even under autocast:

@@ -16,8 +16,11 @@ def _combine(eps_cond: torch.Tensor, eps_null: torch.Tensor, guidance: float) ->
     return (1 + guidance) * eps_cond - guidance * eps_null
 
 
-def guided_eps(unet, x: torch.Tensor, t, labels: torch.Tensor, guidance: float, null_label: int) -> torch.Tensor:
-    """Guided noise prediction for x: (B, C, H, W) at timestep t with class labels (B,)."""
+def guided_eps(unet, x: torch.Tensor, t, labels: torch.Tensor | None, guidance: float, null_label: int | None) -> torch.Tensor:
+    """Guided noise prediction for x: (B, C, H, W) at timestep t with class labels (B,); an
+    unconditional U-Net (labels None) has nothing to guide towards."""
+    if labels is None:
+        return unet(x, t).sample
     if guidance == 0:
         return unet(x, t, class_labels=labels).sample
     null = torch.full_like(labels, null_label)

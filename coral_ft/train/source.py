@@ -41,7 +41,7 @@ class FromScratch:
 
     def build(self, data: LabeledImages, config) -> nn.Module:
         m = config.model
-        return build_unet(m.preset, data.image_size, data.channels, data.num_classes, m.dropout)
+        return build_unet(m.preset, data.image_size, data.channels, data.num_classes if m.conditional else None, m.dropout)
 
     def scheduler(self, config):
         return config.model.scheduler()

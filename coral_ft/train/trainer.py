@@ -34,10 +34,12 @@ from coral_ft.checkpoint.training import list_checkpoints, load_checkpoint, save
 from coral_ft.config import RunConfig, load_config, save_config
 from coral_ft.data.batches import derived_seed, global_batch_indices, random_hflip, step_generator, to_model_range
 from coral_ft.data.registry import LabeledImages, dataset_from_config
+from coral_ft.devices import resolved_device
 from coral_ft.errors import ConfigError, RunStopped, UserError
 from coral_ft.models.denoiser import Denoiser, KeyedForward, build_head
 from coral_ft.models.dropout import sample_keys
 from coral_ft.models.presets import null_label as null_label_of
+from coral_ft.models.presets import num_classes_of
 from coral_ft.models.schedule import ForwardProcess
 from coral_ft.objectives import OBJECTIVES, ObjectiveContext, TrainBatch, build_objective, drop_labels
 from coral_ft.train.grid import save_sample_grid
@@ -84,7 +86,7 @@ def _gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
 
 def make_accelerator(config: RunConfig, run: RunDir) -> Accelerator:
     t = config.train
-    device = config.runtime.resolved_device()
+    device = resolved_device(config.runtime.device)
     kwargs = {}
     check_tracker(t.report_to)
     if t.report_to != "none":
@@ -126,7 +128,10 @@ class Trainer:
         self.process = ForwardProcess(self.scheduler)
         objective_entry = OBJECTIVES[config.objective.method]
         head = build_head(unet, config.model.head_dim, config.model.head_pooling) if objective_entry.cls.uses_head else None
-        self.null_label = null_label_of(unet)
+        self.null_label = null_label_of(unet) if num_classes_of(unet) is not None else None  # None: unconditional
+        if self.null_label is None and config.objective.method != "ddpm":
+            raise ConfigError(f"an unconditional U-Net (model.conditional = false) trains with the ddpm method only; "
+                              f"{config.objective.method} needs class labels")
         denoiser = Denoiser(unet, head)
         if t.channels_last:
             denoiser = denoiser.to(memory_format=torch.channels_last)
@@ -235,7 +240,8 @@ class Trainer:
             device_g.manual_seed(derived_seed(cfg.train.seed, step, STREAM_DEVICE_NOISE))
             noise = torch.randn(images.shape, generator=device_g, device=images.device)
         labels = self.labels[idx]
-        cond = drop_labels(labels, cfg.model.p_uncond, self.null_label, cfg.model.label_drop, g)
+        cond = None if self.null_label is None else drop_labels(labels, cfg.model.p_uncond, self.null_label,
+                                                                cfg.model.label_drop, g)
         keys = sample_keys(derived_seed(cfg.train.seed, step, STREAM_DROPOUT), B)  # dropout masks, by position
         return {"x0": images, "labels": labels, "cond_labels": cond, "t": t, "noise": noise, "keys": keys}
 
@@ -248,7 +254,7 @@ class Trainer:
         # global RNG would get this (seed, step, micro, rank) stream: exact on resume, not on a new split.
         torch.manual_seed(derived_seed(seed, step, STREAM_MODEL, micro, self.accelerator.process_index))
         return TrainBatch(
-            **{k: v[part].to(dev) for k, v in batch.items()},
+            **{k: None if v is None else v[part].to(dev) for k, v in batch.items()},
             generator=None,  # a method's draws happen in `prepare`, on the global batch
             extras={k: v[part].to(dev) for k, v in extras.items()},
         )

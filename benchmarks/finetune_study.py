@@ -1,0 +1,129 @@
+"""The fine-tuning study of docs/study.md: does fine-tuning a pretrained DDPM with CORAL (full or
+LoRA) give better tail classes than fine-tuning the same base with plain DDPM for the same budget?
+
+Fashion-MNIST-LT (rho = 0.01) at 16x16, the `small` U-Net (recipes/fashion-mnist-lt.toml), the
+bench's fine-tune protocol (`coral-ft bench --protocol finetune`): every arm fine-tunes one base
+for 1,000 steps at the recipe's schedule, W chosen per trial on its own selection set, 2,000
+reported samples, paired differences against the `ddpm` (full) arm on the same fine-tune seed.
+Arms: ddpm, coral, coral-null, each fine-tuning every weight and with LoRA. Two bases:
+
+- `lt`: the from-scratch study's long-tailed DDPM, seed 0 (2,000 steps; benchmarks/cpu_study.py
+  trains it if it is missing), given to the bench as `--base`;
+- `uncond`: an unconditional DDPM the bench trains on the balanced set (`--base-kind
+  uncond-balanced`, 2,000 steps): the public-checkpoint case, where fine-tuning adds the class
+  embedding.
+
+CORAL's w and tau_r are the from-scratch study's selection (study.json there); every bench scores
+with the from-scratch study's classifier and reference statistics (copied), so all FIDs share one
+feature space. Every stage resumes after a kill; `--jobs 2` runs the arms in two processes (one
+core each with --threads 1), then one more bench call writes the joint report.
+
+    python benchmarks/finetune_study.py --threads 1 --jobs 2                 # both bases, 5 fine-tune seeds
+    python benchmarks/finetune_study.py --bases lt --seeds 8                 # more seeds (resumes the first 5)
+    python benchmarks/finetune_study.py --phase latents                      # null- and true-label latents
+
+Outputs under --out (default runs/ft-study): lt/, uncond/ (bench folders), latents/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cpu_study import RECIPE, SHARED_METRIC_FILES, _csv, run, start  # noqa: E402
+
+ARMS = ("ddpm", "coral", "coral-null", "ddpm-lora", "coral-lora", "coral-null-lora")
+SEEDS = 5
+GUIDANCE_SWEEP = "0.5,1"  # what the from-scratch selection found best (W = 0 and 2 far worse)
+LATENT_TIMESTEPS = "100,500"
+
+
+def coral_settings(scratch: Path) -> list[str]:
+    """CORAL's w and tau_r as the from-scratch study's selection chose them."""
+    summary = scratch / "study.json"
+    chosen = json.loads(summary.read_text())["selection"]["chosen"] if summary.is_file() else {"weight": 0.01, "tau_r": 0.4}
+    return ["--set", f"objective.coral.weight={chosen['weight']}", "--set", f"objective.coral.tau_r={chosen['tau_r']}"]
+
+
+def lt_base(opts) -> Path:
+    """The from-scratch study's DDPM, seed 0: trained (with its own evaluation) if missing."""
+    run_dir = opts.scratch / "main" / "ddpm" / "seed-0" / "run"
+    if not (opts.scratch / "main" / "ddpm" / "seed-0" / "train.done.json").is_file():
+        run(["bench", RECIPE, "--methods", "ddpm", "--seeds", "1", "--guidance-sweep", GUIDANCE_SWEEP,
+             "--out", str(opts.scratch / "main"), *common(opts)], opts.threads)
+    return run_dir
+
+
+def common(opts) -> list[str]:
+    return ["--no-progress", *(["--data-root", opts.data_root] if opts.data_root else [])]
+
+
+def share_metric_network(opts, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SHARED_METRIC_FILES:
+        source = opts.scratch / "main" / name
+        if source.is_file() and not (out / name).is_file():
+            shutil.copy2(source, out / name)
+
+
+def bench_phase(opts, base: str) -> Path:
+    out = opts.out / base
+    base_args = ["--base", str(lt_base(opts))] if base == "lt" else ["--base-kind", "uncond-balanced"]
+    share_metric_network(opts, out)
+
+    def bench(arms: list[str]) -> list[str]:
+        return ["bench", RECIPE, "--protocol", "finetune", *base_args, "--arms", ",".join(arms),
+                "--seeds", str(opts.seeds), "--guidance-sweep", GUIDANCE_SWEEP, "--out", str(out),
+                *coral_settings(opts.scratch), *common(opts)]
+
+    if opts.jobs > 1:
+        if base == "uncond":  # the base first, once: the arms' processes then find it done
+            run(bench([opts.arms[0]]), opts.threads)
+        shares = [opts.arms[i::opts.jobs] for i in range(opts.jobs)]
+        procs = [start(bench(share), opts.threads) for share in shares if share]
+        if any(p.wait() for p in procs):
+            raise SystemExit("a bench failed; run the script again to resume it")
+    run(bench(opts.arms), opts.threads)
+    return out / "results.json"
+
+
+def latents_phase(opts) -> None:
+    """Null-label and true-label bottleneck scores for the base and every arm (fine-tune seed 0)."""
+    for base in opts.bases:
+        folder = opts.out / base
+        models = [("base", folder / "base" / "seed-0" / "run")] if base == "uncond" else [("base", lt_base(opts))]
+        models += [(arm, folder / arm / "seed-0" / "run") for arm in opts.arms]
+        models = [(name, path) for name, path in models if (path / "model").is_dir()]
+        for condition in ("null", "true"):
+            out = opts.out / "latents" / f"{base}-{condition}"
+            if not (out / "latents.json").is_file():
+                args = ["latents", *[a for name, path in models for a in ("--model", str(path), "--name", name)],
+                        "--condition", condition, "--timesteps", LATENT_TIMESTEPS, "--plot", "none", "--out", str(out)]
+                run([*args, *common(opts)], opts.threads)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/ft-study"))
+    parser.add_argument("--scratch", type=Path, default=Path("runs/cpu-study"), help="the from-scratch study's folder")
+    parser.add_argument("--data-root", default=None, help="Folder with Fashion-MNIST's IDX files (default: Debian's).")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per command (default: torch's).")
+    parser.add_argument("--jobs", type=int, default=1, help="Bench processes per base (the arms split between them).")
+    parser.add_argument("--phase", choices=("all", "bench", "latents"), default="all")
+    parser.add_argument("--bases", type=_csv(str), default=["lt", "uncond"], help="lt, uncond or both.")
+    parser.add_argument("--arms", type=_csv(str), default=list(ARMS))
+    parser.add_argument("--seeds", type=int, default=SEEDS, help="Fine-tune seeds per arm.")
+    opts = parser.parse_args()
+    for base in opts.bases:
+        if opts.phase in ("all", "bench"):
+            print(f"{base}: {bench_phase(opts, base)}", flush=True)
+    if opts.phase in ("all", "latents"):
+        latents_phase(opts)
+
+
+if __name__ == "__main__":
+    main()
