@@ -34,7 +34,7 @@ else:  # pragma: no cover
 
 import tomli_w
 
-from coral_ft.errors import ConfigError
+from coral_ft.errors import ConfigError, check, check_choice, check_positive
 
 DEVICES = ("auto", "cpu", "cuda")  # "cuda:N" is accepted too
 
@@ -47,20 +47,6 @@ OFFICIAL_CODE = {
 }
 PRECISIONS = ("no", "bf16", "fp16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-def _check(cond: bool, message: str) -> None:
-    if not cond:
-        raise ConfigError(message)
-
-
-def _check_choice(name: str, value: str, choices) -> None:
-    _check(value in choices, f"{name} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def _check_positive(section: str, obj, *names: str) -> None:
-    for name in names:
-        _check(getattr(obj, name) > 0, f"{section}.{name} must be positive; got {getattr(obj, name)}")
 
 
 @dataclass
@@ -76,11 +62,11 @@ class DataConfig:
     def __post_init__(self) -> None:
         from coral_ft.data.registry import DATASETS
 
-        _check_choice("data.dataset", self.dataset, sorted(DATASETS))
-        _check(0.0 < self.imbalance <= 1.0, f"data.imbalance (rho) must be in (0, 1]; got {self.imbalance}")
-        _check(self.image_size is None or self.image_size >= 8, f"data.image_size must be at least 8; got {self.image_size}")
+        check_choice("data.dataset", self.dataset, sorted(DATASETS))
+        check(0.0 < self.imbalance <= 1.0, f"data.imbalance (rho) must be in (0, 1]; got {self.imbalance}")
+        check(self.image_size is None or self.image_size >= 8, f"data.image_size must be at least 8; got {self.image_size}")
         resizing = sorted(n for n, s in DATASETS.items() if s.resizes)
-        _check(
+        check(
             self.image_size is None or DATASETS[self.dataset].resizes,
             f"data.image_size applies only to {', '.join(resizing)}; {self.dataset} has a fixed size: remove it",
         )
@@ -104,14 +90,14 @@ class ModelConfig:
     def __post_init__(self) -> None:
         from coral_ft.models.presets import PRESETS
 
-        _check_choice("model.preset", self.preset, sorted(PRESETS))
-        _check(0.0 <= self.p_uncond < 1.0, f"model.p_uncond must be in [0, 1); got {self.p_uncond}")
-        _check_choice("model.label_drop", self.label_drop, ("per-sample", "per-batch"))
-        _check_choice("model.head_pooling", self.head_pooling, ("avg", "flatten"))
-        _check_positive("model", self, "head_dim")
-        _check(self.num_train_timesteps > 1, "model.num_train_timesteps must be > 1")
-        _check(0 < self.beta_start < self.beta_end < 1, "model betas need 0 < beta_start < beta_end < 1")
-        _check(self.dropout is None or 0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1); got {self.dropout}")
+        check_choice("model.preset", self.preset, sorted(PRESETS))
+        check(0.0 <= self.p_uncond < 1.0, f"model.p_uncond must be in [0, 1); got {self.p_uncond}")
+        check_choice("model.label_drop", self.label_drop, ("per-sample", "per-batch"))
+        check_choice("model.head_pooling", self.head_pooling, ("avg", "flatten"))
+        check_positive("model", self, "head_dim")
+        check(self.num_train_timesteps > 1, "model.num_train_timesteps must be > 1")
+        check(0 < self.beta_start < self.beta_end < 1, "model betas need 0 < beta_start < beta_end < 1")
+        check(self.dropout is None or 0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1); got {self.dropout}")
 
     def scheduler(self):
         """The DDPM scheduler of this configuration (a from-scratch model ships with it)."""
@@ -133,9 +119,9 @@ class ObjectiveConfig:
     def __post_init__(self) -> None:
         from coral_ft.objectives import OBJECTIVES
 
-        _check_choice("objective.method", self.method, sorted(OBJECTIVES))
+        check_choice("objective.method", self.method, sorted(OBJECTIVES))
         unknown = set(self.settings) - set(OBJECTIVES)
-        _check(not unknown, f"unknown objective section(s): {', '.join(sorted(unknown))}")
+        check(not unknown, f"unknown objective section(s): {', '.join(sorted(unknown))}")
         self.settings = {
             name: given if dataclasses.is_dataclass(given) else build_section(entry.settings_cls, given, f"objective.{name}")
             for name, entry in OBJECTIVES.items()
@@ -174,14 +160,14 @@ class TrainConfig:
     report_to: str = "none"  # experiment tracking through accelerate: none, tensorboard or wandb
 
     def __post_init__(self) -> None:
-        _check(self.batch_size > 1, f"train.batch_size must be at least 2; got {self.batch_size}")
-        _check_positive("train", self, "max_steps", "grad_accum", "lr", "grad_clip")
-        _check(self.warmup_steps >= 0, "train.warmup_steps must be >= 0")
-        _check(0.0 <= self.ema_decay < 1.0, f"train.ema_decay must be in [0, 1); got {self.ema_decay}")
-        _check_choice("train.mixed_precision", self.mixed_precision, PRECISIONS)
-        _check_positive("train", self, "log_every", "checkpoint_every", "keep_checkpoints", "sample_every", "sample_grid")
-        _check_choice("train.report_to", self.report_to, ("none", "tensorboard", "wandb"))
-        _check_choice("train.compile_mode", self.compile_mode, COMPILE_MODES)
+        check(self.batch_size > 1, f"train.batch_size must be at least 2; got {self.batch_size}")
+        check_positive("train", self, "max_steps", "grad_accum", "lr", "grad_clip")
+        check(self.warmup_steps >= 0, "train.warmup_steps must be >= 0")
+        check(0.0 <= self.ema_decay < 1.0, f"train.ema_decay must be in [0, 1); got {self.ema_decay}")
+        check_choice("train.mixed_precision", self.mixed_precision, PRECISIONS)
+        check_positive("train", self, "log_every", "checkpoint_every", "keep_checkpoints", "sample_every", "sample_grid")
+        check_choice("train.report_to", self.report_to, ("none", "tensorboard", "wandb"))
+        check_choice("train.compile_mode", self.compile_mode, COMPILE_MODES)
 
 
 @dataclass
@@ -202,14 +188,14 @@ class SampleConfig:
     def __post_init__(self) -> None:
         from coral_ft.sample.samplers import SAMPLERS
 
-        _check(self.guidance >= 0, f"sample.guidance must be >= 0 (0 = no guidance); got {self.guidance}")
-        _check_choice("sample.sampler", self.sampler, list(SAMPLERS))
-        _check(self.steps is None or self.steps > 0, f"sample.steps must be positive; got {self.steps}")
-        _check(0.0 <= self.eta <= 1.0, f"sample.eta must be in [0, 1]; got {self.eta}")
-        _check(self.eta == 0 or self.sampler == "ddim", f"sample.eta applies to the ddim sampler only; got eta={self.eta} with {self.sampler}")
-        _check(bool(self.labels.strip()), "sample.labels must be uniform, balanced or a class list like 0,3,7")
-        _check_positive("sample", self, "batch_size")
-        _check_choice("sample.precision", self.precision, PRECISIONS)
+        check(self.guidance >= 0, f"sample.guidance must be >= 0 (0 = no guidance); got {self.guidance}")
+        check_choice("sample.sampler", self.sampler, list(SAMPLERS))
+        check(self.steps is None or self.steps > 0, f"sample.steps must be positive; got {self.steps}")
+        check(0.0 <= self.eta <= 1.0, f"sample.eta must be in [0, 1]; got {self.eta}")
+        check(self.eta == 0 or self.sampler == "ddim", f"sample.eta applies to the ddim sampler only; got eta={self.eta} with {self.sampler}")
+        check(bool(self.labels.strip()), "sample.labels must be uniform, balanced or a class list like 0,3,7")
+        check_positive("sample", self, "batch_size")
+        check_choice("sample.precision", self.precision, PRECISIONS)
 
 
 @dataclass
@@ -229,11 +215,11 @@ class EvalConfig:
         from coral_ft.metrics.registry import evaluated
 
         unknown = [m for m in self.metrics if m not in evaluated()]
-        _check(bool(self.metrics) and not unknown,
+        check(bool(self.metrics) and not unknown,
                f"eval.metrics: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(evaluated())}")
-        _check_choice("eval.resize", self.resize, RESIZES)
-        _check_choice("eval.recall_network", self.recall_network, ("vgg16", "inception"))
-        _check_positive("eval", self, "k", "feature_batch_size", "prd_runs")
+        check_choice("eval.resize", self.resize, RESIZES)
+        check_choice("eval.recall_network", self.recall_network, ("vgg16", "inception"))
+        check_positive("eval", self, "k", "feature_batch_size", "prd_runs")
 
 
 LATENT_SPLITS = ("test", "train-full")  # balanced splits: every class alike
@@ -260,16 +246,16 @@ class LatentsConfig:
     def __post_init__(self) -> None:
         if self.plots == ["none"]:
             self.plots = []
-        _check_choice("latents.split", self.split, LATENT_SPLITS)
-        _check(bool(self.timesteps), "latents.timesteps needs at least one timestep, e.g. [100, 500]")
-        _check(all(t >= 0 for t in self.timesteps), f"latents.timesteps must be >= 0; got {self.timesteps}")
-        _check(self.per_class >= 2, f"latents.per_class must be at least 2 (neighbours and a probe split); got {self.per_class}")
-        _check_choice("latents.condition", self.condition, LATENT_CONDITIONS)
+        check_choice("latents.split", self.split, LATENT_SPLITS)
+        check(bool(self.timesteps), "latents.timesteps needs at least one timestep, e.g. [100, 500]")
+        check(all(t >= 0 for t in self.timesteps), f"latents.timesteps must be >= 0; got {self.timesteps}")
+        check(self.per_class >= 2, f"latents.per_class must be at least 2 (neighbours and a probe split); got {self.per_class}")
+        check_choice("latents.condition", self.condition, LATENT_CONDITIONS)
         for plot in self.plots:
-            _check_choice("latents.plots", plot, LATENT_PLOTS)
-        _check_positive("latents", self, "k", "batch_size")
-        _check(0 < self.head_fraction <= 0.5, f"latents.head_fraction must be in (0, 0.5]; got {self.head_fraction}")
-        _check_choice("latents.metric", self.metric, ("euclidean", "cosine"))
+            check_choice("latents.plots", plot, LATENT_PLOTS)
+        check_positive("latents", self, "k", "batch_size")
+        check(0 < self.head_fraction <= 0.5, f"latents.head_fraction must be in (0, 0.5]; got {self.head_fraction}")
+        check_choice("latents.metric", self.metric, ("euclidean", "cosine"))
 
 
 BENCH_SCALES = ("paper", "small", "smoke")
@@ -288,7 +274,7 @@ class BenchMethod:
     paper: dict[str, float] = field(default_factory=dict)  # metric -> the paper's value
 
     def __post_init__(self) -> None:
-        _check(self.guidance is None or self.guidance >= 0, f"bench method guidance must be >= 0; got {self.guidance}")
+        check(self.guidance is None or self.guidance >= 0, f"bench method guidance must be >= 0; got {self.guidance}")
 
 
 # Variants every bench knows besides the objectives (a recipe's [bench.methods.NAME] may redefine them).
@@ -315,11 +301,11 @@ class BenchFinetune:
     base_overrides: dict[str, Any] = field(default_factory=dict)  # dotted overrides of the base's training run
 
     def __post_init__(self) -> None:
-        _check(bool(self.arms), "bench.finetune.arms is empty: name the arms, e.g. ddpm,coral,ddpm-lora,coral-lora")
-        _check(len(set(self.arms)) == len(self.arms), f"bench.finetune.arms lists an arm twice: {self.arms}")
-        _check(all(arm != "base" for arm in self.arms), "bench.finetune.arms: `base` is always reported; do not list it")
-        _check_choice("bench.finetune.base_kind", self.base_kind, BASE_KINDS)
-        _check_positive("bench.finetune", self, "base_seeds")
+        check(bool(self.arms), "bench.finetune.arms is empty: name the arms, e.g. ddpm,coral,ddpm-lora,coral-lora")
+        check(len(set(self.arms)) == len(self.arms), f"bench.finetune.arms lists an arm twice: {self.arms}")
+        check(all(arm != "base" for arm in self.arms), "bench.finetune.arms: `base` is always reported; do not list it")
+        check_choice("bench.finetune.base_kind", self.base_kind, BASE_KINDS)
+        check_positive("bench.finetune", self, "base_seeds")
 
 
 def arm_method(arm: str) -> tuple[str, bool]:
@@ -352,29 +338,29 @@ class BenchConfig:
         from coral_ft.objectives import OBJECTIVES
 
         for m in self.metrics:
-            _check_choice("bench.metrics", m, [name for name, spec in METRICS.items() if spec.computation])
+            check_choice("bench.metrics", m, [name for name, spec in METRICS.items() if spec.computation])
         for name, spec in self.methods.items():
             if spec.method is not None or name not in OBJECTIVES:
-                _check_choice(f"bench.methods.{name}.method", spec.method or "(none given)", sorted(OBJECTIVES))
+                check_choice(f"bench.methods.{name}.method", spec.method or "(none given)", sorted(OBJECTIVES))
         known = sorted({*OBJECTIVES, *BENCH_VARIANTS, *self.methods})
         for name in self.run:
-            _check_choice("bench methods", name, known)
-        _check_choice("bench.protocol", self.protocol, PROTOCOLS)
+            check_choice("bench methods", name, known)
+        check_choice("bench.protocol", self.protocol, PROTOCOLS)
         for arm in self.finetune.arms:
-            _check_choice("bench.finetune.arms (a method, optionally with -lora)", arm_method(arm)[0], known)
+            check_choice("bench.finetune.arms (a method, optionally with -lora)", arm_method(arm)[0], known)
         for name, spec in self.methods.items():
             extra = set(spec.paper) - set(self.metrics)
-            _check(not extra, f"bench.methods.{name}.paper has values for {', '.join(sorted(extra))}, not in bench.metrics")
-        _check(len(set(self.run)) == len(self.run), f"bench.run lists a method twice: {self.run}")
-        _check_choice("bench.scale", self.scale, BENCH_SCALES)
-        _check_choice("bench.metric_network", self.metric_network, METRIC_NETWORKS)
+            check(not extra, f"bench.methods.{name}.paper has values for {', '.join(sorted(extra))}, not in bench.metrics")
+        check(len(set(self.run)) == len(self.run), f"bench.run lists a method twice: {self.run}")
+        check_choice("bench.scale", self.scale, BENCH_SCALES)
+        check_choice("bench.metric_network", self.metric_network, METRIC_NETWORKS)
         if self.reference_split:
             from coral_ft.data.registry import SPLITS
 
-            _check_choice("bench.reference_split", self.reference_split, SPLITS)
-        _check_positive("bench", self, "num_samples", "seeds", "selection_samples")
-        _check(all(w >= 0 for w in self.guidance_sweep), f"bench.guidance_sweep values must be >= 0; got {self.guidance_sweep}")
-        _check(len(set(self.guidance_sweep)) == len(self.guidance_sweep), f"bench.guidance_sweep repeats a value: {self.guidance_sweep}")
+            check_choice("bench.reference_split", self.reference_split, SPLITS)
+        check_positive("bench", self, "num_samples", "seeds", "selection_samples")
+        check(all(w >= 0 for w in self.guidance_sweep), f"bench.guidance_sweep values must be >= 0; got {self.guidance_sweep}")
+        check(len(set(self.guidance_sweep)) == len(self.guidance_sweep), f"bench.guidance_sweep repeats a value: {self.guidance_sweep}")
 
     def method(self, name: str) -> BenchMethod:
         """A method's entry: the recipe's, else a built-in variant's, else the defaults."""
@@ -396,12 +382,12 @@ class FinetuneConfig:
     context_length: int = 1
 
     def __post_init__(self) -> None:
-        _check_positive("finetune", self, "rank", "alpha", "context_length")
-        _check(
+        check_positive("finetune", self, "rank", "alpha", "context_length")
+        check(
             all(t.strip() for t in self.targets),
             f"finetune.targets must be non-empty module names (e.g. to_q, conv1); got {self.targets}",
         )
-        _check(
+        check(
             self.context is None or str(self.context).endswith(".safetensors"),
             f"finetune.context must be a .safetensors file holding a 'context' tensor; got {self.context!r}",
         )
@@ -414,7 +400,7 @@ class RuntimeConfig:
     device: str = "auto"  # auto (a GPU when there is one), cpu, cuda or cuda:N
 
     def __post_init__(self) -> None:
-        _check(self.device in DEVICES or self.device.startswith("cuda:"),
+        check(self.device in DEVICES or self.device.startswith("cuda:"),
                f"runtime.device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
 
 
@@ -546,11 +532,11 @@ def _coerce(value, tp, where: str):
 
 def build_section(cls, values: Mapping[str, Any], where: str):
     """A section dataclass from plain values: unknown keys and wrong types are ConfigErrors."""
-    _check(isinstance(values, Mapping), f"[{where}] must be a table; got {values!r}")
+    check(isinstance(values, Mapping), f"[{where}] must be a table; got {values!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in fields(cls)]
     unknown = set(values) - set(names)
-    _check(not unknown, f"unknown key(s) in [{where}]: {', '.join(sorted(unknown))} (known: {', '.join(names)})")
+    check(not unknown, f"unknown key(s) in [{where}]: {', '.join(sorted(unknown))} (known: {', '.join(names)})")
     return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()})
 
 
@@ -558,11 +544,11 @@ def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
     """Build and validate a RunConfig from nested plain data (a parsed recipe)."""
     raw = dict(raw)
     unknown = set(raw) - set(SECTIONS)
-    _check(not unknown, f"unknown config section(s) {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}")
+    check(not unknown, f"unknown config section(s) {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}")
     kwargs: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
         section = raw.get(name) or {}
-        _check(isinstance(section, Mapping), f"[{name}] must be a table; got {section!r}")
+        check(isinstance(section, Mapping), f"[{name}] must be a table; got {section!r}")
         section = dict(section)
         if name == "objective":
             settings = {k: section.pop(k) for k in list(section) if isinstance(section[k], Mapping)}
@@ -574,7 +560,7 @@ def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
 def parse_override(item: str) -> tuple[list[str], Any]:
     """`"train.lr=1e-4"` -> (["train", "lr"], 1e-4); values are parsed as TOML, else kept as text."""
     key, sep, text = item.partition("=")
-    _check(bool(sep) and key.strip() != "", f"--set expects key=value (e.g. train.lr=1e-4); got {item!r}")
+    check(bool(sep) and key.strip() != "", f"--set expects key=value (e.g. train.lr=1e-4); got {item!r}")
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -587,12 +573,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | Mapping[str, Any
     items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides)
     for path, value in items:
         path = path.split(".") if isinstance(path, str) else path
-        _check(path[0] in SECTIONS, f"unknown config section {path[0]!r} in override {'.'.join(path)}; known: {', '.join(SECTIONS)}")
-        _check(len(path) > 1, f"override {path[0]} names a section, not a key (e.g. {path[0]}.KEY=VALUE)")
+        check(path[0] in SECTIONS, f"unknown config section {path[0]!r} in override {'.'.join(path)}; known: {', '.join(SECTIONS)}")
+        check(len(path) > 1, f"override {path[0]} names a section, not a key (e.g. {path[0]}.KEY=VALUE)")
         node = raw
         for part in path[:-1]:
             node = node.setdefault(part, {})
-            _check(isinstance(node, dict), f"{'.'.join(path)}: {part} is not a table")
+            check(isinstance(node, dict), f"{'.'.join(path)}: {part} is not a table")
         node[path[-1]] = value
     return raw
 

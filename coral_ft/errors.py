@@ -1,4 +1,4 @@
-"""User-facing errors.
+"""User-facing errors, and the checks that raise them.
 
 Anything raised as `UserError` is a mistake the user can fix (a wrong path, an invalid value).
 The CLI prints its message as one line and exits non-zero; library users catch it like any
@@ -20,3 +20,24 @@ class DataError(UserError):
 
 class RunStopped(Exception):
     """A long run stopped on request (SIGTERM, Ctrl-C) after saving its state; run it again to resume."""
+
+
+# Checks that raise a ConfigError naming the setting: shared by the config sections and every
+# objective's settings, so a bad value reads the same wherever it is set.
+def check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+def check_choice(name: str, value, choices) -> None:
+    check(value in choices, f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
+def check_positive(section: str, obj, *names: str) -> None:
+    for name in names:
+        check(getattr(obj, name) > 0, f"{section}.{name} must be positive; got {getattr(obj, name)}")
+
+
+def check_non_negative(section: str, obj, *names: str) -> None:
+    for name in names:
+        check(getattr(obj, name) >= 0, f"{section}.{name} must be >= 0; got {getattr(obj, name)}")

@@ -54,7 +54,7 @@ def grads_key(model):
 def test_cbdm_loss_and_gradient_equal_the_formula():
     den, batch = make_denoiser(), make_batch()
     obj = make_objective("cbdm", tau=2.0)
-    terms = obj(den, batch)
+    terms = obj.loss_terms(den, batch)
     g_obj = grads(den, terms["loss"])
 
     y_prime = torch.multinomial(obj.target_probs(), B, replacement=True, generator=torch.Generator().manual_seed(100))
@@ -81,7 +81,7 @@ def test_cbdm_stop_gradients_route_each_term_to_its_label():
     for gamma in (0.0, 0.25):
         den = make_denoiser()
         obj = make_objective("cbdm", counts=counts, tau=5.0, gamma=gamma)
-        g = grads(den, obj(den, batch)["loss"])[key]
+        g = grads(den, obj.loss_terms(den, batch)["loss"])[key]
         rows[gamma] = g
         assert g[0].abs().sum() > 0  # the pull term (and L_ddpm) train the true label's row
     # With gamma = 0 nothing reaches the target label's row: its prediction is behind sg().
@@ -95,8 +95,8 @@ def test_cbdm_regularises_only_label_kept_samples_when_asked():
     batch.cond_labels = batch.labels.clone()
     batch.cond_labels[:3] = C  # three labels dropped for guidance
     batch.extras = make_objective("cbdm").prepare(batch)  # the same y' for every call below
-    full = make_objective("cbdm")(den, batch)
-    gated = make_objective("cbdm", regularise_dropped=False)(den, batch)
+    full = make_objective("cbdm").loss_terms(den, batch)
+    gated = make_objective("cbdm", regularise_dropped=False).loss_terms(den, batch)
     x_t = make_objective("cbdm").noised(batch)
     with torch.no_grad():
         e1, e2 = den(x_t, batch.t, batch.cond_labels).eps, den(x_t, batch.t, batch.extras["target_labels"]).eps
@@ -106,7 +106,7 @@ def test_cbdm_regularises_only_label_kept_samples_when_asked():
     assert gated["regulariser"].item() == pytest.approx((w * kept * 1.25 * sq).mean().item(), rel=1e-5)
     assert full["regulariser"].item() == pytest.approx((w * 1.25 * sq).mean().item(), rel=1e-5)
     batch.cond_labels[:] = C
-    assert make_objective("cbdm", regularise_dropped=False)(den, batch)["regulariser"].item() == 0
+    assert make_objective("cbdm", regularise_dropped=False).loss_terms(den, batch)["regulariser"].item() == 0
 
 
 def test_cbdm_target_labels_follow_frequencies_from_scratch_and_uniform_when_finetuning():
@@ -162,7 +162,7 @@ def test_t2h_gate_only_lets_targets_come_from_more_frequent_classes():
 def test_t2h_loss_equals_mse_to_the_transferred_target():
     den, batch = make_denoiser(), make_batch(t=torch.full((B,), 990))
     obj = make_objective("t2h", direction="full")
-    terms = obj(den, batch)
+    terms = obj.loss_terms(den, batch)
     x_t = obj.noised(batch)
     abar = obj.ctx.schedule.abar(batch.t, batch.x0).flatten()
     j = transfer_indices(x_t, batch.x0, abar, batch.labels, obj.counts, "full", torch.Generator().manual_seed(100))
@@ -187,7 +187,7 @@ def test_ambient_hinge_equals_the_formula_with_gradient_through_both_forwards():
     batch = make_batch()
     batch.cond_labels[0] = C  # a guidance-dropped sample: no penalty
     obj = make_objective("ambient", weight=1.0, margin=10.0)  # margin large: every hinge active
-    terms = obj(den, batch)
+    terms = obj.loss_terms(den, batch)
     g_obj = grads(den, terms["loss"])
     neg = draw_negatives(batch.labels, C, torch.Generator().manual_seed(100))
     assert not torch.any(neg == batch.labels)
@@ -216,6 +216,6 @@ def test_bad_settings_are_user_errors(key, value):
 def test_each_baseline_trains_under_finetune_context(method):
     den, batch = make_denoiser(), make_batch()
     obj = make_objective(method, from_scratch=False)
-    terms = obj(den, batch)
+    terms = obj.loss_terms(den, batch)
     terms["loss"].backward()
     assert torch.isfinite(terms["loss"]) and any(p.grad is not None for p in den.parameters())

@@ -90,7 +90,7 @@ def _coral_setup(lambda_mode="per-anchor", labels=None, regularise_dropped=True)
 
 def test_coral_loss_is_diffusion_plus_per_anchor_weighted_supcon():
     denoiser, objective, batch = _coral_setup()
-    terms = objective(denoiser, batch)
+    terms = objective.loss_terms(denoiser, batch)
     with torch.no_grad():
         out = denoiser(objective.noised(batch), batch.t, batch.cond_labels)
         per = supcon_per_anchor(out.embedding, batch.labels, 0.12)
@@ -105,7 +105,7 @@ def test_coral_loss_is_diffusion_plus_per_anchor_weighted_supcon():
 def test_coral_uses_true_labels_even_when_dropped():
     denoiser, objective, batch = _coral_setup()
     batch.cond_labels = torch.full_like(batch.labels, 4)  # every label dropped to null for guidance
-    supcon = objective(denoiser, batch)["supcon"]
+    supcon = objective.loss_terms(denoiser, batch)["supcon"]
     with torch.no_grad():
         z = denoiser(objective.noised(batch), batch.t, batch.cond_labels).embedding
         with_true = supcon_per_anchor(z, batch.labels, 0.12).sum() / 4  # 4 anchors have a positive
@@ -119,11 +119,11 @@ def test_supcon_stays_float32_under_autocast(dtype):
     _, objective, batch = _coral_setup()
     z = torch.nn.functional.normalize(torch.randn(6, 128, generator=torch.Generator().manual_seed(3)), dim=1)
     ref_in = z.clone().requires_grad_(True)
-    ref, _ = objective.step_loss(ref_in, batch)
+    ref, _ = objective.batch_term(ref_in, batch)
     ref.backward()
     amp_in = z.clone().requires_grad_(True)
     with torch.autocast("cpu", dtype=dtype):
-        amp, terms = objective.step_loss(amp_in, batch)
+        amp, terms = objective.batch_term(amp_in, batch)
     amp.backward()
     assert amp.dtype == torch.float32 and terms["supcon"].dtype == torch.float32
     assert torch.allclose(amp, ref, atol=1e-7) and torch.allclose(amp_in.grad, ref_in.grad, atol=1e-7)
@@ -134,11 +134,11 @@ def test_supcon_stays_float32_under_autocast(dtype):
 
 def test_batch_mean_mode_weights_as_the_official_code():
     denoiser, objective, batch = _coral_setup("batch-mean")
-    terms = objective(denoiser, batch)
+    terms = objective.loss_terms(denoiser, batch)
     lam = time_weight(batch.t, 1000, 0.01, 0.8)
     assert torch.allclose(terms["contrastive"], terms["supcon"] * lam.mean() * 0.12, atol=1e-7)
     batch.cond_labels = torch.full_like(batch.labels, 4)  # Algorithm 1: dropped labels still contrast
-    assert objective(denoiser, batch)["contrastive"] > 0
+    assert objective.loss_terms(denoiser, batch)["contrastive"] > 0
 
 
 @pytest.mark.parametrize("lambda_mode", ["per-anchor", "batch-mean"])
@@ -147,7 +147,7 @@ def test_supcon_sees_only_label_kept_samples_when_dropped_ones_are_not_regularis
     batch.cond_labels = torch.tensor([0, 4, 1, 1, 4, 3])  # samples 1 and 4 dropped to the null label
     z = torch.nn.functional.normalize(torch.randn(6, 128, generator=torch.Generator().manual_seed(3)), dim=1)
     z.requires_grad_(True)
-    contrastive, terms = objective.step_loss(z, batch)
+    contrastive, terms = objective.batch_term(z, batch)
     kept = torch.tensor([0, 2, 3, 5])
     per = supcon_per_anchor(z.detach()[kept], batch.labels[kept], 0.12)  # classes 0, 1, 1, 3: one positive pair
     assert terms["supcon"].item() == pytest.approx(per.sum().item() / 2, rel=1e-6)
@@ -155,7 +155,7 @@ def test_supcon_sees_only_label_kept_samples_when_dropped_ones_are_not_regularis
     assert torch.all(z.grad[[1, 4]] == 0) and z.grad[[2, 3]].abs().sum() > 0
     batch.cond_labels = torch.full_like(batch.labels, 4)  # the official code's dropped batch: no term
     z.grad = None
-    contrastive, _ = objective.step_loss(z, batch)
+    contrastive, _ = objective.batch_term(z, batch)
     assert contrastive.item() == 0
 
 
@@ -168,7 +168,7 @@ def test_official_code_bundle_per_batch_drop_skips_supcon_and_cbdm_on_dropped_ba
                           tmp_path / method, progress=False)
         seen = set()
         for _ in range(8):
-            dropped = bool((trainer._global_batch()["cond_labels"] == trainer.null_label).all())
+            dropped = bool((trainer.global_batch().cond_labels == trainer.null_label).all())
             value = trainer.train_step()[term].item()
             assert (value == 0) == dropped, (method, trainer.step, value)
             seen.add(dropped)
@@ -177,7 +177,7 @@ def test_official_code_bundle_per_batch_drop_skips_supcon_and_cbdm_on_dropped_ba
 
 def test_no_positive_batch_gives_finite_coral_loss():
     denoiser, objective, batch = _coral_setup(labels=torch.tensor([0, 1, 2, 3]))
-    terms = objective(denoiser, batch)
+    terms = objective.loss_terms(denoiser, batch)
     assert torch.isfinite(terms["loss"]) and terms["contrastive"] == 0
 
 
@@ -193,7 +193,7 @@ def test_null_features_give_the_class_embedding_no_supcon_gradient():
     _, _, batch = _coral_setup()
     batch.cond_labels = torch.tensor([0, 4, 1, 1, 2, 3])
     out = denoiser(objective.noised(batch), batch.t, batch.cond_labels, null_features=True)
-    contrastive, _ = objective.step_loss(out.embedding, batch)
+    contrastive, _ = objective.batch_term(out.embedding, batch)
     contrastive.backward()
     table = denoiser.unet.class_embedding.weight
     assert table.grad is None or torch.all(table.grad == 0), "a class-embedding row got SupCon gradient"
@@ -202,5 +202,5 @@ def test_null_features_give_the_class_embedding_no_supcon_gradient():
     # the conditioned variant, by contrast, reaches the label table through the bottleneck
     denoiser.zero_grad()
     out = denoiser(objective.noised(batch), batch.t, batch.cond_labels)
-    objective.step_loss(out.embedding, batch)[0].backward()
+    objective.batch_term(out.embedding, batch)[0].backward()
     assert table.grad.abs().sum() > 0

@@ -81,11 +81,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny
         def __getattr__(self, name):
             return getattr(self.real, name)
 
-        def __call__(self, denoiser, batch, output_grad=None):
-            terms = self.real(denoiser, batch)
+        def __call__(self, denoiser, batch):
+            out = self.real(denoiser, batch)
             if trainer.step >= 2:
-                terms["loss"] = terms["loss"] * float("nan")
-            return terms
+                out.loss = out.loss * float("nan")
+            return out
 
     trainer.objective = Poisoned(trainer.objective)
     with pytest.raises(TrainingDiverged, match="step-0000002"):
@@ -130,7 +130,7 @@ def test_gradient_accumulation_matches_one_big_batch_with_dropout(tmp_path, tiny
 def test_dropout_is_active_in_the_equivalence_tests(tmp_path, tiny_config):
     # The equality above would hold trivially if no mask were drawn: other keys, other gradient.
     trainer = Trainer(tiny_config(**{"train.max_steps": 1, "model.dropout": DROPOUT}), tmp_path, progress=False)
-    batch = trainer._micro_batch(trainer._global_batch(), {}, 0)
+    batch = trainer.micro_batch(trainer.global_batch(), 0)
     x_t = trainer.process.add_noise(batch.x0, batch.noise, batch.t)
     trainer.model.train()
     a = trainer.model(x_t, batch.t, batch.cond_labels, dropout_keys=batch.keys).eps

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from coral_ft.errors import ConfigError
-from coral_ft.objectives.base import LossTerms, Objective, TrainBatch, register
+from coral_ft.errors import check_non_negative, check_positive
+from coral_ft.objectives.base import LossOutput, Objective, TrainBatch, register
 from coral_ft.objectives.cbdm import per_sample_sq
 from coral_ft.objectives.coral import time_weight
 
@@ -32,12 +32,8 @@ class AmbientSettings:
     margin: float = 0.1  # hinge margin on the mean squared difference of the predictions
 
     def __post_init__(self) -> None:
-        if self.weight < 0:
-            raise ConfigError(f"objective.ambient.weight must be >= 0; got {self.weight}")
-        if self.tau_r <= 0:
-            raise ConfigError(f"objective.ambient.tau_r must be > 0; got {self.tau_r}")
-        if self.margin <= 0:
-            raise ConfigError(f"objective.ambient.margin must be > 0; got {self.margin}")
+        check_non_negative("objective.ambient", self, "weight")
+        check_positive("objective.ambient", self, "tau_r", "margin")
 
 
 def draw_negatives(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
@@ -55,21 +51,16 @@ class AmbientObjective(Objective):
         """y_neg of every sample of the step's global batch."""
         return {"negatives": draw_negatives(batch.labels, self.ctx.num_classes, batch.generator)}
 
-    def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
+    def __call__(self, denoiser, batch: TrainBatch) -> LossOutput:
         s = self.settings
-        extras = batch.extras or self.prepare(batch)  # prepared by the trainer, or a batch of its own
         x_t = self.noised(batch)
         eps_pos = denoiser(x_t, batch.t, batch.cond_labels).eps
-        eps_neg = denoiser(x_t, batch.t, extras["negatives"]).eps  # second forward
+        eps_neg = denoiser(x_t, batch.t, batch.extras["negatives"]).eps  # second forward
         diffusion = self.mse(eps_pos, batch.noise)
 
         distance = per_sample_sq(eps_pos, eps_neg)  # (B,)
         conditioned = (batch.cond_labels != self.ctx.null_label).float()
         lam = time_weight(batch.t, self.ctx.schedule.num_train_timesteps, s.weight, s.tau_r)
         penalty = (lam * conditioned * torch.relu(s.margin - distance)).mean()
-        return {
-            "loss": diffusion + penalty,
-            "diffusion": diffusion.detach(),
-            "contrastive": penalty.detach(),
-            "distance": distance.mean().detach(),
-        }
+        return LossOutput(diffusion + penalty, {"diffusion": diffusion.detach(), "contrastive": penalty.detach(),
+                                                "distance": distance.mean().detach()})

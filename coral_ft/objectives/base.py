@@ -1,21 +1,21 @@
 """The one interface every training objective implements, and what they share.
 
-An objective is called as `objective(denoiser, batch)` and returns a dict of named loss terms,
-`"loss"` being the one to minimise. The trainer prepares the ingredients every method uses (the
-clean images, the noise, the timesteps, the true and the guidance-dropped labels) and knows
-nothing else about the method. A new method is one new module in this package that subclasses
-`Objective` and decorates itself with `@register`.
+The trainer draws everything random a step needs for its whole global batch (`TrainBatch`: the
+clean images, noise, timesteps, true and guidance-dropped labels, dropout keys) and knows nothing
+else about the method. A method is a module in this package with a `@register`-ed subclass of
+`Objective` and at most three parts:
 
-Terms over the whole batch of an optimiser step stay over that batch whatever the number of
-processes and micro-batches (`--grad-accum`):
-- `prepare(batch)` sees the step's whole global batch before it is split, for terms that need no
-  model (T2H's transfer targets); what it returns reaches each slice as `batch.extras`;
-- a method with a term over the step's model outputs (CORAL's SupCon over the embeddings) names
-  them in `step_output` and implements `step_outputs` and `step_loss`. With several
-  micro-batches the trainer first computes those outputs without a graph, the term and its
-  gradient with respect to them on the whole step batch, and then calls the objective on each
-  micro-batch with its rows of that gradient (`output_grad`), so the parameters get exactly the
-  gradient of one un-accumulated step.
+- `prepare(batch)`: its own random draws (or model-free targets), made on the step's whole
+  global batch before it is split over processes and micro-batches (T2H's transfer targets,
+  CBDM's and the ambient baseline's extra labels); each slice gets its rows as `batch.extras`;
+- `__call__(denoiser, batch)` on one micro-batch -> `LossOutput`: its loss, the terms to log, and
+  (for a batch-level term) the per-sample `features` that term spans;
+- `batch_term(features, batch)`: a term over the features of the step's WHOLE batch (CORAL's
+  SupCon). The trainer gathers the features over processes and micro-batches, so the term is
+  the same for any number of GPUs and any `--grad-accum`.
+
+`loss_terms(denoiser, batch)` runs all three on one batch in one process: the whole loss of a
+batch, for scripts and tests.
 """
 
 from __future__ import annotations
@@ -48,8 +48,11 @@ class TrainBatch:
     keys: torch.Tensor | None = None  # (B,) int64 dropout keys (coral_ft.models.dropout)
 
 
-def _identity(x: torch.Tensor) -> torch.Tensor:
-    return x
+@dataclass
+class LossOutput:
+    loss: torch.Tensor  # scalar: this batch's own loss, a mean over its samples
+    logged: LossTerms  # detached terms for metrics.jsonl and the trackers
+    features: torch.Tensor | None = None  # (B, D) what `batch_term` spans the whole step over
 
 
 @dataclass
@@ -64,9 +67,6 @@ class ObjectiveContext:
     # Extra terms also on samples whose label was dropped for guidance (paper Algorithm 1);
     # False: only on samples that kept their label (the official code).
     regularise_dropped: bool = True
-    # Concatenate a per-process tensor over all processes, keeping the gradient (identity in a
-    # single process). Batch-level terms use it so they do not change with the number of GPUs.
-    gather: Callable[[torch.Tensor], torch.Tensor] = _identity
 
 
 class Objective:
@@ -75,29 +75,30 @@ class Objective:
     name: ClassVar[str]
     settings_cls: ClassVar[type]
     uses_head: ClassVar[bool] = False  # build the projection head (only when the method uses it)
-    step_output: ClassVar[str | None] = None  # model output of a term over the whole step batch
+    # (features of the whole step (B, D), the step's global batch) -> (term, logged terms); None: no such term
+    batch_term: ClassVar[Callable | None] = None
 
     def __init__(self, settings, ctx: ObjectiveContext):
         self.settings = settings
         self.ctx = ctx
 
-    def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
-        """Loss terms of one (micro-)batch. With `output_grad` (several micro-batches, a method with
-        a `step_output`), "loss" is this batch's own part and "surrogate" a term whose gradient is
-        the step-level term's gradient through this batch's outputs."""
-        raise NotImplementedError
-
     def prepare(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
-        """Per-sample tensors computed on the step's whole global batch, before it is split."""
+        """Per-sample tensors drawn or computed on the step's whole global batch, before it is split."""
         return {}
 
-    def step_outputs(self, denoiser, batch: TrainBatch) -> torch.Tensor:
-        """The model outputs of `step_output` for a batch (methods with a step-level term)."""
-        raise NotImplementedError
+    def __call__(self, denoiser, batch: TrainBatch) -> LossOutput:
+        raise NotImplementedError(f"{type(self).__name__} must define __call__")
 
-    def step_loss(self, outputs: torch.Tensor, batch: TrainBatch) -> tuple[torch.Tensor, LossTerms]:
-        """(term, logged terms) over the outputs of the whole step batch (all processes)."""
-        raise NotImplementedError
+    def loss_terms(self, denoiser, batch: TrainBatch) -> LossTerms:
+        """The whole loss of one batch in one process (`prepare`, the call, the batch term): {"loss", logged terms}."""
+        if not batch.extras:
+            batch.extras = self.prepare(batch)
+        out = self(denoiser, batch)
+        loss, logged = out.loss, dict(out.logged)
+        if self.batch_term is not None:
+            term, extra = self.batch_term(out.features, batch)
+            loss, logged = loss + term, {**logged, **extra}
+        return {"loss": loss, **logged}
 
     # Shared pieces -------------------------------------------------------------------------
     def noised(self, batch: TrainBatch) -> torch.Tensor:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from coral_ft.errors import ConfigError
-from coral_ft.objectives.base import LossTerms, Objective, TrainBatch, register
+from coral_ft.errors import check_choice, check_non_negative
+from coral_ft.objectives.base import LossOutput, Objective, TrainBatch, register
 
 TARGET_DISTS = ("auto", "frequency", "uniform")
 
@@ -35,12 +35,8 @@ class CBDMSettings:
     target_dist: str = "auto"  # auto: frequency from scratch, uniform when fine-tuning
 
     def __post_init__(self) -> None:
-        if self.tau < 0:
-            raise ConfigError(f"objective.cbdm.tau must be >= 0; got {self.tau}")
-        if self.gamma < 0:
-            raise ConfigError(f"objective.cbdm.gamma must be >= 0; got {self.gamma}")
-        if self.target_dist not in TARGET_DISTS:
-            raise ConfigError(f"objective.cbdm.target_dist must be one of {', '.join(TARGET_DISTS)}; got {self.target_dist!r}")
+        check_non_negative("objective.cbdm", self, "tau", "gamma")
+        check_choice("objective.cbdm.target_dist", self.target_dist, TARGET_DISTS)
 
 
 def per_sample_sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -69,12 +65,11 @@ class CBDMObjective(Objective):
         y_prime = torch.multinomial(self.target_probs(), n, replacement=True, generator=batch.generator)
         return {"target_labels": y_prime.to(batch.labels.device)}
 
-    def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
+    def __call__(self, denoiser, batch: TrainBatch) -> LossOutput:
         s = self.settings
-        extras = batch.extras or self.prepare(batch)  # prepared by the trainer, or a batch of its own
         x_t = self.noised(batch)
         eps_y = denoiser(x_t, batch.t, batch.cond_labels).eps  # (B, C, H, W)
-        eps_target = denoiser(x_t, batch.t, extras["target_labels"]).eps  # second forward, y'
+        eps_target = denoiser(x_t, batch.t, batch.extras["target_labels"]).eps  # second forward, y'
         diffusion = self.mse(eps_y, batch.noise)
 
         pull = per_sample_sq(eps_y, eps_target.detach())  # moves eps(x_t, y) toward y'
@@ -83,8 +78,4 @@ class CBDMObjective(Objective):
         if not self.ctx.regularise_dropped:  # the official code: no CBDM term where the label was dropped
             weight = weight * (batch.cond_labels != self.ctx.null_label).float()
         regulariser = (weight * (pull + s.gamma * commit)).mean()
-        return {
-            "loss": diffusion + regulariser,
-            "diffusion": diffusion.detach(),
-            "regulariser": regulariser.detach(),
-        }
+        return LossOutput(diffusion + regulariser, {"diffusion": diffusion.detach(), "regulariser": regulariser.detach()})

@@ -7,9 +7,9 @@ given; the null pass's can only meet it with what it extracts from the image.
 
 The contrastive term uses the TRUE labels (not the guidance-dropped ones). lambda(t) weights each
 anchor by its own timestep, lambda(t) = w * exp((1 - t/T) / tau_r) with the paper's t in 1..T, and
-the weighted losses are averaged over the anchors that have a positive. Under several processes
-the embeddings of the whole global batch are gathered (with gradient), so the regulariser is the
-same whatever the number of GPUs.
+the weighted losses are averaged over the anchors that have a positive. SupCon is the objective's
+`batch_term`: the trainer gathers the embeddings of the step's whole batch (over GPUs and
+micro-batches), so the regulariser is the same whatever the number of GPUs or `--grad-accum`.
 
 `lambda_mode = "batch-mean"` weights as the official code instead: one batch-level SupCon value
 times the batch mean of lambda, times tau_SC again. With `objective.regularise_dropped = false`
@@ -23,11 +23,12 @@ from dataclasses import dataclass
 
 import torch
 
-from coral_ft.errors import ConfigError
+from coral_ft.errors import check_choice, check_non_negative, check_positive
 from coral_ft.objectives._supcon import SUPCON_IMPLS, has_positive, supcon_per_anchor
-from coral_ft.objectives.base import LossTerms, Objective, TrainBatch, register
+from coral_ft.objectives.base import LossOutput, LossTerms, Objective, TrainBatch, register
 
 FEATURES = ("conditioned", "null")
+LAMBDA_MODES = ("per-anchor", "batch-mean")
 
 
 @dataclass
@@ -42,18 +43,11 @@ class CoralSettings:
     features: str = "conditioned"
 
     def __post_init__(self) -> None:
-        if self.weight < 0:
-            raise ConfigError(f"objective.coral.weight must be >= 0; got {self.weight}")
-        if self.tau_sc <= 0:
-            raise ConfigError(f"objective.coral.tau_sc must be > 0; got {self.tau_sc}")
-        if self.tau_r <= 0:
-            raise ConfigError(f"objective.coral.tau_r must be > 0; got {self.tau_r}")
-        if self.lambda_mode not in ("per-anchor", "batch-mean"):
-            raise ConfigError(f"objective.coral.lambda_mode must be per-anchor or batch-mean; got {self.lambda_mode!r}")
-        if self.supcon_impl not in SUPCON_IMPLS:
-            raise ConfigError(f"objective.coral.supcon_impl must be one of {', '.join(SUPCON_IMPLS)}; got {self.supcon_impl!r}")
-        if self.features not in FEATURES:
-            raise ConfigError(f"objective.coral.features must be one of {', '.join(FEATURES)}; got {self.features!r}")
+        check_non_negative("objective.coral", self, "weight")
+        check_positive("objective.coral", self, "tau_sc", "tau_r")
+        check_choice("objective.coral.lambda_mode", self.lambda_mode, LAMBDA_MODES)
+        check_choice("objective.coral.supcon_impl", self.supcon_impl, SUPCON_IMPLS)
+        check_choice("objective.coral.features", self.features, FEATURES)
 
 
 def time_weight(t: torch.Tensor, num_timesteps: int, weight: float, tau_r: float) -> torch.Tensor:
@@ -67,28 +61,14 @@ class CoralObjective(Objective):
     name = "coral"
     settings_cls = CoralSettings
     uses_head = True
-    step_output = "embedding"
 
-    def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
-        out = denoiser(self.noised(batch), batch.t, batch.cond_labels, null_features=self.null_features)
+    def __call__(self, denoiser, batch: TrainBatch) -> LossOutput:
+        null = self.settings.features == "null"
+        out = denoiser(self.noised(batch), batch.t, batch.cond_labels, null_features=null)
         diffusion = self.mse(out.eps, batch.noise)
-        if output_grad is not None:  # SupCon was taken over the whole step batch by the trainer
-            surrogate = (out.embedding.float() * output_grad).sum()
-            return {"loss": diffusion, "surrogate": surrogate, "diffusion": diffusion.detach()}
-        gather = self.ctx.gather
-        global_batch = TrainBatch(batch.x0, gather(batch.labels), gather(batch.cond_labels), gather(batch.t),
-                                  batch.noise, batch.generator)
-        contrastive, terms = self.step_loss(gather(out.embedding), global_batch)
-        return {"loss": diffusion + contrastive, "diffusion": diffusion.detach(), **terms}
+        return LossOutput(diffusion, {"diffusion": diffusion.detach()}, features=out.embedding)
 
-    def step_outputs(self, denoiser, batch: TrainBatch) -> torch.Tensor:
-        return denoiser(self.noised(batch), batch.t, batch.cond_labels, null_features=self.null_features).embedding
-
-    @property
-    def null_features(self) -> bool:
-        return self.settings.features == "null"
-
-    def step_loss(self, embeddings: torch.Tensor, batch: TrainBatch) -> tuple[torch.Tensor, LossTerms]:
+    def batch_term(self, embeddings: torch.Tensor, batch: TrainBatch) -> tuple[torch.Tensor, LossTerms]:
         """lambda-weighted SupCon of the step's embeddings (B, D), in float32 even under autocast:
         similarities over a temperature of 0.1 and a log-sum-exp lose too much in bf16/fp16."""
         s = self.settings

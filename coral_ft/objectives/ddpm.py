@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from coral_ft.objectives.base import LossTerms, Objective, TrainBatch, register
+from coral_ft.objectives.base import LossOutput, Objective, TrainBatch, register
 
 
 @dataclass
@@ -19,7 +17,7 @@ class DDPMObjective(Objective):
     name = "ddpm"
     settings_cls = DDPMSettings
 
-    def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
+    def __call__(self, denoiser, batch: TrainBatch) -> LossOutput:
         out = denoiser(self.noised(batch), batch.t, batch.cond_labels)
         loss = self.mse(out.eps, batch.noise)
-        return {"loss": loss, "diffusion": loss.detach()}
+        return LossOutput(loss, {"diffusion": loss.detach()})

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from coral_ft.errors import ConfigError
-from coral_ft.objectives.base import LossTerms, Objective, TrainBatch, register
+from coral_ft.errors import ConfigError, check_choice
+from coral_ft.objectives.base import LossOutput, Objective, TrainBatch, register
 
 DIRECTIONS = ("t2h", "h2t", "full")
 
@@ -35,8 +35,7 @@ class T2HSettings:
     direction: str = "t2h"
 
     def __post_init__(self) -> None:
-        if self.direction not in DIRECTIONS:
-            raise ConfigError(f"objective.t2h.direction must be one of {', '.join(DIRECTIONS)}; got {self.direction!r}")
+        check_choice("objective.t2h.direction", self.direction, DIRECTIONS)
 
 
 def transfer_weights(x_t: torch.Tensor, x0: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
@@ -95,8 +94,7 @@ class T2HObjective(Objective):
         target = (x_t - a.sqrt() * batch.x0[j]) / (1 - a).sqrt()  # eps~_i
         return {"target": target, "transferred": (j != torch.arange(len(j), device=j.device)).float()}
 
-    def __call__(self, denoiser, batch: TrainBatch, output_grad: torch.Tensor | None = None) -> LossTerms:
-        extras = batch.extras or self.prepare(batch)  # prepared by the trainer, or a batch of its own
+    def __call__(self, denoiser, batch: TrainBatch) -> LossOutput:
         out = denoiser(self.noised(batch), batch.t, batch.cond_labels)
-        loss = self.mse(out.eps, extras["target"])
-        return {"loss": loss, "diffusion": loss.detach(), "transferred": extras["transferred"].mean()}
+        loss = self.mse(out.eps, batch.extras["target"])
+        return LossOutput(loss, {"diffusion": loss.detach(), "transferred": batch.extras["transferred"].mean()})

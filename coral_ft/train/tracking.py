@@ -50,3 +50,16 @@ def start_tracking(accelerator, config, run):
         yield
     finally:
         accelerator.end_training()
+
+
+def log_image(accelerator, path, step: int) -> None:
+    """A sample grid PNG to every tracker that takes images (TensorBoard wants NHWC)."""
+    import numpy as np
+    from PIL import Image
+
+    image = np.asarray(Image.open(path).convert("RGB"))  # (H, W, 3)
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.log_images({"samples": image[None]}, step=step, dataformats="NHWC")
+        elif hasattr(tracker, "log_images"):
+            tracker.log_images({"samples": [image]}, step=step)

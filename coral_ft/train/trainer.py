@@ -1,13 +1,14 @@
 """The training loop, on accelerate. It knows no method: it draws the randomness every method
-shares, calls the objective, and steps.
+shares, calls the objective, and steps (`Trainer.train_step` is the whole step, top to bottom).
 
 Batches: `train.batch_size` is the GLOBAL batch of one optimiser step. It is split into
 `grad_accum` micro-batches, each split over the processes. All randomness of a step (which
-images, flips, timesteps, noise, dropped labels) is drawn for the whole global batch from
-generators seeded by (seed, step) and each process takes its slice, so
+images, flips, timesteps, noise, dropped labels, dropout keys, a method's own draws) is drawn
+for the whole global batch from generators seeded by (seed, step) and each process takes its
+slice, so
 - an interrupted and resumed run sees exactly the batches an uninterrupted run sees, and
-- N processes together compute what one process computes (the objectives gather batch-level
-  terms such as SupCon over all processes).
+- N processes and K micro-batches compute the gradient one process computes on the whole batch
+  (a method's batch-level term, CORAL's SupCon, is taken over the whole step's features).
 
 Stopping: SIGTERM (a cluster's pre-emption signal) or Ctrl-C finishes the current step, writes a
 checkpoint and raises `TrainingStopped`; `--resume` continues from it. A NaN loss stops with the
@@ -19,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import signal
-import sys
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from diffusers.training_utils import EMAModel
 from coral_ft.checkpoint.layout import RunDir
 from coral_ft.checkpoint.model import ModelInfo, save_head
 from coral_ft.checkpoint.training import list_checkpoints, load_checkpoint, save_checkpoint
-from coral_ft.config import RunConfig, load_config, save_config
+from coral_ft.config import RunConfig, save_config
 from coral_ft.data.batches import derived_seed, global_batch_indices, random_hflip, step_generator, to_model_range
 from coral_ft.data.registry import LabeledImages, dataset_from_config
 from coral_ft.devices import resolved_device
@@ -43,11 +42,10 @@ from coral_ft.models.presets import num_classes_of
 from coral_ft.models.schedule import ForwardProcess
 from coral_ft.objectives import OBJECTIVES, ObjectiveContext, TrainBatch, build_objective, drop_labels
 from coral_ft.train.grid import save_sample_grid
+from coral_ft.train.resume import checkpoint_to_resume, truncate_metrics
+from coral_ft.train.signals import StopRequests
 from coral_ft.train.source import FromScratch, UNetSource
-from coral_ft.train.tracking import check_tracker, start_tracking
-
-# Sections that define what is trained; a resumed run must not change them.
-FROZEN_SECTIONS = ("data", "model", "objective", "finetune")
+from coral_ft.train.tracking import check_tracker, log_image, start_tracking
 
 # Random streams within one step (keys of coral_ft.data.batches.step_generator). Every draw that
 # shapes a step is made for the whole global batch, so it does not depend on the split.
@@ -59,8 +57,6 @@ STREAM_DROPOUT = 5  # the samples' dropout keys (coral_ft.models.dropout)
 # A data set up to this size lives on the GPU: indexing, conversion and flips of a batch then cost
 # nothing on the host, which otherwise bounds a `ddpm-cifar` step on an H100 (docs/speed.md).
 DEVICE_DATA_LIMIT = 8 * 2**30
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-STOP_CHECK_EVERY = 10  # steps between agreeing on a stop request across processes
 
 
 class TrainingDiverged(UserError):
@@ -76,9 +72,10 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
     return 1.0 if warmup_steps == 0 else min(1.0, (step + 1) / warmup_steps)
 
 
-def _gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
-    # Autograd-aware all-gather: the backward pass sums the gradients that every process computes
-    # for this process's slice, so with DDP's averaging the global loss gets its exact gradient.
+def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate every process's rows, keeping the gradient: the backward pass sums what every
+    process computes for this process's rows, so with DDP's averaging a term over the gathered
+    rows gets its exact gradient."""
     from torch.distributed.nn.functional import all_gather
 
     return torch.cat(all_gather(tensor), dim=0)
@@ -99,80 +96,55 @@ def make_accelerator(config: RunConfig, run: RunDir) -> Accelerator:
 
 
 class Trainer:
-    def __init__(
-        self,
-        config: RunConfig,
-        out_dir: str | Path,
-        source: UNetSource | None = None,
-        progress: bool = True,
-        data: LabeledImages | None = None,
-    ):
-        self.config = config
-        self.run_dir = RunDir(out_dir)
-        self.progress = progress
+    def __init__(self, config: RunConfig, out_dir: str | Path, source: UNetSource | None = None, progress: bool = True,
+                 data: LabeledImages | None = None):
+        self.config, self.run_dir, self.progress = config, RunDir(out_dir), progress
         self.source = source or FromScratch()
         t = config.train
-        self.accelerator = make_accelerator(config, self.run_dir)
-        world = self.accelerator.num_processes
-        if t.batch_size % (t.grad_accum * world):
-            raise ConfigError(
-                f"train.batch_size {t.batch_size} must divide evenly into grad_accum {t.grad_accum} x {world} process(es)"
-            )
+        self.accelerator = acc = make_accelerator(config, self.run_dir)
+        if t.batch_size % (t.grad_accum * acc.num_processes):
+            raise ConfigError(f"train.batch_size {t.batch_size} must divide evenly into grad_accum {t.grad_accum} "
+                              f"x {acc.num_processes} process(es)")
         self.micro_global = t.batch_size // t.grad_accum  # images per micro-step, all processes
-        self.micro_local = self.micro_global // world
+        self.micro_local = self.micro_global // acc.num_processes
         self.data: LabeledImages = data if data is not None else dataset_from_config(config.data, "train")
 
         torch.manual_seed(t.seed)  # identical initialisation on every process
-        unet = self.source.build(self.data, config)
+        self.module = self._build_denoiser()  # the plain module (weights, EMA, export)
         self.scheduler = self.source.scheduler(config)  # the one forward process: trained, sampled, saved
         self.process = ForwardProcess(self.scheduler)
-        objective_entry = OBJECTIVES[config.objective.method]
-        head = build_head(unet, config.model.head_dim, config.model.head_pooling) if objective_entry.cls.uses_head else None
+        trainable = [p for p in self.module.parameters() if p.requires_grad]
+        # The EMA follows every trainable parameter: the U-Net's and the head's (latents pair them).
+        self.ema_names = [n for n, p in self.module.named_parameters() if p.requires_grad]
+        self.ema = EMAModel(trainable, decay=t.ema_decay,
+                            min_decay=0.0 if t.ema_warmup else t.ema_decay,  # no warm-up: the peers' constant decay
+                            foreach=acc.device.type == "cuda")  # one fused update over all tensors on a GPU
+        optimizer = torch.optim.Adam(trainable, lr=t.lr, **({"fused": True} if acc.device.type == "cuda" else {}))
+        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, t.warmup_steps))
+        self.model, self.optimizer = acc.prepare(self.module, optimizer)
+        if t.compile:  # the whole denoiser, bottleneck hook included (the hook is added before compiling)
+            self.model = torch.compile(self.model, mode=t.compile_mode)
+        self.ema.to(acc.device)
+        self.objective = build_objective(config.objective, ObjectiveContext(
+            self.process, self.data.num_classes, self.null_label, self.data.counts(), self.source.from_scratch,
+            config.objective.regularise_dropped))
+        on_device = acc.device.type == "cuda" and self.data.images.numel() <= DEVICE_DATA_LIMIT
+        self.images = self.data.images.to(acc.device) if on_device else self.data.images  # (N, C, H, W) uint8
+        self.labels = self.data.labels
+        self.step = 0
+
+    def _build_denoiser(self) -> Denoiser:
+        """The source's U-Net (its requires_grad flags say what trains) with the head the method uses."""
+        config = self.config
+        unet = self.source.build(self.data, config)
         self.null_label = null_label_of(unet) if num_classes_of(unet) is not None else None  # None: unconditional
         if self.null_label is None and config.objective.method != "ddpm":
             raise ConfigError(f"an unconditional U-Net (model.conditional = false) trains with the ddpm method only; "
                               f"{config.objective.method} needs class labels")
+        uses_head = OBJECTIVES[config.objective.method].cls.uses_head
+        head = build_head(unet, config.model.head_dim, config.model.head_pooling) if uses_head else None
         denoiser = Denoiser(unet, head)
-        if t.channels_last:
-            denoiser = denoiser.to(memory_format=torch.channels_last)
-        # The EMA follows every trainable parameter: the U-Net's and the head's (latents pair them).
-        self.ema_names = [n for n, p in denoiser.named_parameters() if p.requires_grad]
-        self.ema = EMAModel(
-            [p for p in denoiser.parameters() if p.requires_grad],
-            decay=t.ema_decay,
-            # Without warm-up the decay is the constant ema_decay from the first step, as the peers.
-            min_decay=0.0 if t.ema_warmup else t.ema_decay,
-            # One fused update over all tensors instead of a Python loop of three kernels each.
-            foreach=self.accelerator.device.type == "cuda",
-        )
-        trainable = [p for p in denoiser.parameters() if p.requires_grad]
-        fused = {"fused": True} if self.accelerator.device.type == "cuda" else {}
-        optimizer = torch.optim.Adam(trainable, lr=t.lr, **fused)
-        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, t.warmup_steps))
-        self.module = denoiser  # the plain module (weights, EMA, export)
-        self.model, self.optimizer = self.accelerator.prepare(denoiser, optimizer)
-        if t.compile:
-            # The whole denoiser, bottleneck hook included (the hook is added before compiling).
-            self.model = torch.compile(self.model, mode=t.compile_mode)
-        self.ema.to(self.accelerator.device)
-        self.objective = build_objective(
-            config.objective,
-            ObjectiveContext(
-                schedule=self.process,
-                num_classes=self.data.num_classes,
-                null_label=self.null_label,
-                class_counts=self.data.counts(),
-                from_scratch=self.source.from_scratch,
-                regularise_dropped=config.objective.regularise_dropped,
-                gather=_gather_with_grad if world > 1 else (lambda x: x),
-            ),
-        )
-        device = self.accelerator.device
-        on_device = device.type == "cuda" and self.data.images.numel() <= DEVICE_DATA_LIMIT
-        self.images = self.data.images.to(device) if on_device else self.data.images  # (N, C, H, W) uint8
-        self.labels = self.data.labels
-        self.step = 0
-        self._stop_requested = False
+        return denoiser.to(memory_format=torch.channels_last) if config.train.channels_last else denoiser
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -187,21 +159,15 @@ class Trainer:
         return {_ema_key(n): p for n, p in zip(self.ema_names, self.ema.shadow_params)}
 
     def save_checkpoint(self) -> None:
-        self.accelerator.wait_for_everyone()
-        if self.accelerator.is_main_process:
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        if acc.is_main_process:
             state = {"lr_schedule": self.lr_schedule.state_dict(), "ema_step": self.ema.optimization_step}
-            if self.accelerator.scaler is not None:  # fp16: the loss scale belongs to an exact resume
-                state["grad_scaler"] = self.accelerator.scaler.state_dict()
-            save_checkpoint(
-                self.run_dir.checkpoints,
-                self.step,
-                self._trainable_state(),
-                self._ema_state(),
-                self.optimizer.state_dict(),
-                state,
-                keep=self.config.train.keep_checkpoints,
-            )
-        self.accelerator.wait_for_everyone()
+            if acc.scaler is not None:  # fp16: the loss scale belongs to an exact resume
+                state["grad_scaler"] = acc.scaler.state_dict()
+            save_checkpoint(self.run_dir.checkpoints, self.step, self._trainable_state(), self._ema_state(),
+                            self.optimizer.state_dict(), state, keep=self.config.train.keep_checkpoints)
+        acc.wait_for_everyone()
 
     def load_checkpoint(self, path: Path) -> None:
         ckpt = load_checkpoint(path)
@@ -223,7 +189,7 @@ class Trainer:
         self.step = ckpt["state"]["step"]
 
     # -- one step ---------------------------------------------------------------------------
-    def _global_batch(self) -> dict[str, torch.Tensor]:
+    def global_batch(self) -> TrainBatch:
         """The current step's global batch and its shared randomness, identical on every process."""
         cfg, step = self.config, self.step
         B = cfg.train.batch_size
@@ -243,76 +209,71 @@ class Trainer:
         cond = None if self.null_label is None else drop_labels(labels, cfg.model.p_uncond, self.null_label,
                                                                 cfg.model.label_drop, g)
         keys = sample_keys(derived_seed(cfg.train.seed, step, STREAM_DROPOUT), B)  # dropout masks, by position
-        return {"x0": images, "labels": labels, "cond_labels": cond, "t": t, "noise": noise, "keys": keys}
+        batch = TrainBatch(images, labels, cond, t, noise, step_generator(cfg.train.seed, step, STREAM_PREPARE), keys=keys)
+        batch.extras = self.objective.prepare(batch)  # a method's own draws, on the whole global batch
+        batch.generator = None
+        return batch
 
-    def _micro_batch(self, batch: dict[str, torch.Tensor], extras: dict[str, torch.Tensor], micro: int) -> TrainBatch:
-        """This process's slice of micro-batch `micro` of the global batch."""
-        seed, step = self.config.train.seed, self.step
-        part = self._slice(micro)
-        dev = self.accelerator.device
+    def micro_batch(self, batch: TrainBatch, micro: int) -> TrainBatch:
+        """This process's slice of micro-batch `micro` of the global batch, on its device."""
+        start = micro * self.micro_global + self.accelerator.process_index * self.micro_local
+        part, dev = slice(start, start + self.micro_local), self.accelerator.device
         # Dropout draws from the samples' keys; anything else in a model that drew from torch's
         # global RNG would get this (seed, step, micro, rank) stream: exact on resume, not on a new split.
-        torch.manual_seed(derived_seed(seed, step, STREAM_MODEL, micro, self.accelerator.process_index))
-        return TrainBatch(
-            **{k: None if v is None else v[part].to(dev) for k, v in batch.items()},
-            generator=None,  # a method's draws happen in `prepare`, on the global batch
-            extras={k: v[part].to(dev) for k, v in extras.items()},
-        )
-
-    def _slice(self, micro: int) -> slice:
-        start = micro * self.micro_global + self.accelerator.process_index * self.micro_local
-        return slice(start, start + self.micro_local)
+        torch.manual_seed(derived_seed(self.config.train.seed, self.step, STREAM_MODEL, micro,
+                                       self.accelerator.process_index))
+        sliced = {k: None if v is None else v[part].to(dev) for k, v in vars(batch).items() if k not in ("generator", "extras")}
+        return TrainBatch(**sliced, generator=None, extras={k: v[part].to(dev) for k, v in batch.extras.items()})
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        accum = self.config.train.grad_accum
+        """One optimiser step over the global batch: every micro-batch's loss, plus the method's
+        batch-level term over the whole step, then clip, step, schedule, EMA."""
+        acc, accum = self.accelerator, self.config.train.grad_accum
         self.model.train()
-        batch = self._global_batch()
-        prep_generator = step_generator(self.config.train.seed, self.step, STREAM_PREPARE)
-        extras = self.objective.prepare(TrainBatch(**batch, generator=prep_generator))
-        if accum > 1 and self.objective.step_output is not None:
-            totals = self._accumulate_with_step_term(batch, extras)
-        else:
-            totals: dict[str, torch.Tensor] = {}
-            for micro in range(accum):
-                with self._sync_on(micro), self.accelerator.autocast():
-                    micro_batch = self._micro_batch(batch, extras, micro)
-                    terms = self.objective(KeyedForward(self.model, micro_batch.keys), micro_batch)
-                    self.accelerator.backward(terms["loss"] / accum)
-                _add(totals, terms, 1 / accum)
-        self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+        batch = self.global_batch()
+        micro = [self.micro_batch(batch, m) for m in range(accum)]
+        spans_step = self.objective.batch_term is not None
+        if spans_step and accum > 1:  # the term on the whole step first, and its gradient per feature row
+            term, step_logged, feature_grads = self._batch_term_gradients(micro, batch)
+        logged: dict[str, torch.Tensor] = {}
+        for m, mb in enumerate(micro):
+            with self._sync_on(m), acc.autocast():
+                out = self.objective(KeyedForward(self.model, mb.keys), mb)
+                loss = out.loss / accum
+                if spans_step and accum == 1:  # this pass is the whole step: the term with its graph
+                    features = gather_with_grad(out.features) if acc.num_processes > 1 else out.features
+                    term, step_logged = self.objective.batch_term(features, _to(batch, acc.device))
+                    loss = loss + term
+                elif spans_step:  # the term's gradient through this micro-batch's features
+                    loss = loss + (out.features.float() * feature_grads[m]).sum()
+                acc.backward(loss)
+            _add(logged, {"loss": out.loss, **out.logged}, 1 / accum)
+        if spans_step:
+            logged["loss"] = logged["loss"] + term.detach().float()
+            logged.update(step_logged)
+        acc.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.lr_schedule.step()
         self.ema.step([p for p in self.module.parameters() if p.requires_grad])
         self.step += 1
-        return totals
+        return logged
 
-    def _accumulate_with_step_term(self, batch, extras) -> dict[str, torch.Tensor]:
-        """Gradient accumulation for a method whose term spans the step's whole batch (CORAL's
-        SupCon): the term and its gradient with respect to the outputs on the whole batch first,
-        then each micro-batch's backward with its rows of that gradient. Dropout masks are functions
-        of the samples' keys, so the outputs of both passes are the same."""
-        accum, acc = self.config.train.grad_accum, self.accelerator
+    def _batch_term_gradients(self, micro: list[TrainBatch], batch: TrainBatch) -> tuple[torch.Tensor, dict, list]:
+        """Several micro-batches: the batch-level term over the features of the whole step (a pass
+        without graph, gathered over processes), its logged terms, and its gradient with respect to
+        each of this process's micro-batches' feature rows. Dropout masks are functions of the
+        samples' keys, so the graph passes of `train_step` reproduce these features exactly."""
+        acc = self.accelerator
         with torch.no_grad(), acc.autocast():
-            outputs = []
-            for m in range(accum):
-                micro_batch = self._micro_batch(batch, extras, m)
-                outputs.append(acc.gather(self.objective.step_outputs(KeyedForward(self.model, micro_batch.keys),
-                                                                      micro_batch).float()))
-        outputs = torch.cat(outputs).requires_grad_(True)  # (B, D): global-batch order
-        global_batch = TrainBatch(**{k: v.to(acc.device) for k, v in batch.items()}, generator=None)
-        step_term, totals = self.objective.step_loss(outputs, global_batch)
+            features = [acc.gather(self.objective(KeyedForward(self.model, mb.keys), mb).features.float()) for mb in micro]
+        features = torch.cat(features).requires_grad_(True)  # (B, D): global-batch order
+        term, logged = self.objective.batch_term(features, _to(batch, acc.device))
         # DDP averages the processes' gradients: each scales its share up to keep the sum exact.
-        grad = torch.autograd.grad(step_term, outputs)[0] * acc.num_processes
-        for micro in range(accum):
-            rows = grad[micro * self.micro_global:(micro + 1) * self.micro_global][self._slice(0)]
-            with self._sync_on(micro), acc.autocast():
-                micro_batch = self._micro_batch(batch, extras, micro)
-                terms = self.objective(KeyedForward(self.model, micro_batch.keys), micro_batch, output_grad=rows)
-                acc.backward(terms["loss"] / accum + terms.pop("surrogate"))
-            _add(totals, terms, 1 / accum)
-        totals["loss"] = totals["loss"] + step_term.detach()
-        return totals
+        grad = torch.autograd.grad(term, features)[0] * acc.num_processes
+        mine = slice(acc.process_index * self.micro_local, (acc.process_index + 1) * self.micro_local)
+        rows = [grad[m * self.micro_global:(m + 1) * self.micro_global][mine] for m in range(len(micro))]
+        return term, logged, rows
 
     def _sync_on(self, micro: int):
         """DDP synchronises gradients on the last micro-batch of a step only."""
@@ -330,7 +291,8 @@ class Trainer:
         if self.accelerator.is_main_process:
             path = self.run_dir.sample_grid(self.step)
             save_sample_grid(self.ema_denoiser().unet, self.scheduler, self.data, self.config, path)
-            self.tracker_images(path)
+            if self.config.train.report_to != "none":
+                log_image(self.accelerator, path, self.step)
         self.accelerator.wait_for_everyone()
 
     def export(self) -> Path:
@@ -338,7 +300,6 @@ class Trainer:
             info = ModelInfo(
                 class_names=self.data.class_names,
                 dataset=self.config.data.dataset,
-                guidance=self.config.sample.guidance,
                 extra={"method": self.config.objective.method, "step": self.step, "class_counts": self.data.counts(),
                        "imbalance": self.config.data.imbalance, "sample": self.config.to_dict()["sample"]},
             )
@@ -351,8 +312,7 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> Path:
-        t = self.config.train
-        acc = self.accelerator
+        t, acc = self.config.train, self.accelerator
         bar = None
         if self.progress and acc.is_main_process:
             from tqdm.auto import tqdm
@@ -361,16 +321,15 @@ class Trainer:
         window: dict[str, torch.Tensor] = {}
         window_steps, window_start = 0, time.perf_counter()
         finite = torch.ones((), dtype=torch.bool, device=acc.device)
-        with self._stop_on_signals():
+        with StopRequests(acc) as stop_requests:
             while self.step < t.max_steps:
                 terms = self.train_step()
                 finite &= torch.isfinite(terms["loss"])  # checked at log/checkpoint time: no per-step sync
-                for k, v in terms.items():
-                    window[k] = window.get(k, 0.0) + v
+                _add(window, terms, 1.0)
                 window_steps += 1
                 if bar is not None:
                     bar.update(1)
-                stop = self._stop_agreed()
+                stop = stop_requests.agreed(self.step)
                 boundary = {
                     "log": self.step % t.log_every == 0 or self.step == t.max_steps or stop,
                     "ckpt": self.step % t.checkpoint_every == 0 or self.step == t.max_steps or stop,
@@ -381,9 +340,7 @@ class Trainer:
                         bar.close()
                     last = list_checkpoints(self.run_dir.checkpoints)
                     where = f"last good checkpoint: {last[-1][1]}" if last else "no checkpoint was written yet"
-                    raise TrainingDiverged(
-                        f"the loss became NaN/inf by step {self.step}; {where}. Lower train.lr or check the data"
-                    )
+                    raise TrainingDiverged(f"the loss became NaN/inf by step {self.step}; {where}. Lower train.lr or check the data")
                 if boundary["log"]:
                     elapsed = time.perf_counter() - window_start
                     record = {k: float(acc.reduce(v, "mean")) / window_steps for k, v in window.items()}
@@ -397,45 +354,13 @@ class Trainer:
                 if stop:
                     if bar is not None:
                         bar.close()
-                    raise TrainingStopped(
-                        f"stopped at step {self.step}: checkpoint written to {self.run_dir.checkpoints}; "
-                        "run the same command with --resume to continue"
-                    )
+                    raise TrainingStopped(f"stopped at step {self.step}: checkpoint written to {self.run_dir.checkpoints}; "
+                                          "run the same command with --resume to continue")
                 if boundary["sample"]:
                     self.write_samples()
         if bar is not None:
             bar.close()
         return self.export()
-
-    @contextlib.contextmanager
-    def _stop_on_signals(self):
-        """SIGTERM / first Ctrl-C: finish the step, checkpoint, stop. A second Ctrl-C interrupts at once."""
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request(signum, frame):
-            if self._stop_requested and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self._stop_requested = True
-
-        previous = {s: signal.signal(s, request) for s in STOP_SIGNALS}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
-    def _stop_agreed(self) -> bool:
-        """Every process must stop at the same step (a checkpoint is a collective)."""
-        if self.accelerator.num_processes == 1:
-            return self._stop_requested
-        if self.step % STOP_CHECK_EVERY:
-            return False
-        flag = torch.tensor(float(self._stop_requested), device=self.accelerator.device)
-        return bool(self.accelerator.reduce(flag, "max"))
 
     def _log(self, record: dict) -> None:
         if self.accelerator.is_main_process:
@@ -444,18 +369,11 @@ class Trainer:
         if self.config.train.report_to != "none":
             self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=self.step)
 
-    def tracker_images(self, path: Path) -> None:
-        if self.config.train.report_to == "none":
-            return
-        import numpy as np
-        from PIL import Image
 
-        image = np.asarray(Image.open(path).convert("RGB"))  # (H, W, 3)
-        for tracker in self.accelerator.trackers:
-            if tracker.name == "tensorboard":
-                tracker.log_images({"samples": image[None]}, step=self.step, dataformats="NHWC")
-            elif hasattr(tracker, "log_images"):
-                tracker.log_images({"samples": [image]}, step=self.step)
+def _to(batch: TrainBatch, device) -> TrainBatch:
+    """The global batch's per-sample tensors on the training device (a batch-level term's labels and timesteps)."""
+    moved = {k: None if v is None else v.to(device) for k, v in vars(batch).items() if k not in ("generator", "extras")}
+    return TrainBatch(**moved, generator=None, extras={k: v.to(device) for k, v in batch.extras.items()})
 
 
 def _add(totals: dict, terms: dict, weight: float) -> None:
@@ -467,63 +385,25 @@ def _ema_key(name: str) -> str:
     return name.removeprefix("unet.")
 
 
-def _check_resume_config(config: RunConfig, run: RunDir) -> None:
-    saved = load_config(run.config).to_dict()
-    now = config.to_dict()
-    changed = [s for s in FROZEN_SECTIONS if saved.get(s) != now.get(s)]
-    if changed:
-        raise UserError(
-            f"--resume: the [{', '.join(changed)}] settings differ from those saved in {run.config}; "
-            "only [train] and [sample] may change when resuming"
-        )
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop logged lines after `step` (written before an interruption): each step is kept once."""
-    if not path.is_file():
-        return
-    lines = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in lines))
-
-
-def train(
-    config: RunConfig,
-    out_dir: str | Path,
-    *,
-    resume: bool = False,
-    source: UNetSource | None = None,
-    progress: bool = True,
-    data: LabeledImages | None = None,
-) -> Path:
+def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, source: UNetSource | None = None,
+          progress: bool = True, data: LabeledImages | None = None) -> Path:
     """Train (or fine-tune, with a source) and return the run's exported model folder.
 
     `out_dir` receives `config.toml`, `checkpoints/`, `metrics.jsonl`, `samples/`, `model/` and
     `head/` (coral_ft.checkpoint.layout). With `resume`, training continues from the newest
-    complete checkpoint; a run without one (missing, or stopped before its first checkpoint)
-    starts from the beginning, which is what a cluster's requeue needs. `data` trains on images
-    already in memory instead of reading `config.data`.
+    complete checkpoint; a run without one starts from the beginning (coral_ft.train.resume).
+    `data` trains on images already in memory instead of reading `config.data`.
     """
     run = RunDir(out_dir)
-    if run.root.exists() and not run.root.is_dir():
-        raise UserError(f"--out {run.root} is a file; give a folder for the run")
-    existing = list_checkpoints(run.checkpoints)
-    if resume and not existing:
-        print(f"--resume: no checkpoint in {run.checkpoints} yet; starting the run from step 0", file=sys.stderr)
-        resume = False
-        if run.metrics.exists():
-            run.metrics.unlink()  # the lines of a start that died before its first checkpoint
-    elif not resume and (existing or run.metrics.exists()):
-        raise UserError(f"{run.root} already holds a run; pass --resume to continue it or choose another --out")
-    if resume:
-        _check_resume_config(config, run)
+    checkpoint = checkpoint_to_resume(config, run, resume, announce=progress)
     trainer = Trainer(config, run.root, source, progress, data)
     if trainer.accelerator.is_main_process:
         run.root.mkdir(parents=True, exist_ok=True)
         save_config(config, run.config)
-    if resume:
-        trainer.load_checkpoint(existing[-1][1])
+    if checkpoint is not None:
+        trainer.load_checkpoint(checkpoint)
         if trainer.accelerator.is_main_process:
-            _truncate_metrics(run.metrics, trainer.step)
+            truncate_metrics(run.metrics, trainer.step)
         if trainer.step >= config.train.max_steps:
             return trainer.export()
     with start_tracking(trainer.accelerator, config, run):
