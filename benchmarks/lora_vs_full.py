@@ -15,11 +15,9 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 MODES = ("full", "lora")
@@ -43,6 +41,7 @@ def worker(mode: str, base: str, batch_size: int, steps: int, warmup: int, rank:
 
     sys.path.insert(0, str(Path(__file__).parent))
     from step_cost import random_data
+    from timing import interleaved_medians
 
     cfg = load_config(None, {
         "objective.method": "coral", "train.batch_size": batch_size, "train.warmup_steps": 0,
@@ -50,16 +49,7 @@ def worker(mode: str, base: str, batch_size: int, steps: int, warmup: int, rank:
     })  # fmt: skip
     trainer = Trainer(cfg, f"{workdir}/{mode}", FinetuneSource(cfg.finetune), progress=False, data=random_data("ddpm-cifar"))
     cuda = trainer.accelerator.device.type == "cuda"
-    times = []
-    for i in range(warmup + steps):
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        trainer.train_step()
-        if cuda:
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
+    step_s = interleaved_medians({mode: trainer.train_step}, steps, warmup)[mode]
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # training only, before saving
     trainer.save_checkpoint()
     model_dir = trainer.export()
@@ -67,7 +57,7 @@ def worker(mode: str, base: str, batch_size: int, steps: int, warmup: int, rank:
     return {
         "mode": mode,
         "device": str(trainer.accelerator.device),
-        "step_s": statistics.median(times),
+        "step_s": step_s,
         "trainable": sum(p.numel() for p in denoiser.parameters() if p.requires_grad),
         "unet_params": sum(p.numel() for p in denoiser.unet.parameters()),
         "optimizer_bytes": optimizer_state_bytes(trainer.optimizer),

@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import time
 
 import numpy as np
 import torch
+from timing import timed
 
 from coral_ft.metrics.precision_recall import DEFAULT_BLOCK, precision_recall
 
@@ -45,9 +45,9 @@ def main() -> None:
     inputs = samples.nbytes + ref.nbytes
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    pr = precision_recall(samples, ref, block=args.block, device=args.device)
-    seconds = time.perf_counter() - start
+    result = {}
+    seconds = timed(lambda: result.setdefault("pr", precision_recall(samples, ref, block=args.block, device=args.device)))
+    pr = result["pr"]
     report = {
         "n": args.n, "dim": args.dim, "block": args.block, "device": args.device, "k": pr.k,
         "precision": round(pr.precision, 4), "recall": round(pr.recall, 4), "seconds": round(seconds, 1),

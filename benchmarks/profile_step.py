@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import torch
-from step_cost import SHAPES, make_trainer, random_data, synchronize
+from step_cost import SHAPES, make_trainer, random_data
+from timing import timed
 
 
 def device_time_us(events) -> float:
@@ -35,16 +35,11 @@ def main() -> None:
         trainer = make_trainer(args.method, args.preset, args.batch_size, random_data(args.preset), workdir, args.sets)
         for _ in range(args.warmup):
             trainer.train_step()
-        synchronize()
         activities = [torch.profiler.ProfilerActivity.CPU]
         if torch.cuda.is_available():
             activities.append(torch.profiler.ProfilerActivity.CUDA)
-        start = time.perf_counter()
         with torch.profiler.profile(activities=activities) as prof:
-            for _ in range(args.steps):
-                trainer.train_step()
-            synchronize()
-        wall = (time.perf_counter() - start) / args.steps
+            wall = timed(lambda: [trainer.train_step() for _ in range(args.steps)]) / args.steps
     events = prof.key_averages()
     device_us = device_time_us(events) / args.steps
     print(f"{args.method} {' '.join(args.sets)}: {wall * 1000:.1f} ms a step (profiled), device busy {device_us / 1000:.1f} ms")

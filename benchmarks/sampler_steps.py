@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import timed
 
 from coral_ft.bench.classifier import load_or_train
 from coral_ft.checkpoint.model import load_model
@@ -67,12 +67,14 @@ def main() -> None:
     ref = load_reference_stats(args.bench / "reference.npz").network(net, "fid")
 
     def fid_of(settings) -> tuple[float, float]:
-        start = time.perf_counter()
         images = []
-        for i in range(0, args.num, args.batch_size):
-            x = sample(unet, scheduler, labels[i:i + args.batch_size], seeds[i:i + args.batch_size], settings)
-            images.append(to_uint8(x).permute(0, 2, 3, 1).cpu().numpy())
-        seconds = time.perf_counter() - start
+
+        def draw():
+            for i in range(0, args.num, args.batch_size):
+                x = sample(unet, scheduler, labels[i:i + args.batch_size], seeds[i:i + args.batch_size], settings)
+                images.append(to_uint8(x).permute(0, 2, 3, 1).cpu().numpy())
+
+        seconds = timed(draw)
         return fid_from_stats(*gaussian_stats(net.features(np.concatenate(images))), ref.mu, ref.sigma), seconds
 
     rows = {}

@@ -13,10 +13,9 @@ machine noise hits both alike; the medians of the repeats are compared.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from timing import interleaved_medians
 
 from coral_ft.config import SampleConfig
 from coral_ft.models.presets import build_unet, null_label
@@ -28,12 +27,10 @@ SHAPES = {"tiny": (1, 16), "ddpm-cifar": (3, 32), "ddpm-64": (3, 64)}  # (channe
 MODES = {"doubled": guided_eps, "two-pass": guided_eps_two_pass}
 
 
-def timed_run(unet, scheduler, labels, eps_fn, steps: int, device: str) -> float:
-    start = time.perf_counter()
-    sample(unet, scheduler, labels, range(len(labels)), SampleConfig(guidance=1.0, sampler="ddim", steps=steps), eps_fn=eps_fn)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+def sampling_run(unet, scheduler, labels, eps_fn, steps: int):
+    """One guided DDIM sampling call, as a function to time."""
+    settings = SampleConfig(guidance=1.0, sampler="ddim", steps=steps)
+    return lambda: sample(unet, scheduler, labels, range(len(labels)), settings, eps_fn=eps_fn)
 
 
 def profile_step(unet, labels, device: str) -> None:
@@ -66,17 +63,14 @@ def main() -> None:
     scheduler = make_scheduler()
     labels = torch.arange(args.batch_size) % 10
     for eps_fn in MODES.values():  # warm-up: allocator, kernels, lazy imports
-        timed_run(unet, scheduler, labels, eps_fn, 2, args.device)
-
-    times = {name: [] for name in MODES}
-    for _ in range(args.repeats):
-        for name, eps_fn in MODES.items():
-            times[name].append(timed_run(unet, scheduler, labels, eps_fn, args.steps, args.device))
-    rate = {name: args.batch_size / statistics.median(ts) for name, ts in times.items()}
+        sampling_run(unet, scheduler, labels, eps_fn, 2)()
+    med = interleaved_medians({name: sampling_run(unet, scheduler, labels, fn, args.steps) for name, fn in MODES.items()},
+                              args.repeats, warmup=0)
+    rate = {name: args.batch_size / seconds for name, seconds in med.items()}
     print(f"preset {args.preset} {channels}x{size}x{size}, batch {args.batch_size}, DDIM {args.steps} steps, "
           f"device {args.device}, threads {torch.get_num_threads()}, {args.repeats} repeats")  # fmt: skip
     for name in MODES:
-        print(f"  {name:<9} {rate[name]:8.2f} images/s   (median {statistics.median(times[name]):.3f} s per call)")
+        print(f"  {name:<9} {rate[name]:8.2f} images/s   (median {med[name]:.3f} s per call)")
     print(f"  speed-up of the doubled batch: {rate['doubled'] / rate['two-pass']:.2f}x")
     if args.profile:
         profile_step(unet, labels.to(args.device), args.device)

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
-import time
 
 import torch
 from accelerate.state import AcceleratorState
-from step_cost import SHAPES, make_trainer, random_data, synchronize
+from step_cost import SHAPES, make_trainer, random_data
+from timing import interleaved_medians
 
 from coral_ft.config import SampleConfig
 from coral_ft.models.presets import build_unet
@@ -58,15 +57,7 @@ def training_times(methods: list[str], variants: list[str], args, data, workdir)
             for _ in range(args.warmup + (5 if compiled else 0)):
                 trainer.train_step()
             trainers[f"{method}/{variant}"] = trainer
-    times: dict[str, list[float]] = {k: [] for k in trainers}
-    for _ in range(args.steps):
-        for key, trainer in trainers.items():
-            synchronize()
-            start = time.perf_counter()
-            trainer.train_step()
-            synchronize()
-            times[key].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return interleaved_medians({k: t.train_step for k, t in trainers.items()}, args.steps, warmup=0)
 
 
 def time_sampling(variant: str, samplers: list[str], args, device) -> dict[str, float]:
@@ -85,15 +76,9 @@ def time_sampling(variant: str, samplers: list[str], args, device) -> dict[str, 
     out = {}
     for name in samplers:
         settings = SampleConfig(guidance=1.0, sampler=name, steps=args.timed_sample_steps, precision=precision)
-        rounds = []
-        for i in range(1 + args.sample_rounds):  # the first round warms up (and compiles)
-            synchronize()
-            start = time.perf_counter()
-            sample(net, scheduler, labels, seeds, settings)
-            synchronize()
-            if i:
-                rounds.append((time.perf_counter() - start) / args.timed_sample_steps)
-        out[name] = statistics.median(rounds)
+        # the first round warms up (and compiles)
+        run = interleaved_medians({name: lambda s=settings: sample(net, scheduler, labels, seeds, s)}, args.sample_rounds)
+        out[name] = run[name] / args.timed_sample_steps
     return out
 
 

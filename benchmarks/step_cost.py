@@ -14,11 +14,10 @@ synchronisations. Data: random uint8 images of the preset's shape (cost does not
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 
 import torch
+from timing import device_name, interleaved_medians
 
 from coral_ft.config import load_config
 from coral_ft.data.registry import LabeledImages
@@ -43,19 +42,6 @@ def make_trainer(method: str, preset: str, batch_size: int, data: LabeledImages,
     return Trainer(cfg, f"{workdir}/{method}", progress=False, data=data)
 
 
-def synchronize() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def timed_step(trainer: Trainer) -> float:
-    synchronize()
-    start = time.perf_counter()
-    trainer.train_step()
-    synchronize()
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny", choices=sorted(SHAPES))
@@ -70,15 +56,8 @@ def main() -> None:
     data = random_data(args.preset)
     with tempfile.TemporaryDirectory() as workdir:
         trainers = {m: make_trainer(m, args.preset, args.batch_size, data, workdir, args.sets) for m in methods}
-        times: dict[str, list[float]] = {m: [] for m in trainers}
-        for i in range(args.warmup + args.steps):
-            for method, trainer in trainers.items():
-                t = timed_step(trainer)
-                if i >= args.warmup:
-                    times[method].append(t)
-    med = {m: statistics.median(v) for m, v in times.items()}
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
-    print(f"preset={args.preset} batch={args.batch_size} steps={args.steps} device={device} {' '.join(args.sets)}")
+        med = interleaved_medians({m: t.train_step for m, t in trainers.items()}, args.steps, args.warmup)
+    print(f"preset={args.preset} batch={args.batch_size} steps={args.steps} device={device_name()} {' '.join(args.sets)}")
     print(f"  {'method':8s} {'median ms':>10s} {'vs ddpm':>8s}")
     for m, v in med.items():
         print(f"  {m:8s} {v * 1000:10.1f} {v / med['ddpm']:8.3f}x")

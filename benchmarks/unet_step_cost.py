@@ -9,12 +9,10 @@ their description (peer_unet.py): one forward + backward of the eps-MSE, same ba
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from peer_unet import PeerUNet
-from step_cost import synchronize
+from timing import device_name, interleaved_medians
 
 from coral_ft.models.presets import build_unet
 
@@ -28,14 +26,6 @@ def step_fn(model, x, t, y, noise, peers: bool, dtype):
         model.zero_grad(set_to_none=True)
 
     return step
-
-
-def timed(fn) -> float:
-    synchronize()
-    start = time.perf_counter()
-    fn()
-    synchronize()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -58,17 +48,11 @@ def main() -> None:
     x, noise = (torch.randn(B, 3, 32, 32, generator=g).to(device) for _ in range(2))
     t, y = torch.randint(0, 1000, (B,), generator=g).to(device), torch.randint(0, 10, (B,), generator=g).to(device)
     precisions = {"fp32": None} | ({"bf16": torch.bfloat16} if device.type == "cuda" else {})
-    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    where = device_name()
     print(f"batch {B}, {args.steps} timed steps each, {where}; parameters: ours {n_ours / 1e6:.2f}M, peers' {n_peers / 1e6:.2f}M")
     for name, dtype in precisions.items():
         fns = {"ours": step_fn(ours, x, t, y, noise, False, dtype), "peers": step_fn(peers, x, t, y, noise, True, dtype)}
-        times = {k: [] for k in fns}
-        for i in range(args.warmup + args.steps):
-            for k, fn in fns.items():
-                dt = timed(fn)
-                if i >= args.warmup:
-                    times[k].append(dt)
-        med = {k: statistics.median(v) for k, v in times.items()}
+        med = interleaved_medians(fns, args.steps, args.warmup)
         print(f"  {name}: ours {med['ours'] * 1000:.1f} ms, peers' {med['peers'] * 1000:.1f} ms, "
               f"ours/peers' {med['ours'] / med['peers']:.3f} (target <= 1.0)")
 

@@ -13,6 +13,7 @@ from coral_ft.data.registry import LabeledImages
 from coral_ft.errors import ConfigError, UserError
 from coral_ft.finetune.source import FinetuneSource
 from coral_ft.models.context import FixedContextUNet
+from coral_ft.models.schedule import scheduler_for
 from coral_ft.models.unets import load_unet, resolve_unet_folder
 from tests.conftest import build_base
 
@@ -138,7 +139,7 @@ def test_base_noise_schedule_must_match_the_run(saved_base, tiny_config):
 
     folder, cfg = saved_base("unet2d-cond"), tiny_config()
     source = FinetuneSource(FinetuneConfig(base=str(folder)))
-    cfg.model.scheduler().save_pretrained(folder)
+    scheduler_for(cfg.model).save_pretrained(folder)
     source.build(fake_data(), cfg)  # the same schedule: accepted
     DDPMScheduler(num_train_timesteps=500).save_pretrained(folder)
     with pytest.raises(ConfigError, match="num_train_timesteps=500"):

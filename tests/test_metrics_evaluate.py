@@ -8,7 +8,7 @@ import pytest
 from coral_ft.data.registry import load_dataset
 from coral_ft.errors import UserError
 from coral_ft.metrics import evaluate, make_reference
-from coral_ft.metrics.reference import load_reference_stats
+from coral_ft.metrics.reference import load_reference_images, load_reference_stats
 from tests._metrics_fakes import ToyExtractor, ev
 
 REF = "digits-lt:train-full"  # balanced, 1,438 images of 1 x 16 x 16, offline
@@ -59,7 +59,8 @@ def test_a_resizing_data_set_is_read_at_the_samples_size(toy, tmp_path):
     samples = {"images": data.images.numpy().transpose(0, 2, 3, 1).copy(), "labels": data.labels.numpy()}
     small = ToyExtractor(pixels=8 * 8, dim=16, classes=10)
     assert abs(evaluate(samples, "digits-lt:test", ev("fid"), extractor=small)["metrics"]["fid"]["value"]) < 1e-6
-    path = make_reference("digits-lt:test", tmp_path / "ref8.npz", ev("fid"), extractor=small, image_size=8)
+    path = make_reference(load_reference_images("digits-lt:test", image_size=8), tmp_path / "ref8.npz", ev("fid"),
+                          extractor=small)
     assert load_reference_stats(path).image_shape == (8, 8, 1)
 
 

@@ -53,7 +53,8 @@ def train_stage(ctx: BenchContext, trial: Trial) -> Path:
             source = FinetuneSource(trial.config.finetune)
         # --resume starts a run that has no checkpoint yet, and continues one that has.
         with measure_training(ctx.device) as measured:
-            model_dir = train(trial.config, trial.run_dir, resume=True, source=source, progress=ctx.progress)
+            model_dir = train(trial.config, trial.run_dir, resume=True, source=source, progress=ctx.progress,
+                              announce=False)
         cost = RunCost.of_run(RunDir(trial.run_dir), measured)
     if trial.role == "base":
         model_dir = conditional_base(ctx, trial)
@@ -81,8 +82,9 @@ def conditional_base(ctx: BenchContext, trial: Trial) -> Path:
     folder = trial.folder / CONDITIONAL_SUBDIR
     if ctx.is_main and not (folder / "config.json").is_file():
         unet = source.build(ctx.data, trial.config)
-        info = ModelInfo(ctx.data.class_names, trial.config.data.dataset, trial.config.sample.guidance,
-                         {"method": "base", "class_counts": ctx.counts, "added_class_embedding": source.added_class_embedding})
+        info = ModelInfo(ctx.data.class_names, trial.config.data.dataset,
+                         {"method": "base", "class_counts": ctx.counts, "sample": trial.config.to_dict()["sample"],
+                          "added_class_embedding": source.added_class_embedding})
         save_model(folder, unet, source.scheduler(trial.config), info)
     ctx.accelerator.wait_for_everyone()
     return folder

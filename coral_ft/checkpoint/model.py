@@ -47,12 +47,16 @@ class ModelInfo:
 
     class_names: list[str] = field(default_factory=list)
     dataset: str | None = None
-    guidance: float | None = None  # the run's sampling guidance W, used when none is given
     extra: dict[str, Any] = field(default_factory=dict)  # method, step, class_counts, sample settings, ...
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def guidance(self) -> float | None:
+        """The run's sampling guidance W (its [sample] settings), used when none is given."""
+        return self.extra.get("sample", {}).get("guidance")
 
 
 def save_model(folder: str | Path, unet, scheduler: DDPMScheduler, info: ModelInfo) -> Path:
@@ -138,7 +142,14 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 def load_info(model_dir: Path) -> ModelInfo:
     meta = Path(model_dir) / META_FILE
-    return ModelInfo(**json.loads(meta.read_text())) if meta.is_file() else ModelInfo()
+    if not meta.is_file():
+        return ModelInfo()
+    data = json.loads(meta.read_text())
+    legacy = data.pop("guidance", None)  # folders written before W was kept once, in the [sample] settings
+    info = ModelInfo(**data)
+    if legacy is not None:
+        info.extra.setdefault("sample", {}).setdefault("guidance", legacy)
+    return info
 
 
 # -- fine-tuned folders ---------------------------------------------------------------------------

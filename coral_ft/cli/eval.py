@@ -62,7 +62,7 @@ def make_ref_command(
     flags: dict,
 ) -> None:
     """Compute a reference's features and statistics once (metrics: the networks it must serve)."""
-    from coral_ft.metrics.evaluate import make_reference
+    from coral_ft.metrics.evaluate import load_reference, make_reference
 
     if out.suffix != ".npz":
         raise UserError(f"--out must end in .npz; got {out}")
@@ -74,14 +74,15 @@ def make_ref_command(
             raise UserError(f"--image-size applies to a resizing data set (digits-lt:SPLIT); {ref} keeps its own size")
     flags.setdefault("eval.metrics", ["fid", "prd", "kid", "per-class-fid"])
     config = o.resolve_config(recipe=recipe, sets=sets, flags=flags)
-    path = make_reference(ref, out, config.eval, keep_features=features, device=_extractor_device(config),
-                          data_root=config.data.root, image_size=image_size, progress=progress)
+    images = load_reference(ref, config.data.root, image_size)
+    path = make_reference(images, out, config.eval, keep_features=features, device=_extractor_device(config),
+                          progress=progress)
     typer.echo(f"reference statistics written to {path}")
 
 
 def format_result(result: dict) -> str:
     """A few readable lines: one per computation, its values named from the metric registry."""
-    from coral_ft.metrics.registry import format_value, metrics_of
+    from coral_ft.metrics.registry import METRICS, format_value, group_metrics, metrics_of
 
     lines = [f"samples {result['samples']['count']} ({result['samples']['source']}), "
              f"reference {result['reference']['count']} ({result['reference']['source']})"]
@@ -98,6 +99,7 @@ def format_result(result: dict) -> str:
                 text += ": " + ", ".join(f"{c} {v:.2f}" for c, v in r["values"].items())
         resize = f", {r['resize']} resize" if r.get("resize") else ""
         lines.append(f"{text}  [{r['network']}{resize}, sha1 {r['weights_sha1'][:12]}]")
+    shown = [m for m in group_metrics() if METRICS[m].computation]  # the bench adds the others
     for name, g in result.get("groups", {}).items():
-        lines.append(f"{name}: " + ", ".join(f"{m} {format_value(m, g.get(m))}" for m in ("fid", "kid", "recall")))
+        lines.append(f"{name}: " + ", ".join(f"{m} {format_value(m, g.get(m))}" for m in shown))
     return "\n".join(lines)

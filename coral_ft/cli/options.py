@@ -214,6 +214,12 @@ def takes(*groups: dict):
 def resolve_config(*, recipe: str | Path | None = None, run: str | Path | None = None, base: dict | None = None,
                    sets: list[str] | None = None, flags: dict[str, Any] | None = None) -> RunConfig:
     """Recipe (else a saved run config, else `base` plain data) + bundles + --set + flags -> validated RunConfig."""
+    return config_from_dict(layered(recipe=recipe, run=run, base=base, sets=sets, flags=flags))
+
+
+def layered(*, recipe: str | Path | None = None, run: str | Path | None = None, base: dict | None = None,
+            sets: list[str] | None = None, flags: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The plain data every layer gave, before defaults: which fields someone set, and to what."""
     if recipe is not None:
         raw = read_recipe(find_recipe(recipe))
     elif run is not None:
@@ -225,4 +231,4 @@ def resolve_config(*, recipe: str | Path | None = None, run: str | Path | None =
         apply_overrides(raw, bundle)
     apply_overrides(raw, sets or [])
     apply_overrides(raw, flags)
-    return config_from_dict(raw)
+    return raw

@@ -13,6 +13,7 @@ import typer
 
 from coral_ft.cli import options as o
 from coral_ft.cli.app import app
+from coral_ft.config import config_from_dict
 from coral_ft.devices import resolved_device
 from coral_ft.errors import UserError
 
@@ -24,17 +25,11 @@ def model_config(model: str, recipe, sets, flags):
 
     model_dir = resolve_model_dir(model)
     run = RunDir.of_model(model_dir)
-    base = None
-    if run is None:
-        info = load_info(model_dir)
-        sample = dict(info.extra.get("sample", {}))
-        if info.guidance is not None:
-            sample.setdefault("guidance", info.guidance)
-        given = "sample.guidance" in flags or recipe is not None or any(s.startswith("sample.guidance=") for s in sets or [])
-        if "guidance" not in sample and not given:
-            raise UserError(f"{model_dir} records no guidance weight: pass --guidance W (0 = no guidance)")
-        base = {"sample": sample}
-    return o.resolve_config(recipe=recipe, run=run.config if run else None, base=base, sets=sets, flags=flags)
+    base = None if run is not None else {"sample": dict(load_info(model_dir).extra.get("sample", {}))}
+    raw = o.layered(recipe=recipe, run=run.config if run else None, base=base, sets=sets, flags=flags)
+    if "guidance" not in raw.get("sample", {}):  # no layer, the model's own records included, set W
+        raise UserError(f"{model_dir} records no guidance weight: pass --guidance W (0 = no guidance)")
+    return config_from_dict(raw)
 
 
 @app.command("sample")

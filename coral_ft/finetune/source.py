@@ -21,7 +21,7 @@ from coral_ft.models.class_embedding import ensure_class_embedding
 from coral_ft.models.context import inner_unet, make_context, needs_context, save_context, wrap_with_context
 from coral_ft.models.convert_peer import convert_peer_checkpoint, pick_weights, read_checkpoint
 from coral_ft.models.lora import attach_lora, is_lora, lora_config, save_lora, weights_fingerprint
-from coral_ft.models.schedule import make_scheduler
+from coral_ft.models.schedule import make_scheduler, scheduler_for
 from coral_ft.models.unets import HUB_ID, load_unet, resolve_unet_folder
 
 BASE_FORMS = ("a diffusers U-Net folder, a coral-ft run directory, a pipeline folder with unet/, "
@@ -98,7 +98,7 @@ class FinetuneSource:
             return make_scheduler(self.peer_layout.num_timesteps)
         saved = base_scheduler_config(self.base_folder) if self.base_folder is not None else None
         if saved is None:
-            return config.model.scheduler()
+            return scheduler_for(config.model)
         from diffusers import DDPMScheduler
 
         return DDPMScheduler.from_config(saved)

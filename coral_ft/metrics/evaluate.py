@@ -203,19 +203,20 @@ def group_metrics(per_computation: dict[str, MetricInputs], classes, k: int) -> 
     return out
 
 
-def make_reference(ref, out, settings, *, extractor=None, keep_features: bool = True,
-                   device="cpu", data_root=None, image_size: int | None = None, progress: bool = False) -> Path:
+def make_reference(ref, out, settings, *, extractor=None, keep_features: bool = True, device="cpu",
+                   progress: bool = False) -> Path:
     """Compute a reference's features and statistics once; save them as .npz.
 
-    settings: an EvalConfig; its metrics say which networks are needed (recall adds VGG16
-    features and their k-NN radii for `settings.k`). image_size: read a resizing data set
-    (digits) at the size the samples will have.
+    ref: `ReferenceImages` (coral_ft.metrics.reference.load_reference_images reads a data set at a
+    chosen size and root), "DATASET:SPLIT" or an image folder. settings: an EvalConfig; its
+    metrics say which networks are needed (recall adds VGG16 features and their k-NN radii for
+    `settings.k`).
     """
     computations = computations_for(settings.metrics)
     needing = [c for c in computations if COMPUTATIONS[c].reference_features]
     if not keep_features and needing:
         raise UserError(f"{', '.join(needing)} need the reference features; drop --no-features")
-    images = load_reference(ref, data_root, image_size)
+    images = load_reference(ref)
     if isinstance(images, ReferenceStats):
         raise UserError(f"{ref} is already a statistics file; make-ref needs DATASET:SPLIT or an image folder")
     nets = _load_networks(computations, settings, extractor, device, progress)

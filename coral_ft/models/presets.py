@@ -6,9 +6,12 @@ The sample size and channel count come from the data; class conditioning is adde
 
 from __future__ import annotations
 
-from diffusers import UNet2DModel
+from typing import TYPE_CHECKING
 
 from coral_ft.errors import ConfigError
+
+if TYPE_CHECKING:
+    from diffusers import UNet2DModel
 
 # The peers' 35.7M-parameter CIFAR U-Net ("DDPM CIFAR"): base 128 channels, multipliers
 # (1, 2, 2, 2), attention at 16x16 only, one head, sinusoids laid out [sin, cos] without shift.
@@ -35,18 +38,15 @@ DDPM_64 = dict(
     up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
 )
 
-# Fast on a CPU, for tests and the digits demo: two levels, attention at the lower one.
+# Fast on a CPU, for tests and the digits demo: the CIFAR design with two levels, attention at
+# the lower one, 8 groups per GroupNorm (32 channels would leave one channel per group), no dropout.
 TINY = dict(
+    DDPM_CIFAR,
     block_out_channels=(32, 64),
     layers_per_block=1,
     down_block_types=("DownBlock2D", "AttnDownBlock2D"),
     up_block_types=("AttnUpBlock2D", "UpBlock2D"),
-    attention_head_dim=None,
     norm_num_groups=8,
-    norm_eps=1e-5,
-    downsample_padding=1,
-    freq_shift=0,
-    flip_sin_to_cos=False,
     dropout=0.0,
 )
 
@@ -75,6 +75,8 @@ def build_unet(
     dropout: float | None = None,
 ) -> UNet2DModel:
     """A freshly initialised U-Net; `num_classes=None` builds an unconditional one."""
+    from diffusers import UNet2DModel
+
     if preset not in PRESETS:
         raise ConfigError(f"unknown model preset {preset!r}; choose from {', '.join(sorted(PRESETS))}")
     kwargs = dict(PRESETS[preset])

@@ -30,6 +30,11 @@ def make_scheduler(num_train_timesteps: int = 1000, beta_start: float = 1e-4, be
     )
 
 
+def scheduler_for(model_cfg) -> DDPMScheduler:
+    """The DDPM scheduler of a `[model]` section (a from-scratch model ships with it)."""
+    return make_scheduler(model_cfg.num_train_timesteps, model_cfg.beta_start, model_cfg.beta_end)
+
+
 class ForwardProcess:
     """q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I), paper eq. 1, with a scheduler's abar."""
 

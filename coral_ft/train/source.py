@@ -16,6 +16,7 @@ from torch import nn
 from coral_ft.checkpoint.model import ModelInfo, save_model
 from coral_ft.data.registry import LabeledImages
 from coral_ft.models.presets import build_unet
+from coral_ft.models.schedule import scheduler_for
 
 
 class UNetSource(Protocol):
@@ -44,7 +45,7 @@ class FromScratch:
         return build_unet(m.preset, data.image_size, data.channels, data.num_classes if m.conditional else None, m.dropout)
 
     def scheduler(self, config):
-        return config.model.scheduler()
+        return scheduler_for(config.model)
 
     def save(self, unet: nn.Module, folder: Path, scheduler, info: ModelInfo) -> None:
         save_model(folder, unet, scheduler, info)

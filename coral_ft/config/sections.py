@@ -1,40 +1,22 @@
-"""Typed configuration: one source of truth for every command.
+"""The section schemas of the one typed configuration: what each setting is, its default (written
+once, here) and what values it takes. Each section validates itself on construction; how values
+are read from recipes, `--set` and flags is `coral_ft.config.loading`'s job.
 
-A run is described by `RunConfig`, one section per stage of the data path plus the commands
-around it: [data], [model], [objective], [train], [sample], [eval], [latents], [bench],
-[finetune] and [runtime]. Values come from, in increasing precedence: the dataclass defaults
-(each default is written once, here), a TOML recipe (`recipes/*.toml`) or a run's saved
-`config.toml`, dotted `--set section.key=value` overrides, and explicit CLI flags (which default
-to "not given"). Every value is converted to its field's type and every section validates
-itself on construction, so a bad value is rejected, with the field named, before any work
-starts. The resolved config is written next to the run as `config.toml` and reloads with
-`load_config`.
-
-Method-specific settings live in the objective's own settings dataclass (registered by the
-objective module), under `[objective.<method>]`, so adding a method never edits this file.
-The library functions below this layer (samplers, metrics) take these sections as plain
-objects; they never import this module.
+Method-specific settings live in each objective's own settings dataclass (registered by the
+objective module) under `[objective.<method>]`, so adding a method never edits this file. The
+library functions below this layer (samplers, metrics) take these sections as plain objects;
+they never import this package.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
-import types
-import typing
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 import tomli_w
 
-from coral_ft.errors import ConfigError, check, check_choice, check_positive
+from coral_ft.errors import check, check_choice, check_positive
 
 DEVICES = ("auto", "cpu", "cuda")  # "cuda:N" is accepted too
 
@@ -99,12 +81,6 @@ class ModelConfig:
         check(0 < self.beta_start < self.beta_end < 1, "model betas need 0 < beta_start < beta_end < 1")
         check(self.dropout is None or 0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1); got {self.dropout}")
 
-    def scheduler(self):
-        """The DDPM scheduler of this configuration (a from-scratch model ships with it)."""
-        from coral_ft.models.schedule import make_scheduler
-
-        return make_scheduler(self.num_train_timesteps, self.beta_start, self.beta_end)
-
 
 @dataclass
 class ObjectiveConfig:
@@ -123,7 +99,7 @@ class ObjectiveConfig:
         unknown = set(self.settings) - set(OBJECTIVES)
         check(not unknown, f"unknown objective section(s): {', '.join(sorted(unknown))}")
         self.settings = {
-            name: given if dataclasses.is_dataclass(given) else build_section(entry.settings_cls, given, f"objective.{name}")
+            name: given if dataclasses.is_dataclass(given) else _build(entry.settings_cls, given, f"objective.{name}")
             for name, entry in OBJECTIVES.items()
             for given in [self.settings.get(name, {})]
         }
@@ -448,184 +424,7 @@ def _strip_none(value):
     return value
 
 
-# -- typed construction ---------------------------------------------------------------------------
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+def _build(cls, values, where: str):
+    from coral_ft.config.loading import build_section  # the objective settings' own tables
 
-
-def _type_name(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join("nothing (remove the key)" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0]).removeprefix('an ').removeprefix('a ')}s"
-    if origin is dict:
-        return "a table"
-    return _TYPE_NAMES.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _number(value):
-    """Numbers given as text (CLI comma lists) read as numbers; anything else is left alone."""
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            try:
-                return float(value)
-            except ValueError:
-                return value
-    return value
-
-
-def _coerce(value, tp, where: str):
-    """`value` as type `tp` (a field's annotation), or a ConfigError naming the field and the type."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, arg, where)
-            except ConfigError:
-                continue
-    elif origin is list:
-        (item,) = typing.get_args(tp)
-        if isinstance(value, str):  # --set x=a,b and CLI comma lists
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if isinstance(value, (list, tuple)):
-            return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    elif origin is dict:
-        key_t, val_t = typing.get_args(tp)
-        if isinstance(value, Mapping):
-            if dataclasses.is_dataclass(val_t):
-                return {str(k): v if isinstance(v, val_t) else build_section(val_t, v, f"{where}.{k}") for k, v in value.items()}
-            if val_t is Any:
-                return dict(value)
-            return {str(k): _coerce(v, val_t, f"{where}.{k}") for k, v in value.items()}
-    elif dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if isinstance(value, Mapping):
-            return build_section(tp, value, where)
-    elif tp is Any:
-        return value
-    elif tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-    elif tp is int:
-        value = _number(value)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif tp is float:
-        value = _number(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    raise ConfigError(f"{where} must be {_type_name(tp)}; got {value!r}")
-
-
-def build_section(cls, values: Mapping[str, Any], where: str):
-    """A section dataclass from plain values: unknown keys and wrong types are ConfigErrors."""
-    check(isinstance(values, Mapping), f"[{where}] must be a table; got {values!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
-    unknown = set(values) - set(names)
-    check(not unknown, f"unknown key(s) in [{where}]: {', '.join(sorted(unknown))} (known: {', '.join(names)})")
-    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()})
-
-
-def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
-    """Build and validate a RunConfig from nested plain data (a parsed recipe)."""
-    raw = dict(raw)
-    unknown = set(raw) - set(SECTIONS)
-    check(not unknown, f"unknown config section(s) {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}")
-    kwargs: dict[str, Any] = {}
-    for name, cls in SECTIONS.items():
-        section = raw.get(name) or {}
-        check(isinstance(section, Mapping), f"[{name}] must be a table; got {section!r}")
-        section = dict(section)
-        if name == "objective":
-            settings = {k: section.pop(k) for k in list(section) if isinstance(section[k], Mapping)}
-            section["settings"] = settings
-        kwargs[name] = build_section(cls, section, name)
-    return RunConfig(**kwargs)
-
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """`"train.lr=1e-4"` -> (["train", "lr"], 1e-4); values are parsed as TOML, else kept as text."""
-    key, sep, text = item.partition("=")
-    check(bool(sep) and key.strip() != "", f"--set expects key=value (e.g. train.lr=1e-4); got {item!r}")
-    try:
-        value = tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = text.strip()
-    return key.strip().split("."), value
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str] | Mapping[str, Any]) -> dict[str, Any]:
-    """Apply dotted overrides (`section.key=value` strings or a {dotted: value} map) to raw data."""
-    items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides)
-    for path, value in items:
-        path = path.split(".") if isinstance(path, str) else path
-        check(path[0] in SECTIONS, f"unknown config section {path[0]!r} in override {'.'.join(path)}; known: {', '.join(SECTIONS)}")
-        check(len(path) > 1, f"override {path[0]} names a section, not a key (e.g. {path[0]}.KEY=VALUE)")
-        node = raw
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            check(isinstance(node, dict), f"{'.'.join(path)}: {part} is not a table")
-        node[path[-1]] = value
-    return raw
-
-
-def read_recipe(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"recipe file not found: {path} (`coral-ft config recipes` lists the shipped recipes)")
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"recipe {path} is not valid TOML: {exc}") from None
-
-
-def load_config(
-    recipe: str | Path | None = None,
-    overrides: list[str] | Mapping[str, Any] = (),
-) -> RunConfig:
-    """Recipe file or shipped recipe name (optional) + dotted overrides -> validated RunConfig."""
-    raw = read_recipe(find_recipe(recipe)) if recipe is not None else {}
-    return config_from_dict(apply_overrides(raw, overrides))
-
-
-def save_config(config: RunConfig, path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(config.to_toml())
-    tmp.replace(path)
-
-
-# -- shipped recipes ------------------------------------------------------------------------------
-def shipped_recipes() -> dict[str, Path]:
-    """Recipe name -> file, from the copy installed with the package (the top-level recipes/ folder
-    of a source checkout is the same files)."""
-    from importlib.resources import files
-
-    folder = files("coral_ft") / "recipes"
-    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")} if folder.is_dir() else {}
-
-
-def find_recipe(recipe: str | Path) -> Path:
-    """A recipe file path, or the name of a shipped recipe (`cifar10-lt`, `digits-lt.toml`)."""
-    path = Path(recipe)
-    if path.is_file():
-        return path
-    shipped = shipped_recipes()
-    name = path.name.removesuffix(".toml")
-    if len(path.parts) <= 2 and name in shipped:  # "cifar10-lt" or "recipes/cifar10-lt.toml" from anywhere
-        return shipped[name]
-    raise ConfigError(f"no recipe {recipe}: give a TOML file or a shipped recipe name ({', '.join(sorted(shipped))})")
+    return build_section(cls, values, where)
