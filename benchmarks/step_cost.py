@@ -19,12 +19,12 @@ import tempfile
 import torch
 from timing import device_name, interleaved_medians
 
-from coral_ft.config import load_config
+from coral_ft.config import BENCH_VARIANTS, apply_overrides, config_from_dict
 from coral_ft.data.registry import LabeledImages
 from coral_ft.train.trainer import Trainer
 
 SHAPES = {"micro": (1, 8), "tiny": (1, 16), "small": (1, 16), "ddpm-cifar": (3, 32), "ddpm-64": (3, 64)}  # (channels, size)
-METHODS = ("ddpm", "cbdm", "t2h", "ambient", "coral")
+METHODS = ("ddpm", "cbdm", "t2h", "ambient", "coral", "coral-null", "ccua", "dispersive")
 CORAL_TARGET = 1.05
 
 
@@ -37,8 +37,11 @@ def random_data(preset: str, num_classes: int = 10, per_class: int = 64) -> Labe
 
 
 def make_trainer(method: str, preset: str, batch_size: int, data: LabeledImages, workdir: str, sets=()) -> Trainer:
-    cfg = load_config(None, [f"objective.method={method!r}".replace("'", '"'), f'model.preset="{preset}"',
-                             f"train.batch_size={batch_size}", *sets])
+    """A trainer of a method or of a bench variant (coral-null) on in-memory data."""
+    variant = BENCH_VARIANTS.get(method)
+    given = {"objective.method": variant.method if variant else method, **(variant.overrides if variant else {}),
+             "model.preset": preset, "train.batch_size": batch_size}
+    cfg = config_from_dict(apply_overrides(apply_overrides({}, given), list(sets)))
     return Trainer(cfg, f"{workdir}/{method}", progress=False, data=data)
 
 
@@ -58,9 +61,9 @@ def main() -> None:
         trainers = {m: make_trainer(m, args.preset, args.batch_size, data, workdir, args.sets) for m in methods}
         med = interleaved_medians({m: t.train_step for m, t in trainers.items()}, args.steps, args.warmup)
     print(f"preset={args.preset} batch={args.batch_size} steps={args.steps} device={device_name()} {' '.join(args.sets)}")
-    print(f"  {'method':8s} {'median ms':>10s} {'vs ddpm':>8s}")
+    print(f"  {'method':11s} {'median ms':>10s} {'vs ddpm':>8s}")
     for m, v in med.items():
-        print(f"  {m:8s} {v * 1000:10.1f} {v / med['ddpm']:8.3f}x")
+        print(f"  {m:11s} {v * 1000:10.1f} {v / med['ddpm']:8.3f}x")
     if "coral" in med:
         print(f"coral/ddpm step-time ratio: {med['coral'] / med['ddpm']:.3f} (target <= {CORAL_TARGET})")
 

@@ -134,3 +134,32 @@ def test_pixel_range_round_trip():
     y = to_model_range(x)
     assert y.min() == -1 and y.max() == 1
     assert torch.equal(to_uint8(y), x)
+
+
+def test_batch_resampling_draws_classes_by_a_power_of_their_counts():
+    from coral_ft.data.batches import resampled_batch_indices
+
+    labels = torch.tensor([0] * 900 + [1] * 90 + [2] * 9)
+    for power in (1.0, 0.5, 0.0):
+        idx = resampled_batch_indices(labels, power, 60_000, seed=0, step=7)
+        share = torch.bincount(labels[idx], minlength=3).double() / len(idx)
+        expected = torch.tensor([900.0, 90.0, 9.0], dtype=torch.float64) ** power
+        assert torch.allclose(share, expected / expected.sum(), atol=0.01), power
+    # a pure function of (seed, step): resume and several processes see the same batch
+    assert torch.equal(resampled_batch_indices(labels, 0.5, 64, 1, 3), resampled_batch_indices(labels, 0.5, 64, 1, 3))
+    assert not torch.equal(resampled_batch_indices(labels, 0.5, 64, 1, 3), resampled_batch_indices(labels, 0.5, 64, 1, 4))
+    tail = torch.nonzero(labels == 2).flatten()
+    drawn = resampled_batch_indices(labels, 0.0, 3000, 0, 0)
+    assert set(drawn[labels[drawn] == 2].tolist()) == set(tail.tolist())  # every tail image, uniformly
+
+
+def test_the_trainer_takes_resampled_batches(tmp_path, tiny_config):
+    from coral_ft.train.trainer import Trainer
+
+    trainer = Trainer(tiny_config(**{"data.resample_power": 0.0, "train.batch_size": 64}), tmp_path, progress=False)
+    labels = []
+    for step in range(30):
+        trainer.step = step
+        labels.append(trainer.global_batch().labels)
+    counts = torch.bincount(torch.cat(labels), minlength=10)
+    assert counts.min() > 0.5 * counts.float().mean()  # class-balanced, though digits-LT runs 139 .. 13

@@ -219,3 +219,91 @@ def test_each_baseline_trains_under_finetune_context(method):
     terms = obj.loss_terms(den, batch)
     terms["loss"].backward()
     assert torch.isfinite(terms["loss"]) and any(p.grad is not None for p in den.parameters())
+
+
+# CCUA ----------------------------------------------------------------------------------------
+def _ccua_by_hand(den, batch, alpha, gamma, tau, time_weighted=True):
+    """L_ddpm + gamma * L_al + alpha * L_ucl written out from the paper and the authors' code."""
+    x_t = make_objective("ccua").noised(batch)
+    seen = []
+    hook = den.unet.mid_block.register_forward_hook(lambda m, i, o: seen.append(o))
+    e_c = den.unet(x_t, batch.t, class_labels=batch.cond_labels).sample
+    e_u = den.unet(x_t, batch.t, class_labels=torch.full_like(batch.labels, C)).sample
+    hook.remove()
+    h_u = seen[1].flatten(1)  # the unconditional pass's bottleneck, (B, C*h*w)
+    frac = (batch.t.float() + 1) / T
+    kept = (batch.cond_labels != C).float()
+    align = torch.stack([frac[i] * kept[i] * ((e_c[i] - e_u[i]) ** 2).mean() for i in range(B)]).mean()
+    u = h_u / h_u.norm(dim=1, keepdim=True)
+    ucl = []
+    for i in range(B):
+        sims = torch.stack([u[i] @ u[j] for j in range(B)]) / tau
+        nce = -(sims[i] - torch.logsumexp(sims, 0))  # the sample itself is its only positive
+        ucl.append(nce * (frac[i] if time_weighted else 1.0))
+    ucl = torch.stack(ucl).mean()
+    return ((e_c - batch.noise) ** 2).mean() + gamma * align + alpha * ucl, align, ucl
+
+
+@pytest.mark.parametrize("time_weighted", [True, False])
+def test_ccua_loss_equals_the_formula(time_weighted):
+    den, batch = make_denoiser(), make_batch()
+    batch.cond_labels[2] = C  # one label dropped: no alignment for it, still a UCL anchor
+    obj = make_objective("ccua", ucl_weight=0.7, align_weight=1.3, temperature=0.2, time_weighted_ucl=time_weighted)
+    terms = obj.loss_terms(den, batch)
+    loss, align, ucl = _ccua_by_hand(den, batch, 0.7, 1.3, 0.2, time_weighted)
+    assert terms["loss"].item() == pytest.approx(loss.item(), rel=1e-5)
+    assert terms["align"].item() == pytest.approx(align.item(), rel=1e-5)
+    assert terms["ucl"].item() == pytest.approx(ucl.item(), rel=1e-5)
+
+
+def test_ccua_alignment_moves_both_predictions():
+    # No stop-gradient (the authors' code): the label's row and the null row both get gradient.
+    den, batch = make_denoiser(), make_batch(labels=torch.full((B,), 3))
+    obj = make_objective("ccua", ucl_weight=0.0, align_weight=1.0)
+    out = obj(den, batch)
+    x_t = obj.noised(batch)
+    diffusion = ((den(x_t, batch.t, batch.cond_labels).eps - batch.noise) ** 2).mean()
+    g = grads(den, out.loss - diffusion)[grads_key(den)]  # the alignment term alone
+    assert g[3].abs().sum() > 0 and g[C].abs().sum() > 0
+
+
+# Dispersive ----------------------------------------------------------------------------------
+def _dispersive_by_hand(z, variant, tau, margin):
+    z = z.flatten(1).double()
+    n, dim = z.shape
+    d2 = torch.tensor([[((z[i] - z[j]) ** 2).sum().item() / dim for j in range(n)] for i in range(n)])
+    if variant == "infonce-l2":
+        return torch.log(torch.exp(-d2 / tau).mean())
+    if variant == "infonce-cosine":
+        cos = torch.tensor([[(z[i] @ z[j] / (z[i].norm() * z[j].norm())).item() for j in range(n)] for i in range(n)])
+        return torch.log(torch.exp(cos / tau).mean())
+    if variant == "hinge":
+        return torch.stack([torch.relu(margin - d2[i, j]) ** 2 for i in range(n) for j in range(n) if i != j]).mean()
+    zs = (z - z.mean(0)) / z.std(0)
+    cov = zs.T @ zs / (n - 1)
+    return sum(cov[a, b] ** 2 for a in range(dim) for b in range(dim) if a != b) / dim
+
+
+@pytest.mark.parametrize("variant", ["infonce-l2", "infonce-cosine", "hinge", "covariance"])
+def test_dispersive_variants_equal_their_formulas(variant):
+    from coral_ft.objectives.dispersive import dispersive_loss
+
+    z = torch.randn(6, 3, 2, 2, generator=torch.Generator().manual_seed(4))
+    got = dispersive_loss(z, variant, temperature=0.5, margin=2.0)
+    assert got.item() == pytest.approx(_dispersive_by_hand(z, variant, 0.5, 2.0).item(), rel=1e-5, abs=1e-6)
+
+
+def test_dispersive_loss_is_the_diffusion_loss_plus_lambda_times_the_bottleneck_term():
+    from coral_ft.objectives.dispersive import dispersive_loss
+
+    den, batch = make_denoiser(), make_batch()
+    obj = make_objective("dispersive", weight=0.3)
+    terms = obj.loss_terms(den, batch)
+    with torch.no_grad():
+        out = den(obj.noised(batch), batch.t, batch.cond_labels)
+        expected = ((out.eps - batch.noise) ** 2).mean() + 0.3 * dispersive_loss(out.bottleneck, "infonce-l2", 0.5)
+    assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    # spreading the features apart lowers the term: identical features give its maximum, log 1 = 0
+    same = torch.ones(4, 8)
+    assert dispersive_loss(same, "infonce-l2").item() == pytest.approx(0.0, abs=1e-7)
+    assert dispersive_loss(torch.randn(4, 8), "infonce-l2").item() < 0

@@ -40,12 +40,17 @@ class DataConfig:
     imbalance: float = 0.01  # rho of paper eq. 8 for the `-lt` data sets
     hflip: bool = True  # random horizontal flip during training
     image_size: int | None = None  # resizing data sets only (digits-lt, fashion-mnist-lt, imagefolder)
+    # Batch resampling: a training batch draws class c with probability proportional to n_c^power,
+    # with replacement (1: the data as it is; 0: every class alike; 0.5: square-root sampling, the
+    # CCUA authors' --brs_factor 0.1 on rho = 0.01 data). Any method can use it.
+    resample_power: float = 1.0
 
     def __post_init__(self) -> None:
         from coral_ft.data.registry import DATASETS
 
         check_choice("data.dataset", self.dataset, sorted(DATASETS))
         check(0.0 < self.imbalance <= 1.0, f"data.imbalance (rho) must be in (0, 1]; got {self.imbalance}")
+        check(self.resample_power >= 0, f"data.resample_power must be >= 0; got {self.resample_power}")
         check(self.image_size is None or self.image_size >= 8, f"data.image_size must be at least 8; got {self.image_size}")
         resizing = sorted(n for n, s in DATASETS.items() if s.resizes)
         check(

@@ -41,6 +41,7 @@ def epoch_permutation(num_items: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 EPOCH_STREAM = 2**31 - 1  # keeps data-order seeds apart from per-step seeds
+RESAMPLE_STREAM = 2**31 - 2  # the draws of class-resampled batches
 
 
 def global_batch_indices(num_items: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
@@ -53,6 +54,21 @@ def global_batch_indices(num_items: int, batch_size: int, seed: int, step: int) 
         out.append(epoch_permutation(num_items, seed, epoch)[offset : offset + take])
         filled += take
     return torch.cat(out)
+
+
+def resampled_batch_indices(labels: torch.Tensor, power: float, batch_size: int, seed: int, step: int) -> torch.Tensor:
+    """Indices of global batch `step` drawn with replacement, class c with probability proportional
+    to n_c^power (1: as the data is, 0: every class alike, 0.5: square-root sampling), then an
+    image of that class uniformly: batch resampling, a pure function of (seed, step) like the
+    epoch order it replaces."""
+    counts = torch.bincount(labels)  # (C,)
+    weights = torch.where(counts > 0, counts.double() ** power, torch.zeros((), dtype=torch.float64))
+    g = step_generator(seed, step, RESAMPLE_STREAM)
+    classes = torch.multinomial(weights / weights.sum(), batch_size, replacement=True, generator=g)  # (B,)
+    by_class = torch.argsort(labels, stable=True)  # the images of class 0, then class 1, ...
+    starts = torch.cumsum(counts, 0) - counts
+    within = (torch.rand(batch_size, generator=g, dtype=torch.float64) * counts[classes]).long()
+    return by_class[starts[classes] + within]
 
 
 def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -31,7 +31,14 @@ from coral_ft.checkpoint.layout import RunDir
 from coral_ft.checkpoint.model import ModelInfo, save_head
 from coral_ft.checkpoint.training import list_checkpoints, load_checkpoint, save_checkpoint
 from coral_ft.config import RunConfig, save_config
-from coral_ft.data.batches import derived_seed, global_batch_indices, random_hflip, step_generator, to_model_range
+from coral_ft.data.batches import (
+    derived_seed,
+    global_batch_indices,
+    random_hflip,
+    resampled_batch_indices,
+    step_generator,
+    to_model_range,
+)
 from coral_ft.data.registry import LabeledImages, dataset_from_config
 from coral_ft.devices import resolved_device
 from coral_ft.errors import ConfigError, RunStopped, UserError
@@ -194,7 +201,10 @@ class Trainer:
         cfg, step = self.config, self.step
         B = cfg.train.batch_size
         g = step_generator(cfg.train.seed, step, STREAM_SHARED)
-        idx = global_batch_indices(len(self.labels), B, cfg.train.seed, step)  # (B,)
+        if cfg.data.resample_power == 1.0:  # consecutive slices of seeded epoch shuffles
+            idx = global_batch_indices(len(self.labels), B, cfg.train.seed, step)  # (B,)
+        else:  # batch resampling: classes drawn by a power of their counts
+            idx = resampled_batch_indices(self.labels, cfg.data.resample_power, B, cfg.train.seed, step)
         images = to_model_range(self.images[idx.to(self.images.device)])  # (B, C, H, W), where the data lives
         if cfg.data.hflip:
             images = random_hflip(images, g)
