@@ -6,8 +6,9 @@ exception. Programming errors stay ordinary exceptions and keep their tracebacks
 """
 
 
-class UserError(Exception):
-    """A problem with the user's input, reported as one line that says how to fix it."""
+class UserError(ValueError):
+    """A problem with the user's input, reported as one line that says how to fix it (a bad value:
+    a ValueError, so library users catch it as the diffusers and torch idiom has them do)."""
 
 
 class ConfigError(UserError):

@@ -73,8 +73,11 @@ def test_save_load_round_trip_and_merged_export(tmp_path, saved_base, kind, lora
     assert torch.allclose(outputs(loaded), expected, atol=1e-6)
     images = sample(loaded, scheduler, torch.tensor([0, 9]), [0, 1], SampleConfig(guidance=1.0, sampler="ddim", steps=2))
     assert images.shape == (2, 1, 16, 16) and torch.isfinite(images).all()  # guided sampling works on it
-    # merged export: plain diffusers, no coral_ft needed to read it
-    export_model(tmp_path / "run", tmp_path / "merged", merge=True)
+    # merged export: plain diffusers, no coral_ft needed to read it (a full run has nothing to merge)
+    export_model(tmp_path / "run", tmp_path / "merged", merge=lora)
+    if not lora:
+        with pytest.raises(UserError, match="nothing to merge"):
+            export_model(tmp_path / "run", tmp_path / "merged-again", merge=True)
     core = inner_unet(unet)
     cls = type(core.get_base_model() if lora else core)
     plain = cls.from_pretrained(tmp_path / "merged")
@@ -158,3 +161,11 @@ def test_adapters_on_a_changed_base_are_refused(tmp_path, saved_base):
     changed.save_pretrained(folder)  # someone retrained or replaced the base in place
     with pytest.raises(UserError, match="has changed since they were trained"):
         load_model(tmp_path / "model")
+
+
+def test_a_lora_model_card_says_how_to_load_adapters(tmp_path, saved_base):
+    source = FinetuneSource(FinetuneConfig(base=str(saved_base("unet2d-uncond")), lora=True, rank=4))
+    unet = source.build(fake_data(), None)
+    source.save(unet, tmp_path / "model", make_scheduler(), ModelInfo(class_names=list("abcdefghij")))
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "PeftModel.from_pretrained" in card and "UNet2DModel.from_pretrained(\"PATH\")" not in card

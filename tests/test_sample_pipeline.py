@@ -7,7 +7,6 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from PIL import Image
 
 from coral_ft.config import SampleConfig
-from coral_ft.errors import UserError
 from coral_ft.sample.labels import sample_seeds
 from coral_ft.sample.pipeline import CoralPipeline
 from coral_ft.sample.run import sample_to_npz
@@ -55,7 +54,7 @@ def test_pipeline_saves_and_loads_with_diffusers(pipe, tmp_path):
     (dict(class_labels=[0, 1], generator=[torch.Generator()] * 3), "3 generators for 2"),
 ])  # fmt: skip
 def test_pipeline_bad_input(pipe, call, message):
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(ValueError, match=message):
         pipe(num_inference_steps=1, **call)
 
 
@@ -87,9 +86,9 @@ def test_guidance_scale_is_one_plus_w(pipe):
     a = pipe([1, 2], guidance=0.7, num_inference_steps=3, seed=4, output_type="pt").images
     b = pipe([1, 2], guidance_scale=1.7, num_inference_steps=3, seed=4, output_type="pt").images
     assert torch.allclose(a, b)
-    with pytest.raises(UserError, match="not both"):
+    with pytest.raises(ValueError, match="not both"):
         pipe([1], guidance=0.5, guidance_scale=1.5)
-    with pytest.raises(UserError, match="guidance_scale >= 1"):
+    with pytest.raises(ValueError, match="guidance_scale >= 1"):
         pipe([1], guidance_scale=0.5)
 
 
@@ -145,5 +144,60 @@ def test_push_to_hub_offline_is_a_clear_error(tiny_model_dir, tmp_path, monkeypa
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = export_model(tiny_model_dir, tmp_path / "m")
-    with pytest.raises(UserError, match="cannot upload .* the folder is written"):
+    with pytest.raises(ValueError, match="cannot upload .* the folder is written"):
         push_folder(folder, "someone/coral-test")
+
+
+NO_CORAL_FT = """
+import sys, importlib.abc
+
+class Block(importlib.abc.MetaPathFinder):  # an environment where coral-ft is not installed
+    def find_spec(self, name, path, target=None):
+        if name == "coral_ft" or name.startswith("coral_ft."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+
+sys.meta_path.insert(0, Block())
+from diffusers import DiffusionPipeline
+pipe = DiffusionPipeline.from_pretrained(sys.argv[1], trust_remote_code=True)
+out = pipe(class_labels=[0, 3], guidance=1.0, num_inference_steps=3, seed=0, output_type="np").images
+assert out.shape == (2, 16, 16, 1), out.shape
+assert not any(m == "coral_ft" or m.startswith("coral_ft.") for m in sys.modules)
+print("ok", type(pipe).__name__)
+"""
+
+
+def test_an_exported_pipeline_folder_loads_and_samples_without_coral_ft(tiny_model_dir, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from coral_ft.finetune.export import export_model
+
+    folder = export_model(tiny_model_dir, tmp_path / "pipe", pipeline=True)
+    assert "coral_ft" not in "".join(line for line in (folder / "pipeline.py").read_text().splitlines()
+                                     if line.startswith(("import", "from")))
+    done = subprocess.run([sys.executable, "-c", NO_CORAL_FT, str(folder)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "ok CoralPipeline" in done.stdout, done.stderr[-2000:]
+    # coral-ft samples the folder too (this test model records no W: one is given)
+    from tests.conftest import run_cli
+
+    assert (folder / "unet" / "coral_ft.json").is_file()  # the run's class names and sampling settings
+    code, out, err = run_cli(["sample", "--model", folder, "--num", "4", "--out", tmp_path / "s.npz", "--sampler", "ddim",
+                              "--steps", "2", "--guidance", "0.5", "--no-progress"], capsys)
+    assert code == 0, err
+    with np.load(tmp_path / "s.npz") as f:
+        assert f["images"].shape == (4, 16, 16, 1)
+
+
+def test_batch_size_samples_the_classes_in_turn(pipe):
+    out = pipe(batch_size=3, num_inference_steps=2, seed=0, output_type="pt").images
+    assert out.shape == (3, 1, 16, 16)
+    same = pipe(class_labels=[0, 1, 2], num_inference_steps=2, seed=0, output_type="pt").images
+    assert torch.equal(out, same)
+
+
+def test_pipeline_and_cli_derive_noise_seeds_alike():
+    from coral_ft.data.batches import derived_seed
+    from coral_ft.sample.pipeline import NOISE_STREAM
+
+    assert sample_seeds(7, [0, 5, 99]) == [derived_seed(7, NOISE_STREAM, i) for i in (0, 5, 99)]

@@ -217,7 +217,7 @@ def describe(plan: BenchPlan, num_classes: int, image_shape: tuple[int, int, int
     import torch
 
     from coral_ft.models.presets import build_unet
-    from coral_ft.sample.samplers import SAMPLERS
+    from coral_ft.sample.registry import SAMPLERS
 
     c, h, w = image_shape
     b = plan.config.bench

@@ -39,6 +39,7 @@ META_FILE = "coral_ft.json"
 FINETUNE_FILE = "finetune.json"
 HEAD_WEIGHTS = "head.safetensors"
 HEAD_CONFIG = "head.json"
+PIPELINE_UNET = "unet"  # where a pipeline folder (coral-ft export --pipeline) keeps its U-Net
 
 
 @dataclass
@@ -69,8 +70,12 @@ def save_model(folder: str | Path, unet, scheduler: DDPMScheduler, info: ModelIn
 
 
 def save_info(folder: Path, info: ModelInfo) -> None:
-    (Path(folder) / META_FILE).write_text(json.dumps(asdict(info), indent=2))
+    write_info(folder, info)
     write_model_card(folder, info)
+
+
+def write_info(folder: Path, info: ModelInfo) -> None:
+    (Path(folder) / META_FILE).write_text(json.dumps(asdict(info), indent=2))
 
 
 def write_model_card(folder: Path, info: ModelInfo, metrics: dict | None = None, pipeline: bool = False) -> Path:
@@ -96,17 +101,28 @@ def write_model_card(folder: Path, info: ModelInfo, metrics: dict | None = None,
         names = [f"{n} ({c})" for n, c in zip(info.class_names, counts)] if counts else info.class_names
         lines += ["", "Classes (training images): " + ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")]
     w = info.guidance if info.guidance is not None else 0.0
-    if pipeline:
-        load = ["from diffusers import DiffusionPipeline", "",
-                'pipe = DiffusionPipeline.from_pretrained("PATH", trust_remote_code=True)  # runs this folder\'s pipeline.py (coral-ft)']
-    else:
-        load = ["from coral_ft.sample.pipeline import CoralPipeline", "", 'pipe = CoralPipeline.from_coral("PATH")',
-                '# or, without coral-ft: diffusers.UNet2DModel.from_pretrained("PATH") and your own guided sampler']
-    lines += ["", "```python", *load, f"images = pipe(class_labels=[0, 1], guidance={w:g}).images  # guidance: w of eq. 4",
-              "```", ""]
+    lines += ["", "```python", *_how_to_load(info, pipeline),
+              f"images = pipe(class_labels=[0, 1], guidance={w:g}).images  # guidance: w of eq. 4", "```", ""]
     path = Path(folder) / "README.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _how_to_load(info: ModelInfo, pipeline: bool) -> list[str]:
+    """The model card's loading lines, true to the folder's kind (pipeline, LoRA adapters, full weights)."""
+    if pipeline:
+        return ["from diffusers import DiffusionPipeline", "",
+                "# this folder's pipeline.py needs only diffusers and torch (diffusers asks trust_remote_code for folder code)",
+                'pipe = DiffusionPipeline.from_pretrained("PATH", trust_remote_code=True)']
+    coral = ["from coral_ft.sample.pipeline import CoralPipeline", "", 'pipe = CoralPipeline.from_coral("PATH")']
+    finetune = info.extra.get("finetune") or {}
+    if finetune.get("kind") == "lora":
+        return coral + ["# without coral-ft: these are peft LoRA adapters on the base they name (adapter_config.json):",
+                        f'#   base = diffusers.UNet2DModel.from_pretrained("{finetune.get("base_spec") or "BASE"}"'
+                        ', num_class_embeds=CLASSES + 1, low_cpu_mem_usage=False, ignore_mismatched_sizes=True)',
+                        '#   unet = peft.PeftModel.from_pretrained(base, "PATH").merge_and_unload()',
+                        "# or a plain folder: coral-ft export RUN --merge --out DIR"]
+    return coral + ['# or, without coral-ft: diffusers.UNet2DModel.from_pretrained("PATH") and your own guided sampler']
 
 
 def save_head(folder: str | Path, head: nn.Module) -> None:
@@ -130,13 +146,14 @@ def load_head(folder: str | Path) -> ProjectionHead | None:
 
 
 def resolve_model_dir(path: str | Path) -> Path:
-    """A run directory (with `model/`) or a model folder itself -> the model folder."""
+    """A run directory (with `model/`), a pipeline folder (with `unet/`) or a model folder itself -> the model folder."""
     path = Path(path)
-    for cand in (path / MODEL_SUBDIR, path):
+    for cand in (path / MODEL_SUBDIR, path / PIPELINE_UNET, path):
         if (cand / "config.json").is_file():
             return cand
     raise UserError(
-        f"no model at {path}: expected a run directory with {MODEL_SUBDIR}/config.json or a diffusers model folder"
+        f"no model at {path}: expected a run directory with {MODEL_SUBDIR}/config.json, a pipeline folder with "
+        f"{PIPELINE_UNET}/config.json or a diffusers model folder"
     )
 
 

@@ -167,7 +167,7 @@ class SampleConfig:
     compile: bool = False  # torch.compile the U-Net for sampling
 
     def __post_init__(self) -> None:
-        from coral_ft.sample.samplers import SAMPLERS
+        from coral_ft.sample.registry import SAMPLERS
 
         check(self.guidance >= 0, f"sample.guidance must be >= 0 (0 = no guidance); got {self.guidance}")
         check_choice("sample.sampler", self.sampler, list(SAMPLERS))
@@ -192,8 +192,7 @@ class EvalConfig:
     prd_runs: int = 10  # k-means clusterings PRD averages (Sajjadi et al.: 10)
 
     def __post_init__(self) -> None:
-        from coral_ft.metrics.features.resize import RESIZES
-        from coral_ft.metrics.registry import evaluated
+        from coral_ft.metrics.registry import RESIZES, evaluated
 
         unknown = [m for m in self.metrics if m not in evaluated()]
         check(bool(self.metrics) and not unknown,

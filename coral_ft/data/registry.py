@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from coral_ft.data import readers
 from coral_ft.data.longtail import class_counts, longtail_counts, select_longtail
 from coral_ft.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 SPLITS = ("train", "train-full", "test")
 
@@ -137,6 +140,8 @@ def load_dataset(
         head = int(np.bincount(labels).min())  # N of eq. 8: the balanced per-class count
         keep = select_longtail(labels, longtail_counts(head, len(classes), imbalance), seed=seed)
         images, labels = images[keep], labels[keep]
+    import torch
+
     return LabeledImages(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels), classes)
 
 

@@ -19,6 +19,7 @@ from coral_ft.checkpoint.model import (
     resolve_model_dir,
     save_model,
     write_finetune_meta,
+    write_info,
     write_model_card,
 )
 from coral_ft.errors import UserError
@@ -37,6 +38,8 @@ def export_model(run: str | Path, out: str | Path, merge: bool = False, pipeline
         raise UserError("--out must differ from the run's model folder")
     meta = read_finetune_meta(model_dir)
     metrics = known_metrics(model_dir)
+    if merge and (meta is None or meta["kind"] != "lora"):
+        raise UserError(f"{model_dir} holds full weights, not LoRA adapters: there is nothing to merge; drop --merge")
     if pipeline:
         return _export_pipeline(model_dir, out, metrics)
     if not merge and meta is not None and meta["kind"] == "lora":
@@ -63,6 +66,7 @@ def _export_pipeline(model_dir: Path, out: Path, metrics: dict | None) -> Path:
     if core is not unet:
         raise UserError("a cross-attention U-Net with a fixed context cannot be exported as a pipeline; export it as a model folder")
     CoralPipeline(merge_lora(core) if is_lora(core) else core, scheduler, info.class_names or None).save_pretrained(out)
+    write_info(out / "unet", info)  # the sampling settings (W) for `coral-ft sample --model FOLDER`
     write_model_card(out, info, metrics, pipeline=True)
     return out
 

@@ -23,6 +23,10 @@ from dataclasses import dataclass
 
 from coral_ft.errors import UserError
 
+# How images reach a feature network's input size (coral_ft.metrics.features.resize): clean-fid's
+# PIL bicubic, or the peers' bilinear `F.interpolate` on float pixels (the paper's FIDs).
+RESIZES = ("clean", "legacy-pytorch")
+
 
 @dataclass(frozen=True)
 class Computation:

@@ -9,8 +9,12 @@ the paper's t in 1..T is that index + 1.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from diffusers import DDPMScheduler
+
+if TYPE_CHECKING:
+    from diffusers import DDPMScheduler
 
 
 def make_scheduler(num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> DDPMScheduler:
@@ -19,6 +23,8 @@ def make_scheduler(num_train_timesteps: int = 1000, beta_start: float = 1e-4, be
     `clip_sample` is off: the peers take each posterior mean from the unclipped x0 prediction and
     clamp only the final image (samplers turn clipping on when `sample.clip_x0` asks for it).
     """
+    from diffusers import DDPMScheduler
+
     return DDPMScheduler(
         num_train_timesteps=num_train_timesteps,
         beta_start=beta_start,

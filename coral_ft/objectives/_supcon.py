@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pytorch_metric_learning.losses import SupConLoss
-from pytorch_metric_learning.reducers import DoNothingReducer
 
 SUPCON_IMPLS = ("fused", "pml")
 
@@ -26,6 +24,9 @@ def has_positive(labels: torch.Tensor) -> torch.Tensor:
 
 
 def supcon_pml(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    from pytorch_metric_learning.losses import SupConLoss  # imported when chosen: it pulls in SciPy
+    from pytorch_metric_learning.reducers import DoNothingReducer
+
     loss_fn = SupConLoss(temperature=temperature, reducer=DoNothingReducer())
     z = embeddings.float()
     losses = loss_fn.compute_loss(z, labels, None, z, labels)["loss"]["losses"]

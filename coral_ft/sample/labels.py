@@ -15,23 +15,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from coral_ft.data.batches import derived_seed
 from coral_ft.errors import UserError
+from coral_ft.sample.pipeline import sample_seeds  # the pipeline file is self-contained: the one definition
 
-# SeedSequence entropy words that keep the label stream and the noise streams apart.
-_NOISE_STREAM = 0
+# The SeedSequence word of the label stream (the noise stream's is coral_ft.sample.pipeline.NOISE_STREAM).
 _LABEL_STREAM = 1
 _LABEL_BLOCK = 4096  # uniform labels are drawn in blocks of this many, one generator per block
 
 
 def sample_seed(seed: int, index: int) -> int:
     """The noise seed of sample `index` of a run with seed `seed` (63-bit, hashed from both)."""
-    return derived_seed(seed, _NOISE_STREAM, index)
-
-
-def sample_seeds(seed: int, indices) -> list[int]:
-    """`sample_seed` for each of `indices`."""
-    return [sample_seed(seed, int(i)) for i in indices]
+    return sample_seeds(seed, [index])[0]
 
 
 def parse_label_spec(spec: str, class_names: list[str]) -> list[int] | None:

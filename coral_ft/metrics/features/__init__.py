@@ -1,7 +1,15 @@
-"""Feature networks (I/O, weights, devices), kept apart from the metric math one folder up."""
+"""Feature networks (I/O, weights, devices), kept apart from the metric math one folder up.
 
-from coral_ft.metrics.features.base import FeatureExtractor
-from coral_ft.metrics.features.inception import InceptionExtractor, load_inception
-from coral_ft.metrics.features.vgg import VGG16Extractor, load_vgg16
+Names are imported when first used (the networks pull in torch and clean-fid)."""
 
-__all__ = ["FeatureExtractor", "InceptionExtractor", "VGG16Extractor", "load_inception", "load_vgg16"]
+import importlib
+
+_HOMES = {"FeatureExtractor": "base", "InceptionExtractor": "inception", "load_inception": "inception",
+          "VGG16Extractor": "vgg", "load_vgg16": "vgg"}
+__all__ = list(_HOMES)
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

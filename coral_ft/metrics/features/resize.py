@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from cleanfid.resize import make_resizer
 
-RESIZES = ("clean", "legacy-pytorch")
+from coral_ft.metrics.registry import RESIZES
+
 # PIL resizes outside the GIL, so threads spread the per-image resize over the cores.
 RESIZE_THREADS = min(8, os.cpu_count() or 1)
 
