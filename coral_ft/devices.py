@@ -15,3 +15,13 @@ def resolved_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {device} asked for, but no CUDA GPU is visible; use --device cpu or auto")
     return device
+
+
+def use_runtime(runtime) -> str:
+    """The device of a `[runtime]` section; on the CPU, torch's thread pool sized as it says."""
+    import torch
+
+    device = resolved_device(runtime.device)
+    if runtime.threads and device == "cpu":
+        torch.set_num_threads(runtime.threads)
+    return device

@@ -86,7 +86,7 @@ def test_resume_skips_finished_stages(smoke_bench, monkeypatch):
         raise AssertionError("a finished stage ran again")
 
     for module, name in [("coral_ft.train.trainer", "train"), ("coral_ft.sample.run", "sample_to_npz"),
-                         ("coral_ft.metrics.evaluate", "evaluate")]:
+                         ("coral_ft.metrics.evaluation", "evaluate")]:
         monkeypatch.setattr(importlib.import_module(module), name, boom)
     before = (smoke_bench / "ddpm" / "seed-0" / "eval.json").read_text()
     config = load_config("digits-lt", {"bench.scale": "smoke", "bench.run": ["ddpm", "coral"], "bench.seeds": 2,

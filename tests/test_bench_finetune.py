@@ -83,7 +83,7 @@ def test_a_rerun_resumes_without_training_again(finetune_bench, monkeypatch, cap
         raise AssertionError("a finished stage ran again")
 
     for module, name in [("coral_ft.train.trainer", "train"), ("coral_ft.sample.run", "sample_to_npz"),
-                         ("coral_ft.metrics.evaluate", "evaluate")]:
+                         ("coral_ft.metrics.evaluation", "evaluate")]:
         monkeypatch.setattr(importlib.import_module(module), name, boom)
     main(["bench", *SMOKE, "--out", str(finetune_bench)])
     assert "| coral-lora |" in capsys.readouterr().out

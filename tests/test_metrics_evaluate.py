@@ -136,3 +136,17 @@ def test_bad_input_is_a_clear_user_error(digits_test, toy, change, ref, metrics,
 def test_missing_samples_file(toy, tmp_path):
     with pytest.raises(UserError, match="samples file not found"):
         evaluate(tmp_path / "none.npz", REF, ev("fid"), extractor=toy)
+
+
+@pytest.mark.parametrize("mismatch, fragment", [("size", "samples are 8x8"), ("resize", "resize")])
+def test_mismatches_are_found_before_any_feature_is_computed(digits_test, toy, tmp_path, mismatch, fragment):
+    path = make_reference(REF, tmp_path / "ref.npz", ev("fid"), extractor=toy)  # 16x16 digits, toy's resize
+    toy.calls = 0
+    samples = digits_test
+    if mismatch == "size":
+        samples = {"images": np.zeros((50, 8, 8, 1), dtype=np.uint8), "labels": np.zeros(50, dtype=np.int64)}
+    else:
+        toy.resize = "legacy-pytorch"  # the reference was made with the other resize
+    with pytest.raises(UserError, match=fragment):
+        evaluate(samples, str(path), ev("fid,kid"), extractor=toy)
+    assert toy.calls == 0  # the error came before the network saw an image

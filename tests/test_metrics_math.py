@@ -8,18 +8,12 @@ import torch
 from cleanfid.fid import kernel_distance
 
 from coral_ft.errors import UserError
-from coral_ft.metrics import (
-    fid,
-    fid_from_stats,
-    gaussian_stats,
-    inception_score,
-    kid,
-    per_class_fid,
-    prd,
-    precision_recall,
-)
-from coral_ft.metrics.prd import max_f_beta, prd_curve
-from coral_ft.metrics.precision_recall import knn_radii
+from coral_ft.metrics.fid import fid, fid_from_stats, gaussian_stats
+from coral_ft.metrics.inception_score import inception_score
+from coral_ft.metrics.kid import kid
+from coral_ft.metrics.per_class import per_class_fid
+from coral_ft.metrics.prd import max_f_beta, prd, prd_curve
+from coral_ft.metrics.precision_recall import knn_radii, precision_recall
 
 
 def _rotation(d, seed=0):
@@ -203,15 +197,18 @@ def test_per_class_fid_requires_samples_of_every_class():
         per_class_fid(feats, stray, feats, labels)
 
 
-def test_per_class_fid_holds_one_class_at_a_time(monkeypatch):
-    """1,000 classes of 64-d features: the covariances are computed (and freed) one class at a time."""
-    import coral_ft.metrics.per_class as per_class
+@pytest.mark.parametrize("per_class, dim", [(8, 64), (80, 16)])  # fewer points than dimensions, and more
+def test_per_class_fid_holds_one_class_at_a_time(monkeypatch, per_class, dim):
+    """1,000 classes: covariances, where any are formed, are computed (and freed) one class at a time;
+    a class with fewer samples than dimensions needs none (the low-rank FID)."""
+    import coral_ft.metrics.fid as fid_module
+    import coral_ft.metrics.per_class as per_class_module
 
     rng = np.random.default_rng(7)
-    labels = np.repeat(np.arange(1000), 8)
-    feats = rng.normal(size=(len(labels), 64)).astype(np.float32)
+    labels = np.repeat(np.arange(1000), per_class)
+    feats = rng.normal(size=(len(labels), dim)).astype(np.float32)
     live, peak = [0], [0]
-    real = per_class.gaussian_stats
+    real = fid_module.gaussian_stats
 
     class Tracked(tuple):
         def __del__(self):
@@ -222,10 +219,10 @@ def test_per_class_fid_holds_one_class_at_a_time(monkeypatch):
         peak[0] = max(peak[0], live[0])
         return Tracked(real(x))
 
-    monkeypatch.setattr(per_class, "gaussian_stats", tracked)
-    values = per_class.per_class_fid(feats, labels, feats[::-1].copy(), labels[::-1].copy())
+    monkeypatch.setattr(fid_module, "gaussian_stats", tracked)
+    values = per_class_module.per_class_fid(feats, labels, feats[::-1].copy(), labels[::-1].copy())
     assert len(values) == 1000
-    assert peak[0] <= 2  # the samples' and the reference's statistics of one class, never more
+    assert (peak[0] == 0) if per_class < dim else (1 <= peak[0] <= 2)  # at most one class's two statistics
 
 
 @pytest.mark.parametrize("n", [500, 20])  # 20 < 64 dims: a singular covariance product
@@ -240,3 +237,14 @@ def test_frechet_distance_equals_clean_fids(n):
     except TypeError:  # the SciPy without sqrtm's `disp` that fid.py works around
         pytest.skip("clean-fid's frechet_distance does not run with this SciPy")
     assert mine == pytest.approx(theirs, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("n, m, d", [(40, 90, 128), (200, 30, 64), (300, 400, 16)])
+def test_low_rank_fid_equals_the_covariance_fid(n, m, d):
+    from coral_ft.metrics.fid import fid, fid_from_stats, fid_low_rank, gaussian_stats
+
+    rng = np.random.default_rng(n)
+    a, b = rng.standard_normal((n, d)), rng.standard_normal((m, d)) * 1.2 + 0.1
+    direct = fid_from_stats(*gaussian_stats(a), *gaussian_stats(b))
+    assert fid_low_rank(a, b) == pytest.approx(direct, rel=1e-6)
+    assert fid(a, b) == pytest.approx(direct, rel=1e-6)

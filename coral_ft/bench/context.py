@@ -118,7 +118,7 @@ def reference_stats(plan: BenchPlan, real, net, device: str, progress: bool) -> 
     through Inception and VGG16, or the classifier, cost as much as one trial's evaluation)."""
     from dataclasses import replace
 
-    from coral_ft.metrics.evaluate import make_reference
+    from coral_ft.metrics.evaluation import make_reference
     from coral_ft.metrics.registry import computations_for, group_metrics
 
     path = plan.out / REFERENCE_FILE

@@ -125,7 +125,7 @@ def sweep_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> float:
 
 
 def selection_fid(ctx: BenchContext, path: Path) -> float:
-    from coral_ft.metrics.evaluate import evaluate
+    from coral_ft.metrics.evaluation import evaluate
 
     result = evaluate(path, ctx.reference, ctx.eval_settings(["fid"]), extractor=ctx.metric_net, device=ctx.device)
     return result["metrics"]["fid"]["value"]
@@ -154,7 +154,7 @@ def has_per_class_samples(labels: np.ndarray, num_classes: int) -> bool:
 def evaluate_stage(ctx: BenchContext, trial: Trial, samples_path: Path, guidance: float) -> dict:
     """The registry's metrics overall and per group, the classifier's sample accuracy, the memorised
     share, and the trial's grid and memorisation picture; the samples are read once."""
-    from coral_ft.metrics.evaluate import evaluate, load_samples
+    from coral_ft.metrics.evaluation import evaluate, load_samples
     from coral_ft.metrics.registry import computations_for
     from coral_ft.sample.grid import save_class_grid
 

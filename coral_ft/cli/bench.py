@@ -43,6 +43,9 @@ def bench(
     if dry_run:
         typer.echo(describe(plan, data.num_classes, tuple(data.images.shape[1:])))
         return
+    from coral_ft.devices import use_runtime
+
+    use_runtime(config.runtime)
     path, summary = run_bench(plan, data, progress=progress)
     if summary:
         typer.echo(summary)

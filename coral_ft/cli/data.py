@@ -29,14 +29,17 @@ def stats(
     dataset: Annotated[str, typer.Argument(help="Data set name, e.g. cifar10-lt, digits-lt (`coral-ft data list`).")],
     split: Annotated[str, typer.Option("--split", help="train, train-full or test.")] = "train",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object {counts, total}.")] = False,
+    recipe: o.Recipe = None,
+    sets: o.Sets = None,
     *,
     flags: dict,
 ) -> None:
-    """Per-class image counts and the total of a data set split."""
+    """Per-class image counts and the total of a data set split (as its recipe, or --recipe, reads it)."""
     from coral_ft.data.registry import load_dataset
 
-    config = o.resolve_config(flags={"data.dataset": dataset, **flags})
-    data = load_dataset(dataset, config.data.root, split, config.data.imbalance)
+    config = o.resolve_config(recipe=recipe, sets=sets, flags={"data.dataset": dataset, **flags})
+    d = config.data
+    data = load_dataset(dataset, d.root, split, d.imbalance, d.image_size)
     counts = data.counts()
     if as_json:
         typer.echo(json.dumps({"counts": counts, "total": sum(counts)}))

@@ -10,7 +10,7 @@ import typer
 
 from coral_ft.cli import options as o
 from coral_ft.cli.app import app
-from coral_ft.devices import resolved_device
+from coral_ft.devices import use_runtime
 from coral_ft.errors import UserError
 
 eval_app = typer.Typer(help="Evaluate samples: FID, IS, PRD, precision/recall, KID, per-class FID.")
@@ -19,7 +19,7 @@ DATA_ROOT = {"data_root": o.DATA["data_root"]}
 
 
 def _extractor_device(config) -> str:
-    return resolved_device(config.runtime.device)
+    return use_runtime(config.runtime)
 
 
 @eval_app.callback(invoke_without_command=True)
@@ -40,7 +40,7 @@ def eval_command(
         return
     if samples is None or ref is None:
         raise UserError("coral-ft eval needs --samples FILE.npz and --ref REF (or the make-ref command)")
-    from coral_ft.metrics.evaluate import evaluate
+    from coral_ft.metrics.evaluation import evaluate
 
     config = o.resolve_config(recipe=recipe, sets=sets, flags=flags)
     device = _extractor_device(config)
@@ -54,7 +54,7 @@ def make_ref_command(
     ref: Annotated[str, typer.Argument(help="DATASET:SPLIT (e.g. cifar10:train) or an image folder.")],
     out: Annotated[Path, typer.Option("--out", help="Statistics file to write (.npz).")],
     features: Annotated[bool, typer.Option("--features/--no-features", help="Keep the features (needed by prd, kid, recall, per-class-fid).")] = True,
-    image_size: Annotated[int | None, typer.Option("--image-size", min=8, help="Read a resizing data set (digits) at this size: the samples' size.")] = None,
+    image_size: Annotated[int | None, typer.Option("--image-size", min=8, help="Read a resizing data set at this size (default: its recipe's, e.g. digits-lt 8).")] = None,
     recipe: o.Recipe = None,
     sets: o.Sets = None,
     progress: o.Progress = True,
@@ -62,18 +62,21 @@ def make_ref_command(
     flags: dict,
 ) -> None:
     """Compute a reference's features and statistics once (metrics: the networks it must serve)."""
-    from coral_ft.metrics.evaluate import load_reference, make_reference
+    from coral_ft.data.registry import DATASETS
+    from coral_ft.metrics.evaluation import load_reference, make_reference
 
     if out.suffix != ".npz":
         raise UserError(f"--out must end in .npz; got {out}")
-    if image_size is not None:
-        from coral_ft.data.registry import DATASETS
-
-        spec = DATASETS.get(ref.split(":", 1)[0])
-        if spec is None or not spec.resizes:
-            raise UserError(f"--image-size applies to a resizing data set (digits-lt:SPLIT); {ref} keeps its own size")
+    dataset = ref.split(":", 1)[0] if ":" in ref else None
+    spec = DATASETS.get(dataset)
+    if image_size is not None and (spec is None or not spec.resizes):
+        raise UserError(f"--image-size applies to a resizing data set (digits-lt:SPLIT); {ref} keeps its own size")
     flags.setdefault("eval.metrics", ["fid", "prd", "kid", "per-class-fid"])
+    if spec is not None:  # the data set's name brings its recipe's data settings (its image size)
+        flags.setdefault("data.dataset", dataset)
     config = o.resolve_config(recipe=recipe, sets=sets, flags=flags)
+    if spec is not None and spec.resizes and image_size is None and config.data.dataset == dataset:
+        image_size = config.data.image_size  # e.g. the digits-lt recipe's 8x8
     images = load_reference(ref, config.data.root, image_size)
     path = make_reference(images, out, config.eval, keep_features=features, device=_extractor_device(config),
                           progress=progress)

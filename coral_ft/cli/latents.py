@@ -10,7 +10,7 @@ import typer
 
 from coral_ft.cli import options as o
 from coral_ft.cli.app import app
-from coral_ft.devices import resolved_device
+from coral_ft.devices import use_runtime
 from coral_ft.errors import UserError
 
 
@@ -54,7 +54,7 @@ def latents_command(
             raise UserError(f"--model {path} does not exist")
     config = latents_config(models[0], recipe, sets, flags)
     log = (lambda msg: typer.echo(msg, err=True)) if as_json else typer.echo
-    report = analyse_latents(list(models), out, config, names=names or None, device=resolved_device(config.runtime.device),
+    report = analyse_latents(list(models), out, config, names=names or None, device=use_runtime(config.runtime),
                              log=log, progress=progress)
     if as_json:
         typer.echo(json.dumps(report, indent=2))

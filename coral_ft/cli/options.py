@@ -11,8 +11,10 @@ run's saved config) and `--set` overrides:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import pkgutil
 import types
 import typing
 from dataclasses import dataclass
@@ -21,7 +23,16 @@ from typing import Annotated, Any
 
 import typer
 
-from coral_ft.config import OFFICIAL_CODE, RunConfig, apply_overrides, config_from_dict, find_recipe, read_recipe
+from coral_ft.config import (
+    OFFICIAL_CODE,
+    SECTIONS,
+    DataConfig,
+    RunConfig,
+    apply_overrides,
+    config_from_dict,
+    find_recipe,
+    read_recipe,
+)
 
 PANEL_DATA, PANEL_MODEL, PANEL_METHOD, PANEL_OPTIM = "Data", "Model", "Method", "Optimisation"
 PANEL_LORA, PANEL_SAMPLE, PANEL_EVAL, PANEL_RUN = "LoRA", "Sampling", "Evaluation", "Run"
@@ -45,15 +56,15 @@ BUNDLES = "__bundles__"  # the key of `flags` that carries the bundles a command
 
 
 def _default_and_type(path: str) -> tuple[Any, Any]:
-    """The dataclass default of a config field and its Python type."""
-    parts = path.split(".")
-    node: Any = RunConfig()
-    if parts[0] == "objective" and len(parts) == 3:  # objective.<method>.<key>
-        node, parts = node.objective.settings[parts[1]], parts[2:]
-    for part in parts[:-1]:
-        node = getattr(node, part)
-    hints = typing.get_type_hints(type(node))
-    return getattr(node, parts[-1]), hints[parts[-1]]
+    """The dataclass default of a config field and its Python type, read from the schemas alone: no
+    section is built (building one validates it against the registries, which import torch)."""
+    cls: Any = SECTIONS[path.split(".")[0]]
+    *sections, name = path.split(".")[1:]
+    for part in sections:  # nested sections, e.g. bench.finetune
+        cls = typing.get_type_hints(cls)[part]
+    spec = next(f for f in dataclasses.fields(cls) if f.name == name)
+    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+    return default, typing.get_type_hints(cls)[name]
 
 
 def _option_type(tp):
@@ -83,18 +94,69 @@ def option(path: str, *names: str, help: str, panel: str, **kwargs):
     ]
 
 
+# -- names the help and the shell completion offer, read without importing torch -----------------
+def method_names() -> list[str]:
+    """The objectives, without importing them: each method is the module of its name."""
+    folder = Path(__file__).resolve().parents[1] / "objectives"
+    return sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name != "base" and not m.name.startswith("_"))
+
+
+def dataset_names() -> list[str]:
+    from coral_ft.data.registry import DATASETS
+
+    return sorted(DATASETS)
+
+
+def preset_names() -> list[str]:
+    from coral_ft.models.presets import PRESETS
+
+    return sorted(PRESETS)
+
+
+def sampler_names() -> list[str]:
+    from coral_ft.sample.registry import SAMPLERS
+
+    return list(SAMPLERS)
+
+
+def recipe_names() -> list[str]:
+    from coral_ft.config import shipped_recipes
+
+    return sorted(shipped_recipes())
+
+
+def _sampler_help() -> str:
+    from coral_ft.sample.registry import sampler_help
+
+    return sampler_help()
+
+
+def _evaluated() -> list[str]:
+    from coral_ft.metrics.registry import evaluated
+
+    return evaluated()
+
+
+def completing(names):
+    """A shell-completion callback offering `names()` that start with what was typed."""
+    return lambda incomplete: [n for n in names() if n.startswith(incomplete)]
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
 # -- the option groups --------------------------------------------------------------------------
 DATA = {
-    "dataset": option("data.dataset", "--dataset", help="Data set: cifar10-lt, cifar100-lt, digits-lt, fashion-mnist-lt, imagefolder, ... (`coral-ft data list`).", panel=PANEL_DATA),
+    "dataset": option("data.dataset", "--dataset", help=f"Data set: {_listed(dataset_names())} (`coral-ft data list`).", panel=PANEL_DATA, autocompletion=completing(dataset_names)),
     "data_root": option("data.root", "--data-root", help="Folder holding the data set's files.", panel=PANEL_DATA),
     "imbalance": option("data.imbalance", "--imbalance", help="rho of paper eq. 8 for -lt data sets.", panel=PANEL_DATA),
 }
 MODEL = {
-    "preset": option("model.preset", "--preset", help="U-Net preset: micro, tiny, small, ddpm-cifar, ddpm-64.", panel=PANEL_MODEL),
+    "preset": option("model.preset", "--preset", help=f"U-Net preset: {_listed(preset_names())}.", panel=PANEL_MODEL, autocompletion=completing(preset_names)),
 }
 METHOD = {
-    "method": option("objective.method", "--method", help="Objective: ddpm, coral, cbdm, t2h, ambient.", panel=PANEL_METHOD),
-    "lambda_mode": option("objective.coral.lambda_mode", "--lambda-mode", help="CORAL time weight: per-anchor (paper) or batch-mean (official code).", panel=PANEL_METHOD),
+    "method": option("objective.method", "--method", help=f"Objective: {_listed(method_names())}.", panel=PANEL_METHOD, autocompletion=completing(method_names)),
     "official_code": Annotated[bool, Bundle(tuple(OFFICIAL_CODE.items())), typer.Option(
         "--official-code", rich_help_panel=PANEL_METHOD,
         help="Train as the official CORAL code: " + ", ".join(f"{k}={_show(v)}" for k, v in OFFICIAL_CODE.items()) + " (docs/defaults.md).")],
@@ -120,11 +182,12 @@ TRACKING = {
 }
 DEVICE = {
     "device": option("runtime.device", "--device", help="auto (a GPU when there is one), cpu, cuda or cuda:N.", panel=PANEL_RUN),
+    "threads": option("runtime.threads", "--threads", help="CPU threads when running on the CPU (0: torch's default, one per core).", panel=PANEL_RUN, min=0),
 }
 SAMPLING = {
     "guidance": option("sample.guidance", "--guidance", help="w of paper eq. 4 (0 = no guidance; diffusers' guidance_scale is 1 + w).", panel=PANEL_SAMPLE),
-    "sampler": option("sample.sampler", "--sampler", help="ddpm (ancestral, every timestep), ddim, dpm++, unipc or euler.", panel=PANEL_SAMPLE),
-    "steps": option("sample.steps", "--steps", help="Denoising steps (default: the sampler's own: ddpm every timestep, ddim 100, dpm++/unipc 20, euler 50).", panel=PANEL_SAMPLE, min=1),
+    "sampler": option("sample.sampler", "--sampler", help=f"Sampler: {_sampler_help()}.", panel=PANEL_SAMPLE, autocompletion=completing(sampler_names)),
+    "steps": option("sample.steps", "--steps", help="Denoising steps (default: the sampler's own, see --sampler).", panel=PANEL_SAMPLE, min=1),
     "eta": option("sample.eta", "--eta", help="DDIM eta (0 = deterministic).", panel=PANEL_SAMPLE),
     "clip_x0": option("sample.clip_x0", "--clip-x0/--no-clip-x0", help="Clamp each step's x0 prediction (off: the peers' sampler).", panel=PANEL_SAMPLE),
     "labels": option("sample.labels", "--labels", help="uniform, balanced, or a class list like 0,3,7 or cat,dog.", panel=PANEL_SAMPLE),
@@ -134,7 +197,7 @@ SAMPLING = {
     "sample_compile": option("sample.compile", "--compile/--no-compile", help="torch.compile the U-Net for sampling.", panel=PANEL_SAMPLE),
 }
 EVAL = {
-    "metrics": option("eval.metrics", "--metrics", help="Comma list of fid, is, prd, recall, kid, per-class-fid (or f8, f1_8, precision).", panel=PANEL_EVAL),
+    "metrics": option("eval.metrics", "--metrics", help=f"Comma list of {_listed(_evaluated())}.", panel=PANEL_EVAL),
     "resize": option("eval.resize", "--resize", help="Inception resize: clean (clean-fid) or legacy-pytorch (the peers' and the paper's).", panel=PANEL_EVAL),
     "recall_network": option("eval.recall_network", "--recall-network", help="Precision/recall features: vgg16 (the original metric) or inception.", panel=PANEL_EVAL),
     "k": option("eval.k", "--k", help="Neighbours of the precision/recall manifolds.", panel=PANEL_EVAL, min=1),
@@ -155,7 +218,7 @@ LATENTS = {
     "forward_batch_size": option("latents.batch_size", "--forward-batch-size", help="Images per U-Net forward.", panel=PANEL_EVAL, min=1),
 }
 BENCH = {
-    "methods": option("bench.run", "--methods", help="Comma-separated methods to run (from the recipe's [bench.methods] or any method at the recipe's W).", panel=PANEL_METHOD),
+    "methods": option("bench.run", "--methods", help=f"Comma-separated methods to run: {_listed(method_names())}, or a variant (coral-null, the recipe's [bench.methods]), each at the recipe's W.", panel=PANEL_METHOD),
     "scale": option("bench.scale", "--scale", help="paper (the paper's runs), small (a tenth, one GPU) or smoke (CPU plumbing check).", panel=PANEL_RUN),
     "seeds": option("bench.seeds", "--seeds", help="Training seeds per method (results give means, 95% intervals and paired differences).", panel=PANEL_RUN, min=1),
     "guidance_sweep": option("bench.guidance_sweep", "--guidance-sweep", help="W values, comma-separated: each method and seed picks its W by FID on a separate selection set.", panel=PANEL_SAMPLE),
@@ -167,7 +230,7 @@ BENCH = {
     "base_kind": option("bench.finetune.base_kind", "--base-kind", help="The base the bench trains: lt (DDPM on the long-tailed set) or uncond-balanced (unconditional, balanced set).", panel=PANEL_METHOD),
 }
 
-Recipe = Annotated[str | None, typer.Option("--recipe", help="TOML recipe: a file or a shipped name (`coral-ft config recipes`).", rich_help_panel=PANEL_RUN)]
+Recipe = Annotated[str | None, typer.Option("--recipe", help="TOML recipe: a file or a shipped name (`coral-ft config recipes`).", rich_help_panel=PANEL_RUN, autocompletion=completing(recipe_names))]
 Sets = Annotated[list[str] | None, typer.Option("--set", help="Override any config field: section.key=value (repeatable).", rich_help_panel=PANEL_RUN)]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.", rich_help_panel=PANEL_RUN)]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration (and plan) and stop.", rich_help_panel=PANEL_RUN)]
@@ -219,16 +282,37 @@ def resolve_config(*, recipe: str | Path | None = None, run: str | Path | None =
 
 def layered(*, recipe: str | Path | None = None, run: str | Path | None = None, base: dict | None = None,
             sets: list[str] | None = None, flags: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The plain data every layer gave, before defaults: which fields someone set, and to what."""
+    """The plain data every layer gave, before defaults: which fields someone set, and to what.
+
+    Without a recipe or a run, a data set's name brings its shipped recipe (`implied_recipe`), so a
+    name means one thing in every command; `base` (what a model records) goes over it."""
     if recipe is not None:
         raw = read_recipe(find_recipe(recipe))
     elif run is not None:
         raw = read_recipe(run)
     else:
-        raw = dict(base or {})
+        implied = implied_recipe(sets=sets, flags=flags, base=base)
+        raw = merged(read_recipe(find_recipe(implied)) if implied else {}, base or {})
     flags = dict(flags or {})
     for bundle in flags.pop(BUNDLES, []):
         apply_overrides(raw, bundle)
     apply_overrides(raw, sets or [])
     apply_overrides(raw, flags)
     return raw
+
+
+def implied_recipe(*, sets: list[str] | None = None, flags: dict[str, Any] | None = None,
+                   base: dict | None = None) -> str | None:
+    """The shipped recipe a data set name brings when no recipe is given: the one of the same
+    name (digits-lt, cifar10-lt, ...); without a data set named, the embedded default's."""
+    given = dict(apply_overrides(merged({}, base or {}), [s for s in sets or [] if s.startswith("data.dataset=")]))
+    dataset = (flags or {}).get("data.dataset") or given.get("data", {}).get("dataset") or DataConfig.dataset
+    return dataset if dataset in recipe_names() else None
+
+
+def merged(under: dict, over: dict) -> dict:
+    """`over` laid on `under`, table by table."""
+    out = dict(under)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

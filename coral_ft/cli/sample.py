@@ -14,7 +14,7 @@ import typer
 from coral_ft.cli import options as o
 from coral_ft.cli.app import app
 from coral_ft.config import config_from_dict
-from coral_ft.devices import resolved_device
+from coral_ft.devices import use_runtime
 from coral_ft.errors import UserError
 
 
@@ -59,7 +59,7 @@ def sample_command(
 
     from coral_ft.sample.run import sample_to_npz
 
-    accelerator = Accelerator(cpu=resolved_device(config.runtime.device) == "cpu")
+    accelerator = Accelerator(cpu=use_runtime(config.runtime) == "cpu")
     path = sample_to_npz(model, out, num, config.sample, png_dir=png_dir, accelerator=accelerator, restart=restart,
                          progress=progress and accelerator.is_main_process)
     if accelerator.is_main_process:

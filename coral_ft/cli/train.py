@@ -16,21 +16,39 @@ Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --ou
 TRAINING_OPTIONS = (o.DATA, o.MODEL, o.METHOD, o.OPTIM, o.TRACKING, o.DEVICE)
 
 
-def training_config(out: Path, recipe, sets, resume: bool, flags: dict):
-    """Recipe (or, resuming without one, the run's saved config) + --set + flags."""
+def training_config(out: Path, recipe, sets, resume: bool, flags: dict, base: dict | None = None):
+    """Recipe (or, resuming without one, the run's saved config; else the data set's own recipe,
+    said on stderr) + --set + flags. `base`: settings under the recipe (a fine-tuning base's data)."""
     from coral_ft.checkpoint.layout import RunDir
 
     saved = RunDir(out).config
     run = saved if recipe is None and resume and saved.is_file() else None
-    return o.resolve_config(recipe=recipe, run=run, sets=sets, flags=flags)
+    if recipe is None and run is None:
+        implied = o.implied_recipe(sets=sets, flags=flags, base=base)
+        if implied is not None:
+            typer.secho(f"no --recipe: the {implied} recipe (the data set's own) sets everything not given; "
+                        "--recipe or --set changes it", err=True)
+    return o.resolve_config(recipe=recipe, run=run, base=base, sets=sets, flags=flags)
+
+
+def base_run_data(spec: str | None) -> dict | None:
+    """The [data] settings of a coral-ft run given as a fine-tuning base: fine-tuning inherits them."""
+    from coral_ft.checkpoint.layout import RunDir
+    from coral_ft.config import read_recipe
+
+    if not spec or not RunDir(spec).config.is_file():
+        return None
+    return {"data": read_recipe(RunDir(spec).config).get("data", {})}
 
 
 def show_or_train(config, out: Path, resume: bool, progress: bool, dry_run: bool, source=None) -> None:
     if dry_run:
         typer.echo(config.to_toml())
         return
+    from coral_ft.devices import use_runtime
     from coral_ft.train.trainer import train
 
+    use_runtime(config.runtime)
     model_dir = train(config, out, resume=resume, source=source, progress=progress)
     typer.echo(f"model written to {model_dir}")
 
@@ -74,7 +92,7 @@ def finetune_command(
     """
     from coral_ft.finetune.source import FinetuneSource
 
-    config = training_config(out, recipe, sets, resume, flags)
+    config = training_config(out, recipe, sets, resume, flags, base=base_run_data(flags.get("finetune.base")))
     if not config.finetune.base:
         raise UserError("pass --base: a diffusers U-Net folder, a coral-ft run directory, a cached hub ID or a peers' ckpt_*.pt")
     source = FinetuneSource(config.finetune)

@@ -1,17 +1,14 @@
-"""Evaluation metrics: pure functions on feature arrays, the feature networks in `features/`,
-the table of reported metrics in `registry`, and `evaluate` / `make_reference` tying them to
-samples files and reference sets.
+"""Evaluation metrics: pure functions on feature arrays (one module each: fid, kid, prd, ...), the
+feature networks in `features/`, the table of reported metrics in `registry`, and `evaluate` /
+`make_reference` (coral_ft.metrics.evaluation) tying them to samples files and reference sets.
 
-Names are imported when first used: the CLI reads the light `registry` without the networks.
+`evaluate`, `make_reference` and `METRICS` are imported when first used: the CLI reads the light
+`registry` without loading the networks.
 """
 
 import importlib
 
-_HOMES = {
-    "METRICS": "registry", "evaluate": "evaluate", "make_reference": "evaluate", "fid": "fid",
-    "fid_from_stats": "fid", "gaussian_stats": "fid", "inception_score": "inception_score", "kid": "kid",
-    "per_class_fid": "per_class", "prd": "prd", "precision_recall": "precision_recall",
-}
+_HOMES = {"evaluate": "evaluation", "make_reference": "evaluation", "METRICS": "registry"}
 __all__ = list(_HOMES)
 
 

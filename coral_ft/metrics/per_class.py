@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from coral_ft.errors import UserError
-from coral_ft.metrics.fid import MIN_SAMPLES, fid_from_stats, gaussian_stats
+from coral_ft.metrics.fid import MIN_SAMPLES, fid
 
 
 def per_class_fid(sample_feats: np.ndarray, sample_labels: np.ndarray, ref_feats: np.ndarray,
@@ -28,10 +28,7 @@ def per_class_fid(sample_feats: np.ndarray, sample_labels: np.ndarray, ref_feats
     stray = sorted(set(np.unique(sample_labels).tolist()) - set(classes))
     if stray:
         raise UserError(f"samples carry labels {stray[:10]} that the reference does not have")
-    return {
-        c: fid_from_stats(*gaussian_stats(sample_feats[sample_labels == c]), *gaussian_stats(ref_feats[ref_labels == c]))
-        for c in classes
-    }
+    return {c: fid(sample_feats[sample_labels == c], ref_feats[ref_labels == c]) for c in classes}
 
 
 def compute(inputs) -> dict:
