@@ -28,6 +28,12 @@ def run_cli(args, capsys):
     return code, out.out, out.err
 
 
+def one_error_line(err: str) -> bool:
+    """stderr says one thing, an `error: ...` line (besides the note of a recipe a data set name brings)."""
+    said = [line for line in err.strip().splitlines() if not line.startswith("no --recipe:")]
+    return len(said) == 1 and said[0].startswith("error: ")
+
+
 def tiny_overrides(**extra) -> dict:
     """Dotted overrides for a seconds-long CPU run on the embedded digits."""
     base = {

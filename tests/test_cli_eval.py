@@ -12,7 +12,7 @@ from PIL import Image
 from coral_ft.metrics.features import InceptionExtractor
 from coral_ft.metrics.features import weights as w
 from tests._metrics_fakes import write_fake_inception
-from tests.conftest import run_cli
+from tests.conftest import one_error_line, run_cli
 
 CLASSES = ("ant", "bee", "cat")
 PER_CLASS = 12
@@ -116,4 +116,4 @@ def test_bad_input_is_one_line_exit_2(setup, no_weights, capsys, args, fragment)
     args = [a.format(samples=samples, ref=tmp / "ref", tmp=tmp) for a in args]
     code, out, err = run_cli(args, capsys)
     assert code == 2
-    assert fragment in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert fragment in err and one_error_line(err) and "Traceback" not in err

@@ -10,7 +10,7 @@ from coral_ft.checkpoint.model import ModelInfo, save_head, save_model
 from coral_ft.models.denoiser import build_head
 from coral_ft.models.presets import build_unet
 from coral_ft.models.schedule import make_scheduler
-from tests.conftest import run_cli  # the real entry point, in-process
+from tests.conftest import one_error_line, run_cli  # run_cli: the real entry point, in-process
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -84,7 +84,7 @@ def test_missing_umap_is_one_clear_line(tmp_path, two_runs, capsys, monkeypatch)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "umap" else real(name, *a))
     code, _, err = run_cli(["latents", "--model", str(two_runs[0]), "--out", str(tmp_path / "o"), "--plot", "umap"], capsys)
     assert code == 2
-    assert "pip install coral-ft[umap]" in err and len(err.strip().splitlines()) == 1
+    assert "pip install coral-ft[umap]" in err and one_error_line(err)
     assert not (tmp_path / "o").exists()
 
 
@@ -103,7 +103,7 @@ def test_missing_umap_is_one_clear_line(tmp_path, two_runs, capsys, monkeypatch)
 def test_bad_input_is_one_line_before_any_work(tmp_path, two_runs, capsys, args, fragment):
     code, _, err = run_cli(["latents", "--model", str(two_runs[0]), "--out", str(tmp_path / "o"), *args], capsys)
     assert code == 2, err
-    assert fragment in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert fragment in err and "Traceback" not in err and one_error_line(err)
     assert not (tmp_path / "o").exists()
 
 

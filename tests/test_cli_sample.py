@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli  # the real entry point, in-process
+from tests.conftest import one_error_line, run_cli  # run_cli: the real entry point, in-process
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -19,7 +19,7 @@ def test_sample_command_writes_npz_and_pngs(tiny_model_dir, tmp_path, capsys):
     assert data["images"].shape == (4, 16, 16, 1) and data["labels"].tolist() == [1, 3, 1, 3]
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["001-class1", "003-class3"]
     code, _, err = run_cli([*args[:6], "1.0", *args[7:]], capsys)  # other guidance, same --out
-    assert code == 2 and "--restart" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "--restart" in err and one_error_line(err)
 
 
 @pytest.mark.parametrize("extra,message", [
@@ -30,7 +30,7 @@ def test_sample_command_writes_npz_and_pngs(tiny_model_dir, tmp_path, capsys):
 def test_sample_command_bad_input_is_one_line(tiny_model_dir, tmp_path, capsys, extra, message):
     args = ["sample", "--model", str(tiny_model_dir), "--num", "2", "--guidance", "0", "--out", str(tmp_path / "s.npz")]
     code, _, err = run_cli([*args, *extra], capsys)
-    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert code == 2 and message in err and one_error_line(err), err
 
 
 def test_sample_command_usage_errors_are_typer_blocks_without_traceback(tiny_model_dir, tmp_path, capsys):

@@ -1,10 +1,9 @@
 """The `coral-ft` command: a typer app whose commands are thin wrappers over library functions.
 
 Each command lives in its own module and registers itself on `app` (or a sub-app). Usage
-mistakes (an unknown option, a missing value, a non-number) are reported by typer itself, one
-short block and exit code 2, whatever click version typer bundles. A `UserError` anywhere
-becomes one line on stderr and exit code 2, never a traceback; a training run stopped by SIGTERM
-or Ctrl-C exits 143 / 130 after writing its checkpoint.
+mistakes (an unknown option, a missing value, a non-number, a value out of range) and a
+`UserError` anywhere each become one line on stderr and exit code 2, never a traceback; a training run stopped by SIGTERM
+or Ctrl-C exits 143 after writing its checkpoint (a second Ctrl-C interrupts at once: 130).
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+    version: Annotated[bool | None, typer.Option("--version", metavar="", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
 ) -> None:
     """CORAL for long-tailed diffusion models: train, fine-tune, sample, evaluate, benchmark."""
 
@@ -53,10 +52,17 @@ def _register_commands() -> None:
 def main(argv: list[str] | None = None) -> None:
     _register_commands()
     try:
-        app(args=argv, prog_name="coral-ft")  # standalone: typer reports usage errors and exits 2
+        code = app(args=argv, prog_name="coral-ft", standalone_mode=False)
     except SystemExit as exc:
         if exc.code not in (0, None):  # success returns normally, for callers of main() too
             raise
+        return
+    except typer.TyperException as exc:  # a usage mistake (unknown option, bad or missing value): one line
+        ctx, message = getattr(exc, "ctx", None), exc.format_message()
+        if message:  # (a bare `coral-ft` has just printed the help)
+            where = ctx.command_path if ctx is not None else "coral-ft"
+            typer.secho(f"error: {message} (see `{where} --help`)", err=True, fg=typer.colors.RED)
+        sys.exit(getattr(exc, "exit_code", 2))
     except UserError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(2)
@@ -66,3 +72,5 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.secho("interrupted: the last checkpoint written is intact", err=True)
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -23,7 +23,7 @@ def convert_command(
     checkpoint: Annotated[Path, typer.Argument(help="The peers' ckpt_{step}.pt.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write: OUT/model (diffusers) and OUT/head (CORAL's mean_proj).")],
     source_format: Annotated[str, typer.Option("--from", help="Checkpoint layout: ddpm-cifar (the peers' code).")] = "ddpm-cifar",
-    ema: Annotated[bool, typer.Option("--ema/--raw", help="Convert the EMA weights or the raw training weights.")] = True,
+    ema: Annotated[bool, typer.Option("--ema/--raw", metavar="", help="Convert the EMA weights or the raw training weights.")] = True,
     sample_size: Annotated[int | None, typer.Option("--sample-size", min=8, help="Image size; default: read from the checkpoint's fixed_x_T.")] = None,
 ) -> None:
     """Convert a peers' checkpoint into a diffusers UNet2DModel folder (`finetune --base` also takes the .pt directly)."""
@@ -41,10 +41,10 @@ def convert_command(
 
 @app.command("export")
 def export_command(
-    run: Annotated[Path, typer.Argument(help="A run directory or model folder.")],
+    run: Annotated[Path, typer.Argument(help="A run directory or model folder.", metavar="RUN")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write.")],
-    merge: Annotated[bool, typer.Option("--merge", help="Fold LoRA adapters into the weights: a plain diffusers folder.")] = False,
-    pipeline: Annotated[bool, typer.Option("--pipeline", help="Write a CoralPipeline folder (model_index.json, unet/, scheduler/, pipeline.py) for DiffusionPipeline.from_pretrained.")] = False,
+    merge: Annotated[bool, typer.Option("--merge", metavar="", help="Fold LoRA adapters into the weights: a plain diffusers folder.")] = False,
+    pipeline: Annotated[bool, typer.Option("--pipeline", metavar="", help="Write a CoralPipeline folder (model_index.json, unet/, scheduler/, pipeline.py) for DiffusionPipeline.from_pretrained.")] = False,
     push_to_hub: Annotated[str | None, typer.Option("--push-to-hub", help="Also upload the folder to this Hugging Face repo (owner/name).")] = None,
 ) -> None:
     """Write a run's model as a diffusers folder with a model card (LoRA runs: adapters only unless --merge)."""

@@ -28,7 +28,7 @@ def list_datasets() -> None:
 def stats(
     dataset: Annotated[str, typer.Argument(help="Data set name, e.g. cifar10-lt, digits-lt (`coral-ft data list`).")],
     split: Annotated[str, typer.Option("--split", help="train, train-full or test.")] = "train",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object {counts, total}.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON object {counts, total}.")] = False,
     recipe: o.Recipe = None,
     sets: o.Sets = None,
     *,
@@ -56,7 +56,7 @@ def prepare(
     source: Annotated[str, typer.Option("--source", help="Folder with the downloaded images (see docs/benchmarks.md).")],
     data_root: Annotated[str, typer.Option("--data-root", help="Where the packed 64x64 files go (then pass it to train/bench).")],
     lists: Annotated[str | None, typer.Option("--lists", help="Split lists: OLTR ImageNet_LT_*.txt, or train.txt/test.txt for CelebA-5.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Rewrite packed files that already exist.")] = False,
+    force: Annotated[bool, typer.Option("--force", metavar="", help="Rewrite packed files that already exist.")] = False,
 ) -> None:
     """Pack CelebA-5 or ImageNet-LT into 64x64 uint8 files, once."""
     from coral_ft.data import prepare as prep

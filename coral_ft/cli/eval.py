@@ -28,7 +28,7 @@ def eval_command(
     ctx: typer.Context,
     samples: Annotated[Path | None, typer.Option("--samples", help="Samples .npz from `coral-ft sample` (images uint8 NHWC, labels).")] = None,
     ref: Annotated[str | None, typer.Option("--ref", help="DATASET:SPLIT (e.g. cifar10:train), an image folder, or a stats .npz from make-ref.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON object.")] = False,
     recipe: o.Recipe = None,
     sets: o.Sets = None,
     progress: o.Progress = True,
@@ -53,7 +53,7 @@ def eval_command(
 def make_ref_command(
     ref: Annotated[str, typer.Argument(help="DATASET:SPLIT (e.g. cifar10:train) or an image folder.")],
     out: Annotated[Path, typer.Option("--out", help="Statistics file to write (.npz).")],
-    features: Annotated[bool, typer.Option("--features/--no-features", help="Keep the features (needed by prd, kid, recall, per-class-fid).")] = True,
+    features: Annotated[bool, typer.Option("--features/--no-features", metavar="", help="Keep the features (needed by prd, kid, recall, per-class-fid).")] = True,
     image_size: Annotated[int | None, typer.Option("--image-size", min=8, help="Read a resizing data set at this size (default: its recipe's, e.g. digits-lt 8).")] = None,
     recipe: o.Recipe = None,
     sets: o.Sets = None,

@@ -18,15 +18,18 @@ def latents_config(model: Path, recipe, sets, flags):
     """The first model's training config (its data set, rho, image size) + --recipe / --set / flags."""
     from coral_ft.checkpoint.layout import RunDir
     from coral_ft.checkpoint.model import load_info, resolve_model_dir
+    from coral_ft.data.registry import DATASETS
 
     model_dir = resolve_model_dir(model)
     run = RunDir.of_model(model_dir)
     base = None
-    if run is None:  # an exported folder records its data set (and rho) only
+    if run is None:  # an exported folder records its data set and rho; its config.json, the image size
         info = load_info(model_dir)
         data = {"dataset": info.dataset} if info.dataset else {}
         if info.extra.get("imbalance") is not None:
             data["imbalance"] = info.extra["imbalance"]
+        if flags.get("data.dataset", info.dataset) == info.dataset and DATASETS.get(info.dataset) and DATASETS[info.dataset].resizes:
+            data["image_size"] = json.loads((model_dir / "config.json").read_text())["sample_size"]
         base = {"data": data}
         if "data.dataset" not in flags and not info.dataset and recipe is None:
             raise UserError("--dataset is needed: the model does not record the data set it was trained on")
@@ -39,7 +42,7 @@ def latents_command(
     models: Annotated[list[Path], typer.Option("--model", help="Run directory or model folder (repeat to compare models).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for latents.json, latents.txt, features.npz and the PNGs.")],
     names: Annotated[list[str] | None, typer.Option("--name", help="Panel name per --model (default: run folder names).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report instead of the tables.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the JSON report instead of the tables.")] = False,
     recipe: o.Recipe = None,
     sets: o.Sets = None,
     progress: o.Progress = True,

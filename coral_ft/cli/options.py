@@ -87,6 +87,8 @@ def option(path: str, *names: str, help: str, panel: str, **kwargs):
     """An option that sets config field `path`; typer's default is None ("not given")."""
     default, tp = _default_and_type(path)
     is_flag_pair = any("/" in n for n in names)
+    if is_flag_pair:
+        kwargs.setdefault("metavar", "")  # a flag takes no value: no type column in the help
     return Annotated[
         (bool if is_flag_pair else _option_type(tp)) | None,
         Field(path),
@@ -158,7 +160,7 @@ MODEL = {
 METHOD = {
     "method": option("objective.method", "--method", help=f"Objective: {_listed(method_names())}.", panel=PANEL_METHOD, autocompletion=completing(method_names)),
     "official_code": Annotated[bool, Bundle(tuple(OFFICIAL_CODE.items())), typer.Option(
-        "--official-code", rich_help_panel=PANEL_METHOD,
+        "--official-code", metavar="", rich_help_panel=PANEL_METHOD,
         help="Train as the official CORAL code: " + ", ".join(f"{k}={_show(v)}" for k, v in OFFICIAL_CODE.items()) + " (docs/defaults.md).")],
 }
 OPTIM = {
@@ -171,7 +173,7 @@ OPTIM = {
     "compile": option("train.compile", "--compile/--no-compile", help="torch.compile the denoiser (GPUs).", panel=PANEL_OPTIM),
 }
 LORA = {
-    "base": option("finetune.base", "--base", help="The pretrained U-Net: diffusers folder, coral-ft run, cached hub ID or a peers' ckpt_*.pt.", panel=PANEL_LORA),
+    "base": option("finetune.base", "--base", help="The pretrained U-Net: diffusers folder, coral-ft run, cached hub ID or a peers' ckpt_*.pt.", panel=PANEL_MODEL),
     "lora": option("finetune.lora", "--lora/--full", help="Train LoRA adapters (+ class embedding, head) or every weight.", panel=PANEL_LORA),
     "rank": option("finetune.rank", "--rank", help="LoRA rank r.", panel=PANEL_LORA, min=1),
     "lora_alpha": option("finetune.alpha", "--lora-alpha", help="LoRA alpha; the update is scaled by alpha / r.", panel=PANEL_LORA),
@@ -232,8 +234,8 @@ BENCH = {
 
 Recipe = Annotated[str | None, typer.Option("--recipe", help="TOML recipe: a file or a shipped name (`coral-ft config recipes`).", rich_help_panel=PANEL_RUN, autocompletion=completing(recipe_names))]
 Sets = Annotated[list[str] | None, typer.Option("--set", help="Override any config field: section.key=value (repeatable).", rich_help_panel=PANEL_RUN)]
-Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.", rich_help_panel=PANEL_RUN)]
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration (and plan) and stop.", rich_help_panel=PANEL_RUN)]
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", metavar="", help="Show progress bars.", rich_help_panel=PANEL_RUN)]
+DryRun = Annotated[bool, typer.Option("--dry-run", metavar="", help="Print the resolved configuration (and plan) and stop.", rich_help_panel=PANEL_RUN)]
 
 
 def _markers(annotation) -> list[Field]:
@@ -304,9 +306,12 @@ def layered(*, recipe: str | Path | None = None, run: str | Path | None = None, 
 def implied_recipe(*, sets: list[str] | None = None, flags: dict[str, Any] | None = None,
                    base: dict | None = None) -> str | None:
     """The shipped recipe a data set name brings when no recipe is given: the one of the same
-    name (digits-lt, cifar10-lt, ...); without a data set named, the embedded default's."""
+    name (digits-lt, cifar10-lt, ...). With no data set named and nothing else to start from
+    (`base`: what a model records), the embedded default's."""
     given = dict(apply_overrides(merged({}, base or {}), [s for s in sets or [] if s.startswith("data.dataset=")]))
-    dataset = (flags or {}).get("data.dataset") or given.get("data", {}).get("dataset") or DataConfig.dataset
+    dataset = (flags or {}).get("data.dataset") or given.get("data", {}).get("dataset")
+    if dataset is None and base is None:
+        dataset = DataConfig.dataset
     return dataset if dataset in recipe_names() else None
 
 

@@ -39,7 +39,7 @@ def sample_command(
     num: Annotated[int, typer.Option("--num", min=1, help="Number of samples N.")],
     out: Annotated[Path, typer.Option("--out", help="Output .npz (images uint8 N x H x W x C, labels, settings).")],
     png_dir: Annotated[Path | None, typer.Option("--png-dir", help="Also write PNGs, one folder per class.")] = None,
-    restart: Annotated[bool, typer.Option("--restart", help="Discard shards left by a run with other settings.")] = False,
+    restart: Annotated[bool, typer.Option("--restart", metavar="", help="Discard shards left by a run with other settings.")] = False,
     recipe: o.Recipe = None,
     sets: o.Sets = None,
     progress: o.Progress = True,

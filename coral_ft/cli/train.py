@@ -12,7 +12,7 @@ from coral_ft.cli.app import app
 from coral_ft.errors import UserError
 
 Out = Annotated[Path, typer.Option("--out", help="Run directory.", rich_help_panel=o.PANEL_RUN)]
-Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint (starts it when it has none).", rich_help_panel=o.PANEL_RUN)]
+Resume = Annotated[bool, typer.Option("--resume", metavar="", help="Continue the run in --out from its newest checkpoint (starts it when it has none).", rich_help_panel=o.PANEL_RUN)]
 TRAINING_OPTIONS = (o.DATA, o.MODEL, o.METHOD, o.OPTIM, o.TRACKING, o.DEVICE)
 
 
@@ -23,12 +23,12 @@ def training_config(out: Path, recipe, sets, resume: bool, flags: dict, base: di
 
     saved = RunDir(out).config
     run = saved if recipe is None and resume and saved.is_file() else None
-    if recipe is None and run is None:
-        implied = o.implied_recipe(sets=sets, flags=flags, base=base)
-        if implied is not None:
-            typer.secho(f"no --recipe: the {implied} recipe (the data set's own) sets everything not given; "
-                        "--recipe or --set changes it", err=True)
-    return o.resolve_config(recipe=recipe, run=run, base=base, sets=sets, flags=flags)
+    config = o.resolve_config(recipe=recipe, run=run, base=base, sets=sets, flags=flags)
+    implied = o.implied_recipe(sets=sets, flags=flags, base=base) if recipe is None and run is None else None
+    if implied is not None:  # said once the settings are valid: a mistake stays one line
+        typer.secho(f"no --recipe: the {implied} recipe (the data set's own) sets everything not given; "
+                    "--recipe or --set changes it", err=True)
+    return config
 
 
 def base_run_data(spec: str | None) -> dict | None:
@@ -57,7 +57,7 @@ def show_or_train(config, out: Path, resume: bool, progress: bool, dry_run: bool
 @o.takes(*TRAINING_OPTIONS)
 def train_command(
     out: Out,
-    from_scratch: Annotated[bool, typer.Option("--from-scratch", help="Start from a fresh preset U-Net (required).")] = False,
+    from_scratch: Annotated[bool, typer.Option("--from-scratch", metavar="", help="Start from a fresh preset U-Net (required).")] = False,
     recipe: o.Recipe = None,
     sets: o.Sets = None,
     resume: Resume = False,

@@ -62,6 +62,7 @@ class DatasetSpec:
     # Small grey images, where ImageNet features mean little: the bench measures with a small
     # classifier trained on the balanced real images instead (coral_ft.bench.classifier).
     classifier_metrics: bool = False
+    bundled: bool = False  # ships with a dependency: no files, no --data-root
 
 
 def _cifar10(root, split, image_size):
@@ -104,7 +105,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "cifar10-lt": DatasetSpec(_cifar10, True, description="CIFAR10-LT (paper eq. 8)"),
     "cifar100-lt": DatasetSpec(_cifar100, True, description="CIFAR100-LT (paper eq. 8)"),
     "digits-lt": DatasetSpec(_digits, True, description="scikit-learn digits, long-tailed (offline)", resizes=True,
-                             classifier_metrics=True),
+                             classifier_metrics=True, bundled=True),
     "fashion-mnist": DatasetSpec(_fashion, False, description="Fashion-MNIST, balanced (IDX files; Debian: dataset-fashion-mnist)",
                                  resizes=True, classifier_metrics=True),
     "fashion-mnist-lt": DatasetSpec(_fashion, True, description="Fashion-MNIST-LT (paper eq. 8)", resizes=True,
@@ -130,6 +131,8 @@ def load_dataset(
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     spec = DATASETS[name]
+    if root is not None and spec.bundled:
+        raise ConfigError(f"{name} ships with scikit-learn and reads no --data-root; drop --data-root {root}")
     if image_size is not None and not spec.resizes:
         raise ConfigError(f"{name} has a fixed image size; an image size applies only to "
                           f"{', '.join(n for n, s in DATASETS.items() if s.resizes)}")

@@ -91,6 +91,9 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
 def make_accelerator(config: RunConfig, run: RunDir) -> Accelerator:
     t = config.train
     device = resolved_device(config.runtime.device)
+    if device == "cpu" and t.mixed_precision != "no":
+        raise ConfigError(f"train.mixed_precision={t.mixed_precision} is for GPUs (on the CPU it is slower and fp16 "
+                          "has no loss scaler): pass --mixed-precision no, or run on a GPU")
     kwargs = {}
     check_tracker(t.report_to)
     if t.report_to != "none":
@@ -139,6 +142,10 @@ class Trainer:
         self.images = self.data.images.to(acc.device) if on_device else self.data.images  # (N, C, H, W) uint8
         self.labels = self.data.labels
         self.step = 0
+        # The logged terms summed over the steps since the last metrics.jsonl line; checkpointed, so
+        # a resumed run logs the lines an uninterrupted one logs.
+        self.window: dict[str, torch.Tensor] = {}
+        self.window_steps = 0
 
     def _build_denoiser(self) -> Denoiser:
         """The source's U-Net (its requires_grad flags say what trains) with the head the method uses."""
@@ -168,8 +175,10 @@ class Trainer:
     def save_checkpoint(self) -> None:
         acc = self.accelerator
         acc.wait_for_everyone()
+        window = {k: float(acc.reduce(v, "mean")) for k, v in sorted(self.window.items())}  # a collective: every process
         if acc.is_main_process:
-            state = {"lr_schedule": self.lr_schedule.state_dict(), "ema_step": self.ema.optimization_step}
+            state = {"lr_schedule": self.lr_schedule.state_dict(), "ema_step": self.ema.optimization_step,
+                     "log_window": window, "log_window_steps": self.window_steps}
             if acc.scaler is not None:  # fp16: the loss scale belongs to an exact resume
                 state["grad_scaler"] = acc.scaler.state_dict()
             save_checkpoint(self.run_dir.checkpoints, self.step, self._trainable_state(), self._ema_state(),
@@ -191,6 +200,9 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.lr_schedule.load_state_dict(ckpt["state"]["lr_schedule"])
         self.ema.optimization_step = ckpt["state"]["ema_step"]
+        device = self.accelerator.device
+        self.window = {k: torch.tensor(v, device=device) for k, v in ckpt["state"].get("log_window", {}).items()}
+        self.window_steps = ckpt["state"].get("log_window_steps", 0)
         if self.accelerator.scaler is not None and "grad_scaler" in ckpt["state"]:
             self.accelerator.scaler.load_state_dict(ckpt["state"]["grad_scaler"])
         self.step = ckpt["state"]["step"]
@@ -328,22 +340,22 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=t.max_steps, initial=self.step, desc=f"train {self.config.objective.method}", dynamic_ncols=True)
-        window: dict[str, torch.Tensor] = {}
-        window_steps, window_start = 0, time.perf_counter()
+        window_start, timed_steps = time.perf_counter(), 0
         finite = torch.ones((), dtype=torch.bool, device=acc.device)
         with StopRequests(acc) as stop_requests:
             while self.step < t.max_steps:
                 terms = self.train_step()
                 finite &= torch.isfinite(terms["loss"])  # checked at log/checkpoint time: no per-step sync
-                _add(window, terms, 1.0)
-                window_steps += 1
+                _add(self.window, terms, 1.0)
+                self.window_steps += 1
+                timed_steps += 1
                 if bar is not None:
                     bar.update(1)
                 stop = stop_requests.agreed(self.step)
                 boundary = {
                     "log": self.step % t.log_every == 0 or self.step == t.max_steps or stop,
                     "ckpt": self.step % t.checkpoint_every == 0 or self.step == t.max_steps or stop,
-                    "sample": self.step % t.sample_every == 0,
+                    "sample": self.step % t.sample_every == 0 or self.step == t.max_steps,  # a grid for every run
                 }
                 if any(boundary.values()) and not bool(acc.reduce(finite.float(), "min")):
                     if bar is not None:
@@ -353,12 +365,13 @@ class Trainer:
                     raise TrainingDiverged(f"the loss became NaN/inf by step {self.step}; {where}. Lower train.lr or check the data")
                 if boundary["log"]:
                     elapsed = time.perf_counter() - window_start
-                    record = {k: float(acc.reduce(v, "mean")) / window_steps for k, v in window.items()}
-                    record.update(step=self.step, lr=self.lr_schedule.get_last_lr()[0], steps_per_sec=window_steps / elapsed)
+                    record = {k: float(acc.reduce(v, "mean")) / self.window_steps for k, v in self.window.items()}
+                    record.update(step=self.step, lr=self.lr_schedule.get_last_lr()[0], steps_per_sec=timed_steps / elapsed)
                     self._log(record)
                     if bar is not None:
                         bar.set_postfix(loss=f"{record['loss']:.4f}")
-                    window, window_steps, window_start = {}, 0, time.perf_counter()
+                    self.window, self.window_steps = {}, 0
+                    window_start, timed_steps = time.perf_counter(), 0
                 if boundary["ckpt"]:
                     self.save_checkpoint()
                 if stop:
