@@ -260,3 +260,54 @@ def test_small_scale_warms_up_the_ema_of_a_constant_decay_recipe(tmp_path):
     assert not config.train.ema_warmup  # the paper recipe: the peers' constant 0.9999
     trial = make_plan("cifar10-lt", config, tmp_path).trials[0]
     assert trial.config.train.max_steps == 15_000 and trial.config.train.ema_warmup
+
+
+def test_a_trials_samples_are_read_from_disk_once(smoke_bench, monkeypatch):
+    from coral_ft.bench.context import build_context
+    from coral_ft.bench.stages import evaluate_stage
+
+    config = load_config("digits-lt", {"bench.scale": "smoke", "bench.run": ["ddpm", "coral"], "bench.seeds": 2,
+                                       "bench.guidance_sweep": [0.0, 2.0], "bench.selection_samples": 40})
+    plan = make_plan("digits-lt", config, smoke_bench)
+    ctx = build_context(plan, check_data(plan), progress=False)
+    trial = next(t for t in plan.trials if t.arm == "coral" and t.seed_index == 1)
+    before = json.loads((trial.folder / "eval.json").read_text())
+    (trial.folder / "eval.json").unlink()
+    reads = []
+    real_load = np.load
+    monkeypatch.setattr(np, "load", lambda f, *a, **k: reads.append(str(f)) or real_load(f, *a, **k))
+    after = evaluate_stage(ctx, trial, trial.folder / "samples.npz", before["guidance"])
+    assert [r for r in reads if r.endswith("samples.npz")] == [str(trial.folder / "samples.npz")]
+    assert after["metrics"]["fid"]["value"] == pytest.approx(before["metrics"]["fid"]["value"])
+
+
+def test_a_toy_metric_is_one_registry_entry_and_its_function(smoke_bench, monkeypatch, tmp_path):
+    from coral_ft.bench.context import build_context
+    from coral_ft.bench.stages import evaluate_stage
+    from coral_ft.metrics import registry
+
+    def brightness(inputs):  # the mean pixel of the samples: a metric no part of coral-ft knows
+        return {"value": float(inputs.images.mean())}
+
+    monkeypatch.setitem(registry.COMPUTATIONS, "toy", registry.Computation("toy", brightness, lambda k, c: 1,
+                                                                           per_group=True))
+    monkeypatch.setitem(registry.METRICS, "toy", registry.Metric("toy", "toy", "value", True, "toy", 1, per_group=True))
+    config = load_config("digits-lt", {"bench.scale": "smoke", "bench.run": ["ddpm", "coral"], "bench.seeds": 2,
+                                       "bench.guidance_sweep": [0.0, 2.0], "bench.selection_samples": 40,
+                                       "bench.metrics": ["fid", "toy"]})
+    plan = make_plan("digits-lt", config, smoke_bench)
+    ctx = build_context(plan, check_data(plan), progress=False)
+    evaluations = {}
+    for trial in plan.trials:
+        (trial.folder / "eval.json").rename(trial.folder / "eval.json.kept")
+        try:
+            result = evaluate_stage(ctx, trial, trial.folder / "samples.npz", 0.0)
+        finally:
+            (trial.folder / "eval.json.kept").replace(trial.folder / "eval.json")
+        with np.load(trial.folder / "samples.npz") as f:
+            assert result["metrics"]["toy"]["value"] == pytest.approx(f["images"].mean())
+        assert set(result["groups"]) == {"many", "medium", "few"} and all("toy" in g for g in result["groups"].values())
+        evaluations[trial.name] = result
+    results = collect(ctx, evaluations)
+    assert "toy" in results["methods"]["coral"]["measured"] and "few:toy" in results["methods"]["coral"]["measured"]
+    assert "toy" in results["methods"]["coral"]["vs_ddpm"]

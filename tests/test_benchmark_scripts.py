@@ -4,6 +4,8 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -29,3 +31,21 @@ def test_study_page_is_what_the_measurements_give():
 
 def test_seeds_for_half_width():
     assert study_tables.seeds_for_half_width(0.24, 0.26) == 6
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_at_smoke_scale_on_a_cpu(tmp_path):
+    import json
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    done = subprocess.run([sys.executable, str(script), "--device", "cpu", "--smoke", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["numerics"]["within_tolerance"] and report["numerics"]["graphs_vs_default"]["grad_cosine"] > 0.999
+    assert {"ddpm/fp32", "coral/fp32"} <= set(report["train_seconds_per_step"])
+    assert report["sampling_numerics"]["graphs_vs_default"]["max"] <= 2  # fp32 either side: layout only
+    for method in ("ddpm", "coral"):
+        with np.load(tmp_path / f"samples-{method}.npz") as f:
+            assert f["images"].shape == (40, 8, 8, 1) and f["images"].dtype == np.uint8

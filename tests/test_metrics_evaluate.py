@@ -150,3 +150,11 @@ def test_mismatches_are_found_before_any_feature_is_computed(digits_test, toy, t
     with pytest.raises(UserError, match=fragment):
         evaluate(samples, str(path), ev("fid,kid"), extractor=toy)
     assert toy.calls == 0  # the error came before the network saw an image
+
+
+def test_groups_add_only_what_the_requested_networks_give(digits_test, toy):
+    # fid asks for the main network: its groups get FID and KID (same features), never a recall
+    # that would load VGG16 nobody asked for
+    result = evaluate(digits_test, REF, ev("fid"), extractor=toy, groups={"low": [0, 1, 2, 3, 4], "high": [5, 6, 7, 8, 9]})
+    for group in result["groups"].values():
+        assert group["fid"] is not None and group["kid"] is not None and "recall" not in group

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import coral_ft.sample.run as run_mod
 from coral_ft.config import SampleConfig
@@ -147,3 +148,17 @@ def test_two_processes_give_the_output_of_one(tiny_model_dir, tmp_path):
     assert np.array_equal(one[1], two[1])
     assert np.abs(one[0].astype(int) - two[0].astype(int)).max() <= 1  # uint8 rounding at most
     assert len(list(shards_dir_for(tmp_path / "two.npz").glob("shard-*.npz"))) == 4  # batches of 2 over 2 ranks
+
+
+def test_tf32_is_set_for_sampling_only_and_compile_takes_the_mode(tiny_model_dir, tmp_path, monkeypatch):
+    from coral_ft.sample import run as run_module
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    with run_module.tf32(True):
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    assert torch.backends.cuda.matmul.allow_tf32 is False  # put back as it was
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: modes.append(mode) or model)
+    settings = SampleConfig(guidance=0.0, sampler="ddim", steps=2, compile=True, compile_mode="reduce-overhead")
+    sample_to_npz(tiny_model_dir, tmp_path / "s.npz", 2, settings)
+    assert modes == ["reduce-overhead"]

@@ -298,3 +298,29 @@ def test_a_run_resumed_between_log_lines_logs_what_an_uninterrupted_run_logs(tmp
     assert [r["step"] for r in b] == [r["step"] for r in a] == [4, 8]
     # step 8's line averages steps 5-8 in both runs, the interrupted one across the resume
     assert b[-1]["loss"] == pytest.approx(a[-1]["loss"], rel=1e-6)
+
+
+def test_the_gpu_data_path_gives_the_host_paths_batches(tmp_path, tiny_config):
+    # train.data_on_device = "always" runs the GPU branch on a CPU: the data set kept "on the device",
+    # indexed and flipped there, the noise drawn from the device's own seeded generator.
+    from coral_ft.data.batches import derived_seed
+    from coral_ft.train.trainer import STREAM_DEVICE_NOISE
+
+    host = Trainer(tiny_config(**{"train.data_on_device": "never"}), tmp_path / "h", progress=False)
+    device = Trainer(tiny_config(**{"train.data_on_device": "always", "data.hflip": True}), tmp_path / "d", progress=False)
+    host_flip = Trainer(tiny_config(**{"train.data_on_device": "never", "data.hflip": True}), tmp_path / "f", progress=False)
+    assert device.data_on_device and not host.data_on_device
+    dropped = []
+    for step in range(40):
+        device.step = host_flip.step = step
+        a, b = host_flip.global_batch(), device.global_batch()
+        for name in ("x0", "labels", "t", "keys"):  # images, flips, timesteps, dropout keys: the same
+            assert torch.equal(getattr(a, name), getattr(b, name)), name
+        g = torch.Generator().manual_seed(derived_seed(device.config.train.seed, step, STREAM_DEVICE_NOISE))
+        assert torch.equal(b.noise, torch.randn(b.x0.shape, generator=g))  # the device's own stream, by (seed, step)
+        # the labels are dropped by the shared stream's next draws: other draws, the same rule
+        kept = b.cond_labels != device.null_label
+        assert torch.equal(b.cond_labels[kept], b.labels[kept])
+        dropped.append(1 - kept.float().mean().item())
+    assert 0.03 < sum(dropped) / len(dropped) < 0.2  # p_uncond = 0.1
+    assert torch.isfinite(device.train_step()["loss"])

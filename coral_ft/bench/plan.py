@@ -50,7 +50,6 @@ SMOKE_OVERRIDES = {
     "train.mixed_precision": "no", "train.channels_last": False, "train.compile": False, "train.compile_mode": "default",
     "sample.precision": "no", "sample.compile": False,
 }
-CLASSIFIER_METRICS = ("fid", "is", "recall", "precision", "kid", "f8", "f1_8")  # meaningful with the classifier
 SELECTION_SEED_OFFSET = 1_000_003  # the selection set's sampling seed: never the reported samples' seed
 FINETUNE_SEED_OFFSET = 10_000  # fine-tune seed i trains with train.seed + this + i: never a base's data order
 BASE_ARM = "base"
@@ -150,7 +149,7 @@ def make_plan(name: str, config: RunConfig, out) -> BenchPlan:
     overrides, count = scale_overrides(config)
     use_classifier = b.metric_network == "classifier" or (
         b.metric_network == "auto" and (b.scale == "smoke" or DATASETS[config.data.dataset].classifier_metrics))
-    metrics = [m for m in b.metrics if not use_classifier or m in CLASSIFIER_METRICS]
+    metrics = [m for m in b.metrics if not use_classifier or metric(m).with_classifier]
     make = finetune_trials if b.protocol == "finetune" else scratch_trials
     trials = make(config, overrides, Path(out))
     num = min(count, b.num_samples) if count else b.num_samples

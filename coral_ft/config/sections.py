@@ -29,6 +29,7 @@ OFFICIAL_CODE = {
 }
 PRECISIONS = ("no", "bf16", "fp16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+DATA_PLACEMENTS = ("auto", "always", "never")
 
 
 @dataclass
@@ -132,6 +133,10 @@ class TrainConfig:
     channels_last: bool = False  # NHWC memory format: faster convolutions on GPUs
     compile: bool = False  # torch.compile the U-Net (GPUs; the first steps pay for compilation)
     compile_mode: str = "default"  # torch.compile's mode: default, reduce-overhead (CUDA graphs), max-autotune
+    # Where the uint8 data set and each batch's noise live: auto (the GPU when training on one and the
+    # set fits in 8 GiB: indexing, flips and noise cost the host nothing), always (also on a CPU: the
+    # GPU path, run by the CPU tests), never (the host).
+    data_on_device: str = "auto"
     seed: int = 0
     log_every: int = 100
     checkpoint_every: int = 5_000
@@ -149,6 +154,7 @@ class TrainConfig:
         check_positive("train", self, "log_every", "checkpoint_every", "keep_checkpoints", "sample_every", "sample_grid")
         check_choice("train.report_to", self.report_to, ("none", "tensorboard", "wandb"))
         check_choice("train.compile_mode", self.compile_mode, COMPILE_MODES)
+        check_choice("train.data_on_device", self.data_on_device, DATA_PLACEMENTS)
 
 
 @dataclass
@@ -165,6 +171,8 @@ class SampleConfig:
     batch_size: int = 256  # samples per forward batch (per process)
     precision: str = "no"  # autocast of the U-Net: no, bf16 or fp16
     compile: bool = False  # torch.compile the U-Net for sampling
+    compile_mode: str = "default"  # torch.compile's mode; reduce-overhead replays each step as a CUDA graph
+    tf32: bool = True  # TF32 matmuls and convolutions while sampling on Ampere+ GPUs (restored afterwards)
 
     def __post_init__(self) -> None:
         from coral_ft.sample.registry import SAMPLERS
@@ -177,6 +185,7 @@ class SampleConfig:
         check(bool(self.labels.strip()), "sample.labels must be uniform, balanced or a class list like 0,3,7")
         check_positive("sample", self, "batch_size")
         check_choice("sample.precision", self.precision, PRECISIONS)
+        check_choice("sample.compile_mode", self.compile_mode, COMPILE_MODES)
 
 
 @dataclass

@@ -159,7 +159,10 @@ def evaluate(samples, ref, settings, *, extractor=None, device="cpu", data_root=
     samples = load_samples(samples)
     # A data set whose reader resizes (digits) is read at the samples' size, e.g. 8x8 digits.
     ref = load_reference(ref, data_root, image_size=samples.images.shape[1])
-    grouped = [c for c in COMPUTATIONS if COMPUTATIONS[c].per_group] if groups else []
+    # groups add the per-group computations the requested ones' networks can give (a group KID
+    # costs no new features; a group recall that nobody asked for would load VGG16)
+    networks = {COMPUTATIONS[c].network for c in computations}
+    grouped = [c for c in COMPUTATIONS if COMPUTATIONS[c].per_group and COMPUTATIONS[c].network in networks] if groups else []
     needed = [c for c in COMPUTATIONS if c in computations or c in grouped]
     check_compatible(samples, ref, computations, settings.k, grouped=bool(groups))
     nets = _load_networks(needed, settings, extractor, device, progress)

@@ -59,6 +59,9 @@ class Metric:
     per_group: bool = False  # the bench reports it per group of classes
     path: tuple[str, ...] = ()  # bench metrics: where a trial's eval.json holds it ("{group}": a group's)
     group_path: tuple[str, ...] = ()
+    # the bench reports it when its metric network is the small classifier (per-class FID on a
+    # classifier's features is not the per-class FID users compare; the bench adds it separately)
+    with_classifier: bool = True
 
 
 COMPUTATIONS: dict[str, Computation] = {
@@ -83,7 +86,7 @@ METRICS: dict[str, Metric] = {
         Metric("kid", "kid", "value", False, "KID", 4, per_group=True),
         Metric("precision", "recall", "precision", True, "precision", 3),
         Metric("recall", "recall", "recall", True, "recall", 3, per_group=True),
-        Metric("per-class-fid", "per-class-fid", "mean", False, "per-class FID (mean)", 2),
+        Metric("per-class-fid", "per-class-fid", "mean", False, "per-class FID (mean)", 2, with_classifier=False),
         Metric("sample_accuracy", None, "mean", True, "sample accuracy", 3, per_group=True,
                path=("sample_accuracy", "mean"), group_path=("groups", "{group}", "sample_accuracy")),
         Metric("memorised", None, "overall", False, "memorised", 3, per_group=True,

@@ -14,6 +14,7 @@ main process assembles the .npz once every process is done.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -140,8 +141,6 @@ def sample_to_npz(model, out, num: int, settings, *, png_dir=None, accelerator=N
     device = accelerator.device if accelerator is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
     barrier = accelerator.wait_for_everyone if accelerator is not None else (lambda: None)
-    if torch.device(device).type == "cuda":  # TF32 matmuls and convolutions: inference loses nothing visible
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     unet, scheduler, info = _load(model, device)
     if num_classes_of(unet) is None:
         where = f" {model}" if isinstance(model, (str, Path)) else ""
@@ -166,18 +165,19 @@ def sample_to_npz(model, out, num: int, settings, *, png_dir=None, accelerator=N
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
     barrier()
 
-    net = torch.compile(unet) if settings.compile else unet
+    net = torch.compile(unet, mode=settings.compile_mode) if settings.compile else unet
     missing = np.flatnonzero(~_done_indices(folder, num))
     batches = [missing[i : i + settings.batch_size] for i in range(0, len(missing), settings.batch_size)]
     mine = batches[rank::world]
     done = num - len(missing) if world == 1 else 0  # other processes' shares are not this bar's
     bar = _progress_bar(sum(len(b) for b in mine), done, steps) if progress else None
-    for batch in mine:
-        batch_labels = all_labels[torch.from_numpy(batch)]
-        seeds = sample_seeds(settings.seed, batch)
-        x = sample(net, scheduler, batch_labels, seeds, settings, callback=_ticker(bar, len(batch) / steps))
-        images = to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
-        _write_npz(folder / f"shard-{batch[0]:07d}.npz", indices=batch, images=images, labels=batch_labels.numpy())
+    with tf32(settings.tf32 and torch.device(device).type == "cuda"):
+        for batch in mine:
+            batch_labels = all_labels[torch.from_numpy(batch)]
+            seeds = sample_seeds(settings.seed, batch)
+            x = sample(net, scheduler, batch_labels, seeds, settings, callback=_ticker(bar, len(batch) / steps))
+            images = to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
+            _write_npz(folder / f"shard-{batch[0]:07d}.npz", indices=batch, images=images, labels=batch_labels.numpy())
     if bar is not None:
         bar.close()
     barrier()
@@ -191,6 +191,18 @@ def sample_to_npz(model, out, num: int, settings, *, png_dir=None, accelerator=N
             write_pngs(Path(png_dir), arrays["images"], arrays["labels"], info.class_names)
     barrier()
     return out
+
+
+@contextlib.contextmanager
+def tf32(enabled: bool):
+    """TF32 matmuls and convolutions for the block only: torch's switches are global, so they are
+    put back as they were (a library call leaves the process's settings alone)."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 def _ticker(bar, per_step: float):

@@ -9,6 +9,9 @@ slice, so
 - an interrupted and resumed run sees exactly the batches an uninterrupted run sees, and
 - N processes and K micro-batches compute the gradient one process computes on the whole batch
   (a method's batch-level term, CORAL's SupCon, is taken over the whole step's features).
+With the data set kept on the GPU (`train.data_on_device`), each batch's noise is drawn there from
+a generator of its own and the labels are dropped by the shared stream's next draws: the same
+distributions as on the host, other draws, and still the same on every process and on resume.
 
 Stopping: SIGTERM (a cluster's pre-emption signal) or Ctrl-C finishes the current step, writes a
 checkpoint and raises `TrainingStopped`; `--resume` continues from it. A NaN loss stops with the
@@ -138,8 +141,10 @@ class Trainer:
         self.objective = build_objective(config.objective, ObjectiveContext(
             self.process, self.data.num_classes, self.null_label, self.data.counts(), self.source.from_scratch,
             config.objective.regularise_dropped))
-        on_device = acc.device.type == "cuda" and self.data.images.numel() <= DEVICE_DATA_LIMIT
-        self.images = self.data.images.to(acc.device) if on_device else self.data.images  # (N, C, H, W) uint8
+        placement = t.data_on_device
+        self.data_on_device = placement == "always" or (
+            placement == "auto" and acc.device.type == "cuda" and self.data.images.numel() <= DEVICE_DATA_LIMIT)
+        self.images = self.data.images.to(acc.device) if self.data_on_device else self.data.images  # (N, C, H, W) uint8
         self.labels = self.data.labels
         self.step = 0
         # The logged terms summed over the steps since the last metrics.jsonl line; checkpointed, so
@@ -221,9 +226,9 @@ class Trainer:
         if cfg.data.hflip:
             images = random_hflip(images, g)
         t = torch.randint(0, self.process.num_train_timesteps, (B,), generator=g)
-        if images.device.type == "cpu":
+        if not self.data_on_device:
             noise = torch.randn(images.shape, generator=g)
-        else:  # drawn where it is used: every process draws the same global noise on its GPU
+        else:  # drawn where it is used: every process draws the same global noise on its device
             device_g = torch.Generator(device=images.device)
             device_g.manual_seed(derived_seed(cfg.train.seed, step, STREAM_DEVICE_NOISE))
             noise = torch.randn(images.shape, generator=device_g, device=images.device)
