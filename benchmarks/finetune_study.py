@@ -75,19 +75,22 @@ def bench_phase(opts, base: str) -> Path:
     base_args = ["--base", str(lt_base(opts))] if base == "lt" else ["--base-kind", "uncond-balanced"]
     share_metric_network(opts, out)
 
-    def bench(arms: list[str]) -> list[str]:
+    def bench(arms: list[str], seeds: int) -> list[str]:
         return ["bench", RECIPE, "--protocol", "finetune", *base_args, "--arms", ",".join(arms),
-                "--seeds", str(opts.seeds), "--guidance-sweep", GUIDANCE_SWEEP, "--out", str(out),
+                "--seeds", str(seeds), "--guidance-sweep", GUIDANCE_SWEEP, "--out", str(out),
                 *coral_settings(opts.scratch), *common(opts)]
 
-    if opts.jobs > 1:
-        if base == "uncond":  # the base first, once: the arms' processes then find it done
-            run(bench([opts.arms[0]]), opts.threads)
-        shares = [opts.arms[i::opts.jobs] for i in range(opts.jobs)]
-        procs = [start(bench(share), opts.threads) for share in shares if share]
-        if any(p.wait() for p in procs):
-            raise SystemExit("a bench failed; run the script again to resume it")
-    run(bench(opts.arms), opts.threads)
+    # Seed by seed: every arm gets fine-tune seed i before any gets seed i + 1, so a study stopped
+    # part-way has the same seeds in every arm (each call resumes the trials done before it).
+    for seeds in range(1, opts.seeds + 1):
+        if opts.jobs > 1:
+            if base == "uncond":  # the base first, once: the arms' processes then find it done
+                run(bench([opts.arms[0]], seeds), opts.threads)
+            shares = [opts.arms[i::opts.jobs] for i in range(opts.jobs)]
+            procs = [start(bench(share, seeds), opts.threads) for share in shares if share]
+            if any(p.wait() for p in procs):
+                raise SystemExit("a bench failed; run the script again to resume it")
+        run(bench(opts.arms, seeds), opts.threads)
     return out / "results.json"
 
 
