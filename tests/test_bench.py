@@ -143,16 +143,17 @@ def _fake_evaluation(fid: float, classes: int) -> dict:
 
 
 def test_report_puts_paper_values_beside_measured(tmp_path):
-    config = load_config("cifar100-lt", {"bench.run": ["ddpm", "coral"], "bench.seeds": 3})
+    config = load_config("cifar100-lt", {"bench.run": ["ddpm", "coral", "ccua"], "bench.seeds": 3})
     plan = make_plan("cifar100-lt", config, tmp_path)
     evaluations = {t.name: _fake_evaluation(fid + t.seed_index, 100) for t in plan.trials
-                   for m, fid in (("ddpm", 8.0), ("coral", 6.0)) if t.arm == m}
+                   for m, fid in (("ddpm", 8.0), ("coral", 6.0), ("ccua", 7.0)) if t.arm == m}
     counts = [int(500 * 0.01 ** (i / 99)) for i in range(100)]
     path, summary = write_report(report_context(plan, counts), evaluations)
     md = path.read_text()
     assert "| coral | 0.80 | 7.00 ± 2.48 (5.37) |" in md  # mean 7, t(2) 4.303 * 1 / sqrt(3) = 2.48
     assert "**-2.00 [-2.00, -2.00] better**" in md  # the same gap at every seed
     assert summary in md
+    assert "| ccua | 0.80 | 8.00 ± 2.48 (-) |" in md and "- ccua: CCUA (arXiv 2507.09052) reports CIFAR100-LT" in md
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["methods"]["ddpm"]["paper"]["fid"] == 7.7
     assert results["groups"]["rule"] == "shots"

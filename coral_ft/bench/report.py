@@ -81,6 +81,7 @@ def collect(ctx, evaluations: dict[str, dict]) -> dict:
         methods[arm] = {"seeds": [t.seed_index for t in trials],
                         "measured": {n: _interval_dict(t_interval([r.get(n) for r in rows])) for n in names},
                         "paper": next((t.paper for t in trials), {}),
+                        "paper_note": getattr(plan.config.bench.methods.get(arm), "paper_note", ""),
                         "per_class_fid": _per_class_mean(evaluations, trials),
                         "sample_accuracy_per_class": _accuracy_mean(evaluations, trials),
                         "sweep": _sweeps(trials), "cost": _cost(trials)}
@@ -233,6 +234,9 @@ def markdown(results: dict, figures: dict[str, Path | None]) -> str:
     if results.get("finetune"):
         lines += [""] + finetune_lines(results)
     lines += [""] + summary_lines(results)
+    notes = [f"- {name}: {row['paper_note']}" for name, row in rows.items() if row.get("paper_note")]
+    if notes and results["scale"] == "paper":
+        lines += ["", "Published numbers and their protocols:", "", *notes]
     group_names = list(g["classes"])
     present = [m for m in group_metrics() if any(f"{n}:{m}" in r["measured"] for r in rows.values() for n in group_names)]
     if present:

@@ -261,6 +261,9 @@ class BenchMethod:
     guidance: float | None = None  # None: the recipe's sample.guidance
     overrides: dict[str, Any] = field(default_factory=dict)  # dotted config overrides of its run
     paper: dict[str, float] = field(default_factory=dict)  # metric -> the paper's value
+    # where the paper's numbers come from and how its protocol differs from the recipe's (sample
+    # count, sampler, FID resize), or why there are none; results.md prints it beside the table
+    paper_note: str = ""
 
     def __post_init__(self) -> None:
         check(self.guidance is None or self.guidance >= 0, f"bench method guidance must be >= 0; got {self.guidance}")
