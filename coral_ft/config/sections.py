@@ -390,10 +390,11 @@ class RuntimeConfig:
     """Where commands run. The same `--device` means the same thing in every command."""
 
     device: str = "auto"  # auto (a GPU when there is one), cpu, cuda or cuda:N
-    # torch's CPU threads when a command runs on the CPU (0: torch's default, one per core). One by
-    # default: the CPU recipes' small U-Nets train 3.9x (micro) and 1.9x (small) faster on one
-    # thread than on one per core when the cores are busy (docs/measurements/cpu/cpu_threads.txt).
-    threads: int = 1
+    # torch's CPU threads when a command runs on the CPU (0: torch's default, one per core). When
+    # other jobs keep the cores busy, one thread is the fast choice: the CPU recipes' U-Nets train
+    # 3.9x (micro) and 1.9x (small) faster on one thread than on two busy cores
+    # (docs/measurements/cpu/cpu_threads.txt); the study scripts run one job per core with 1.
+    threads: int = 0
 
     def __post_init__(self) -> None:
         check(self.device in DEVICES or self.device.startswith("cuda:"),

@@ -4,6 +4,9 @@ Every data set has the splits `train` (long-tailed for the `-lt` names), `train-
 balanced training set: the peers' FID reference) and `test`. `load_dataset` returns a
 `LabeledImages` held in memory as uint8, which is small for every benchmark here (ImageNet-LT at
 64x64 is 1.4 GB).
+
+The table imports nothing heavy (numpy and the readers come with the first read): the CLI lists
+the names in its help.
 """
 
 from __future__ import annotations
@@ -12,13 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from coral_ft.data import readers
-from coral_ft.data.longtail import class_counts, longtail_counts, select_longtail
 from coral_ft.errors import ConfigError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 SPLITS = ("train", "train-full", "test")
@@ -43,13 +43,15 @@ class LabeledImages:
         return self.images.shape[-1]
 
     def counts(self) -> list[int]:
+        from coral_ft.data.longtail import class_counts
+
         return class_counts(self.labels.numpy(), self.num_classes)
 
     def __len__(self) -> int:
         return len(self.labels)
 
 
-Reader = Callable[..., tuple[np.ndarray, np.ndarray, list[str]]]
+Reader = Callable[..., "tuple[np.ndarray, np.ndarray, list[str]]"]
 
 
 @dataclass(frozen=True)
@@ -66,23 +68,33 @@ class DatasetSpec:
 
 
 def _cifar10(root, split, image_size):
+    from coral_ft.data import readers
+
     return readers.read_cifar10(root, split)
 
 
 def _cifar100(root, split, image_size):
+    from coral_ft.data import readers
+
     return readers.read_cifar100(root, split)
 
 
 def _digits(root, split, image_size):
+    from coral_ft.data import readers
+
     return readers.read_digits(split, image_size)
 
 
 def _fashion(root, split, image_size):
+    from coral_ft.data import readers
+
     return readers.read_fashion_mnist(root, split, image_size)
 
 
 def _imagefolder(root, split, image_size):
     # An image folder is taken as it is (often naturally imbalanced); it has no test split.
+    from coral_ft.data import readers
+
     return readers.read_imagefolder(root, image_size)
 
 
@@ -138,13 +150,16 @@ def load_dataset(
                           f"{', '.join(n for n, s in DATASETS.items() if s.resizes)}")
     if not 0.0 < imbalance <= 1.0:
         raise ConfigError(f"imbalance (rho) must be in (0, 1]; got {imbalance}")
+    import numpy as np
+    import torch
+
+    from coral_ft.data.longtail import longtail_counts, select_longtail
+
     images, labels, classes = spec.read(root, "test" if split == "test" else "train", image_size)
     if split == "train" and spec.longtail:
         head = int(np.bincount(labels).min())  # N of eq. 8: the balanced per-class count
         keep = select_longtail(labels, longtail_counts(head, len(classes), imbalance), seed=seed)
         images, labels = images[keep], labels[keep]
-    import torch
-
     return LabeledImages(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels), classes)
 
 
