@@ -10,12 +10,18 @@ resumable, so the script can be killed and run again at any time:
 2. The comparison: DDPM and CORAL (the chosen w, tau_r), training seeds 0, 1, 2, each with W
    chosen per trial on its own selection set, reported on 2,000 other samples; means, 95%
    intervals and paired differences by class group (results.md).
-3. The bottleneck: `coral-ft latents` on the real test images for each seed's DDPM and CORAL
-   model (null labels, t = 100 and 500): k-NN purity, silhouette, tail-into-head, probe.
+3. The bottleneck: `coral-ft latents` on the real test images for each seed's models (every
+   method of the main phase; null and true labels, t = 100 and 500): k-NN purity, silhouette,
+   tail-into-head, probe.
+4. Collect: the raw numbers of phases 2 and 3 copied to docs/measurements/ (--measurements),
+   where benchmarks/study_tables.py makes docs/study.md's tables from them.
 
     python benchmarks/cpu_study.py --threads 1 --jobs 2   # the whole study, one core per method
     python benchmarks/cpu_study.py --phase selection      # one phase
     python benchmarks/cpu_study.py --phase main --methods ddpm   # DDPM needs no selection
+    python benchmarks/cpu_study.py --phase main --methods ccua,dispersive   # more methods, same seeds and classifier
+    python benchmarks/cpu_study.py --phase latents --methods ddpm,coral,coral-null,ccua,dispersive
+    python benchmarks/cpu_study.py --phase collect        # copy the raw numbers into docs/measurements/
 
 Each run (2,000 steps, selection sweep, 2,000 reported samples, evaluation) takes about 45 minutes
 on one core: two selection runs and three seeds of both methods about 4 hours on 2 cores.
@@ -34,6 +40,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from study_files import collect_bench, collect_latents  # noqa: E402
 
 RECIPE = "fashion-mnist-lt"
 WEIGHTS = (0.01,)  # w of paper eq. 7 (the paper's value); --weights 0.01,0.1 widens the grid
@@ -94,16 +103,21 @@ def share_metric_network(opts, out: Path) -> None:
             shutil.copy2(first / name, out / name)
 
 
+def main_bench(opts, chosen: dict | None, methods: list[str]) -> list[str]:
+    """The main phase's bench command for these methods (CORAL at the selection's w, tau_r)."""
+    coral = ["--set", f"objective.coral.weight={chosen['weight']}", "--set", f"objective.coral.tau_r={chosen['tau_r']}"] if chosen else []
+    return ["bench", RECIPE, "--methods", ",".join(methods), "--seeds", str(opts.seeds), "--out", str(opts.out / "main"),
+            "--guidance-sweep", MAIN_GUIDANCE_SWEEP, *coral, *common(opts)]
+
+
 def main_phase(opts, chosen: dict | None) -> Path:
     """One bench per method (side by side with --jobs 2), then one more that finds every trial
     done and writes the joint report with the paired differences."""
     out = opts.out / "main"
     share_metric_network(opts, out)
-    coral = ["--set", f"objective.coral.weight={chosen['weight']}", "--set", f"objective.coral.tau_r={chosen['tau_r']}"] if chosen else []
 
     def bench(methods: list[str]) -> list[str]:
-        return ["bench", RECIPE, "--methods", ",".join(methods), "--seeds", str(opts.seeds), "--out", str(out),
-                "--guidance-sweep", MAIN_GUIDANCE_SWEEP, *coral, *common(opts)]
+        return main_bench(opts, chosen, methods)
 
     if len(opts.methods) > 1 and opts.jobs > 1:
         procs = [start(bench([m]), opts.threads) for m in opts.methods]
@@ -114,15 +128,33 @@ def main_phase(opts, chosen: dict | None) -> Path:
 
 
 def latents_phase(opts) -> dict:
+    """Per seed, one `coral-ft latents` over every method's model of that seed (null labels: what
+    the bottleneck holds of the image; true labels: what it holds once the class is given)."""
     reports = {}
     for seed in range(opts.seeds):
-        out = opts.out / "latents" / f"seed-{seed}"
-        if not (out / "latents.json").is_file():
-            models = [opts.out / "main" / m / f"seed-{seed}" / "run" for m in ("ddpm", "coral")]
-            run(["latents", "--model", str(models[0]), "--model", str(models[1]), "--name", "ddpm", "--name", "coral",
-                 "--condition", "null", "--timesteps", LATENT_TIMESTEPS, "--out", str(out), *common(opts)], opts.threads)
-        reports[f"seed-{seed}"] = str(out / "latents.json")
+        models = [(m, opts.out / "main" / m / f"seed-{seed}" / "run") for m in opts.methods]
+        models = [(m, path) for m, path in models if (path / "model").is_dir()]
+        if not models:
+            continue
+        for condition in ("null", "true"):
+            out = opts.out / "latents" / f"seed-{seed}-{'-'.join(m for m, _ in models)}-{condition}"
+            if not (out / "latents.json").is_file():
+                pairs = [a for m, path in models for a in ("--model", str(path), "--name", m)]
+                run(["latents", *pairs, "--condition", condition, "--timesteps", LATENT_TIMESTEPS, "--plot", "none",
+                     "--out", str(out), *common(opts)], opts.threads)
+            reports[f"seed-{seed}-{condition}"] = str(out / "latents.json")
     return reports
+
+
+def collect_phase(opts, summary: dict) -> None:
+    """The joint report of every method's finished trials (nothing trained), then the copies."""
+    dest = opts.measurements
+    run([*main_bench(opts, summary.get("selection", {}).get("chosen"), opts.methods), "--report"], opts.threads)
+    collect_bench(opts.out / "main", dest)
+    for name, report in summary.get("latents", {}).items():
+        collect_latents(Path(report).parent, dest / "latents" / name)
+    (dest / "study.json").write_text(json.dumps({"selection": summary.get("selection")}, indent=1))
+    print(f"raw numbers -> {dest}")
 
 
 def main() -> None:
@@ -130,7 +162,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/cpu-study"))
     parser.add_argument("--data-root", default=None, help="Folder with Fashion-MNIST's IDX files (default: Debian's).")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per command (default: torch's).")
-    parser.add_argument("--phase", choices=("all", "selection", "main", "latents"), default="all")
+    parser.add_argument("--phase", choices=("all", "selection", "main", "latents", "collect"), default="all")
+    parser.add_argument("--measurements", type=Path, default=Path("docs/measurements/cpu/fashion-scratch"),
+                        help="Where the collect phase copies the raw numbers (checked in).")
     parser.add_argument("--jobs", type=int, default=1, help="Benches at once in the main phase (one per method).")
     parser.add_argument("--seeds", type=int, default=SEEDS, help="Training seeds per method in the main phase.")
     parser.add_argument("--methods", type=_csv(str), default=["ddpm", "coral"], help="Methods of the main phase.")
@@ -140,7 +174,7 @@ def main() -> None:
     opts.out.mkdir(parents=True, exist_ok=True)
     summary_path = opts.out / "study.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    needs_selection = opts.phase != "main" or "coral" in opts.methods
+    needs_selection = opts.phase in ("all", "selection") or (opts.phase == "main" and "coral" in opts.methods)
     if needs_selection and (opts.phase in ("all", "selection") or "selection" not in summary):
         summary["selection"] = selection_phase(opts)
         summary_path.write_text(json.dumps(summary, indent=1))
@@ -150,8 +184,10 @@ def main() -> None:
             summary["main"] = str(results)
             summary_path.write_text(json.dumps(summary, indent=1))
     if opts.phase in ("all", "latents"):
-        summary["latents"] = latents_phase(opts)
+        summary["latents"] = {**summary.get("latents", {}), **latents_phase(opts)}
         summary_path.write_text(json.dumps(summary, indent=1))
+    if opts.phase in ("all", "collect"):
+        collect_phase(opts, summary)
     print(json.dumps(summary.get("selection", {}).get("chosen")), "->", opts.out / "main" / "results.md")
 
 

@@ -21,6 +21,7 @@ core each with --threads 1), then one more bench call writes the joint report.
     python benchmarks/finetune_study.py --threads 1 --jobs 2                 # both bases, 5 fine-tune seeds
     python benchmarks/finetune_study.py --bases lt --seeds 8                 # more seeds (resumes the first 5)
     python benchmarks/finetune_study.py --phase latents                      # null- and true-label latents
+    python benchmarks/finetune_study.py --phase collect                      # raw numbers -> docs/measurements/
 
 Outputs under --out (default runs/ft-study): lt/, uncond/ (bench folders), latents/.
 """
@@ -35,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cpu_study import RECIPE, SHARED_METRIC_FILES, _csv, run, start  # noqa: E402
+from study_files import collect_bench, collect_latents  # noqa: E402
 
 ARMS = ("ddpm", "coral", "coral-null", "ddpm-lora", "coral-lora", "coral-null-lora")
 SEEDS = 5
@@ -70,15 +72,20 @@ def share_metric_network(opts, out: Path) -> None:
             shutil.copy2(source, out / name)
 
 
+def finetune_bench(opts, base: str, arms: list[str], seeds: int) -> list[str]:
+    """The bench command fine-tuning `base` (lt | uncond) with these arms and fine-tune seeds."""
+    base_args = ["--base", str(lt_base(opts))] if base == "lt" else ["--base-kind", "uncond-balanced"]
+    return ["bench", RECIPE, "--protocol", "finetune", *base_args, "--arms", ",".join(arms),
+            "--seeds", str(seeds), "--guidance-sweep", GUIDANCE_SWEEP, "--out", str(opts.out / base),
+            *coral_settings(opts.scratch), *common(opts)]
+
+
 def bench_phase(opts, base: str) -> Path:
     out = opts.out / base
-    base_args = ["--base", str(lt_base(opts))] if base == "lt" else ["--base-kind", "uncond-balanced"]
     share_metric_network(opts, out)
 
     def bench(arms: list[str], seeds: int) -> list[str]:
-        return ["bench", RECIPE, "--protocol", "finetune", *base_args, "--arms", ",".join(arms),
-                "--seeds", str(seeds), "--guidance-sweep", GUIDANCE_SWEEP, "--out", str(out),
-                *coral_settings(opts.scratch), *common(opts)]
+        return finetune_bench(opts, base, arms, seeds)
 
     # Seed by seed: every arm gets fine-tune seed i before any gets seed i + 1, so a study stopped
     # part-way has the same seeds in every arm (each call resumes the trials done before it).
@@ -109,6 +116,17 @@ def latents_phase(opts) -> None:
                 run([*args, *common(opts)], opts.threads)
 
 
+def collect_phase(opts) -> None:
+    """Each base's report of its finished trials (nothing trained), then the copies."""
+    for base in opts.bases:
+        if any((opts.out / base).glob("*/seed-*/eval.json")):
+            run([*finetune_bench(opts, base, opts.arms, opts.seeds), "--report"], opts.threads)
+            collect_bench(opts.out / base, opts.measurements / base)
+        for condition in ("null", "true"):
+            collect_latents(opts.out / "latents" / f"{base}-{condition}", opts.measurements / "latents" / f"{base}-{condition}")
+    print(f"raw numbers -> {opts.measurements}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/ft-study"))
@@ -116,7 +134,9 @@ def main() -> None:
     parser.add_argument("--data-root", default=None, help="Folder with Fashion-MNIST's IDX files (default: Debian's).")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per command (default: torch's).")
     parser.add_argument("--jobs", type=int, default=1, help="Bench processes per base (the arms split between them).")
-    parser.add_argument("--phase", choices=("all", "bench", "latents"), default="all")
+    parser.add_argument("--phase", choices=("all", "bench", "latents", "collect"), default="all")
+    parser.add_argument("--measurements", type=Path, default=Path("docs/measurements/cpu/fashion-finetune"),
+                        help="Where the collect phase copies the raw numbers (checked in).")
     parser.add_argument("--bases", type=_csv(str), default=["lt", "uncond"], help="lt, uncond or both.")
     parser.add_argument("--arms", type=_csv(str), default=list(ARMS))
     parser.add_argument("--seeds", type=int, default=SEEDS, help="Fine-tune seeds per arm.")
@@ -126,6 +146,8 @@ def main() -> None:
             print(f"{base}: {bench_phase(opts, base)}", flush=True)
     if opts.phase in ("all", "latents"):
         latents_phase(opts)
+    if opts.phase in ("all", "collect"):
+        collect_phase(opts)
 
 
 if __name__ == "__main__":

@@ -110,11 +110,11 @@ def sampling_numerics(kind: str, preset: str, device: str, count: int, steps: in
     from step_cost import SHAPES
 
     from coral_ft.config import SampleConfig
+    from coral_ft.data.batches import to_uint8
     from coral_ft.models.presets import build_unet
     from coral_ft.models.schedule import make_scheduler
     from coral_ft.sample.labels import sample_seeds
     from coral_ft.sample.samplers import sample
-    from coral_ft.data.batches import to_uint8
 
     channels, size = SHAPES[preset]
     torch.manual_seed(0)

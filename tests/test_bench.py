@@ -312,3 +312,21 @@ def test_a_toy_metric_is_one_registry_entry_and_its_function(smoke_bench, monkey
     results = collect(ctx, evaluations)
     assert "toy" in results["methods"]["coral"]["measured"] and "few:toy" in results["methods"]["coral"]["measured"]
     assert "toy" in results["methods"]["coral"]["vs_ddpm"]
+
+
+def test_report_only_writes_the_finished_trials_and_trains_nothing(smoke_bench, monkeypatch, tmp_path, capsys):
+    import shutil
+
+    def boom(*args, **kwargs):
+        raise AssertionError("--report trained or sampled")
+
+    for module, name in [("coral_ft.train.trainer", "train"), ("coral_ft.sample.run", "sample_to_npz")]:
+        monkeypatch.setattr(importlib.import_module(module), name, boom)
+    out = tmp_path / "bench"
+    shutil.copytree(smoke_bench, out)
+    main(["bench", "digits-lt", *SMOKE[:2], "--methods", "ddpm,coral,cbdm", "--seeds", "2", "--out", str(out),
+          "--report", "--no-progress"])
+    printed = capsys.readouterr().out
+    assert "seeds so far (ddpm 2, coral 2, cbdm 0)" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["methods"]["cbdm"]["seeds"] == [] and len(results["methods"]["coral"]["measured"]["fid"]["values"]) == 2

@@ -210,8 +210,14 @@ def summary_lines(results: dict) -> list[str]:
             cells.append(cell)
         body.append(cells)
     kind = "fine-tune" if results.get("protocol") == "finetune" else "training"
-    spread = (f"mean ± half-width of the 95% interval (Student t) over {seeds} {kind} seeds" if seeds > 1
-              else f"one {kind} seed: no interval (run with --seeds N for one)")
+    done = {name: len(row.get("seeds", [])) for name, row in rows.items()}
+    if done and set(done.values()) != {seeds}:  # a report of a bench in progress (`--report`)
+        seeds = max(done.values())
+        kind += " seeds so far (" + ", ".join(f"{name} {n}" for name, n in done.items()) + ");"
+        spread = f"mean ± half-width of the 95% interval (Student t) over the {kind} planned {results['seeds']}"
+    else:
+        spread = (f"mean ± half-width of the 95% interval (Student t) over {seeds} {kind} seeds" if seeds > 1
+                  else f"one {kind} seed: no interval (run with --seeds N for one)")
     lines = [f"{results['title']}, scale `{results['scale']}`: {spread}; {results['num_samples']} samples per trial.", ""]
     lines += _table(head, body)
     diffs = {m: r.get("vs_ddpm") for m, r in rows.items() if r.get("vs_ddpm")}

@@ -4,9 +4,12 @@ interrupted bench resumes where it stopped (see coral_ft.bench.plan for the fold
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from coral_ft.bench.context import build_context
+from coral_ft.bench.groups import Groups, class_groups
 from coral_ft.bench.plan import BenchPlan
 from coral_ft.bench.stages import evaluate_stage, sample_stage, sweep_stage, train_stage
 
@@ -18,13 +21,31 @@ def check_data(plan: BenchPlan):
     return dataset_from_config(plan.config.data)
 
 
-def run_bench(plan: BenchPlan, data, progress: bool = True) -> tuple[Path, str]:
+@dataclass(frozen=True)
+class ReportContext:
+    """What the report reads of a bench: the plan, the groups and the training counts."""
+
+    plan: BenchPlan
+    groups: Groups
+    counts: list[int]
+
+
+def finished_evaluations(plan: BenchPlan) -> dict[str, dict]:
+    """trial name -> eval.json, for the trials evaluated so far."""
+    return {t.name: json.loads((t.folder / "eval.json").read_text()) for t in plan.trials
+            if (t.folder / "eval.json").is_file()}
+
+
+def run_bench(plan: BenchPlan, data, progress: bool = True, report_only: bool = False) -> tuple[Path, str]:
     """Every stage of every trial, skipping finished ones; then the report. -> (results.md, summary).
-    `data`: the long-tailed training set (`check_data`)."""
+    `data`: the long-tailed training set (`check_data`). `report_only`: the report of the trials
+    evaluated so far, nothing trained (a bench in progress, seen from another terminal)."""
     import torch
 
     from coral_ft.bench.report import write_report
 
+    if report_only:
+        return write_report(ReportContext(plan, class_groups(data.counts()), data.counts()), finished_evaluations(plan))
     ctx = build_context(plan, data, progress)
     evaluations = {}
     for trial in plan.trials:

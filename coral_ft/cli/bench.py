@@ -26,6 +26,7 @@ def bench(
     sets: o.Sets = None,
     dry_run: o.DryRun = False,
     progress: o.Progress = True,
+    report: Annotated[bool, typer.Option("--report", metavar="", help="Write the report of the trials evaluated so far and stop: nothing is trained (a bench in progress, from another terminal).", rich_help_panel=o.PANEL_RUN)] = False,
     *,
     flags: dict,
 ) -> None:
@@ -46,7 +47,7 @@ def bench(
     from coral_ft.devices import use_runtime
 
     use_runtime(config.runtime)
-    path, summary = run_bench(plan, data, progress=progress)
+    path, summary = run_bench(plan, data, progress=progress, report_only=report)
     if summary:
         typer.echo(summary)
         typer.echo(f"\nfull report: {path}")
