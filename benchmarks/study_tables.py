@@ -22,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = (ROOT / "docs" / "study.md", ROOT / "README.md")
 MEASURED = ROOT / "docs" / "measurements"
-FASHION = MEASURED / "cpu" / "fashion-study"
+FASHION = MEASURED / "cpu" / "fashion-study"  # sections 1-3: the first runs and their classifier
+SCRATCH = MEASURED / "cpu" / "fashion-scratch"  # from scratch again, every method, one classifier
+FINETUNE = MEASURED / "cpu" / "fashion-finetune"  # the fine-tuning study: lt/, uncond/, latents/
 BLOCK = re.compile(r"(<!-- begin: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end: (?P=name) -->)", re.S)
 SEED_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 METRIC_DIGITS = {"fid": 2, "is": 2, "W": 2, "kid": 3}  # else 3 decimals
@@ -239,6 +241,264 @@ def block_gpu() -> str:
     return table(["method", "W", "FID (classifier features)", "recall", "sample accuracy"], rows) + "\n"
 
 
+# -- the five-method from-scratch study and the fine-tuning study ----------------------------------
+KEY_METRICS = ["W", "fid", "tail:fid", "middle:fid", "head:fid", "tail:recall", "tail:sample_accuracy", "sample_accuracy"]
+TAIL = "tail:fid"
+BATCH = 64  # the recipe's batch: SupCon's reference values below depend on it
+
+
+def short_cell(metric: str, entry: dict | None) -> str:
+    """mean [95% interval], the mean alone for one seed, - for none."""
+    if not entry or not entry.get("values"):
+        return "-"
+    if not entry["ci95"]:
+        return num(metric, entry["mean"])
+    lo, hi = entry["ci95"]
+    return f"{num(metric, entry['mean'])} [{num(metric, lo)}, {num(metric, hi)}]"
+
+
+def method_table(results: dict, metrics: list[str]) -> str:
+    rows = [[name, str(len(r["seeds"]))] + [short_cell(m, r["measured"].get(m)) for m in metrics]
+            for name, r in results["methods"].items()]
+    return table(["method", "seeds", *metrics], rows)
+
+
+def diff_table(results: dict, metrics: list[str]) -> str:
+    rows = [[name] + [diff_cell(m, r["vs_ddpm"].get(m)) if r["vs_ddpm"].get(m, {}).get("ci95") else
+                      (num(m, r["vs_ddpm"][m]["diff"], True) if m in r["vs_ddpm"] else "-") for m in metrics]
+            for name, r in results["methods"].items() if r.get("vs_ddpm")]
+    return table(["vs ddpm (paired)", *metrics], rows)
+
+
+def seeds_line(results: dict) -> str:
+    done = {name: len(r["seeds"]) for name, r in results["methods"].items()}
+    planned = results["seeds"]
+    if all(n >= planned for n in done.values()):
+        return f"All {planned} seeds of every {'arm' if results.get('protocol') == 'finetune' else 'method'} ran."
+    return (f"Seeds finished when these files were collected (of {planned} planned): "
+            + ", ".join(f"{name} {n}" for name, n in done.items()) + ". Intervals over fewer seeds are wider; a method with one seed has none.")
+
+
+def optional(path: Path) -> dict | None:
+    return read_json(path) if path.is_file() else None
+
+
+def block_scratch_main() -> str:
+    r = read_json(SCRATCH / "results.json")
+    metrics = [m for m in KEY_METRICS if m != "sample_accuracy"]
+    return "\n\n".join([method_table(r, metrics), diff_table(r, metrics[1:]), seeds_line(r)]) + "\n"
+
+
+def supcon_floor(counts: list[int], batch: int = BATCH, draws: int = 20_000) -> float:
+    """SupCon's value when every class is one point and classes are far apart: the mean over
+    anchors with a positive of log |P_i| (the batch's other samples of its class), over batches
+    drawn from the long-tailed class frequencies (fixed seed)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    p = np.asarray(counts, dtype=float) / sum(counts)
+    values = []
+    for _ in range(draws):
+        y = rng.choice(len(counts), batch, p=p)
+        positives = np.bincount(y, minlength=len(counts))[y] - 1
+        keep = positives > 0
+        values.append(np.log(positives[keep]).sum() / max(keep.sum(), 1))
+    return float(np.mean(values))
+
+
+def supcon_curve(folder: Path) -> list[tuple[float, float]]:
+    """(first logged SupCon, last logged SupCon) of every trial under folder/seed-*/metrics.jsonl."""
+    out = []
+    for path in sorted(folder.glob("seed-*/metrics.jsonl")):
+        values = [json.loads(line)["supcon"] for line in path.read_text().splitlines() if '"supcon"' in line]
+        if values:
+            out.append((values[0], values[-1]))
+    return out
+
+
+def block_supcon() -> str:
+    from coral_ft.data.longtail import longtail_counts
+
+    counts = longtail_counts(6000, 10, 0.01)  # Fashion-MNIST-LT: 6,000 images a class, rho = 0.01
+    floor, start = supcon_floor(counts), math.log(BATCH - 1)
+    rows = []
+    sources = [("from scratch", SCRATCH, ["coral", "coral-null"]),
+               ("fine-tuning the LT base", FINETUNE / "lt", ["coral", "coral-null", "coral-lora", "coral-null-lora"]),
+               ("fine-tuning the unconditional base", FINETUNE / "uncond", ["coral", "coral-null", "coral-lora", "coral-null-lora"])]
+    for where, folder, arms in sources:
+        for arm in arms:
+            curve = supcon_curve(folder / arm)
+            if curve:
+                first = sum(a for a, _ in curve) / len(curve)
+                last = sum(b for _, b in curve) / len(curve)
+                share = (start - last) / (start - floor)
+                rows.append([where, arm, str(len(curve)), f"{first:.3f}", f"{last:.3f}", f"{share:.0%}"])
+    head = ["run", "arm", "seeds", "SupCon at the first log (step 100)", "at the last step", "of the way from random to clustered"]
+    return (table(head, rows) + f"\n\nReference values at batch {BATCH}: random embeddings {start:.3f} (log {BATCH - 1}); every "
+            f"class one point, far from the others, {floor:.3f} (the mean log-count of each anchor's positives over batches "
+            "drawn from the long-tailed frequencies).\n")
+
+
+def latents_means(folder: Path, condition: str) -> dict[tuple[str, int], dict[str, float]]:
+    """(model, t) -> mean over the seeds' reports of the bottleneck scores."""
+    sums: dict[tuple[str, int], list[dict]] = {}
+    for path in sorted(folder.glob(f"*-{condition}/latents.txt")):
+        for row in latents_rows(path):
+            if row["features"] == "bottleneck":
+                sums.setdefault((row["model"], row["t"]), []).append(row)
+    return {k: {s: sum(r[s] for r in v) / len(v) for s in ("purity", "silhouette", "probe")} | {"n": len(v)}
+            for k, v in sums.items()}
+
+
+def latents_table(folder: Path) -> str:
+    null, true = latents_means(folder, "null"), latents_means(folder, "true")
+    rows = []
+    for (model, t), v in null.items():
+        w = true.get((model, t), {})
+        rows.append([model, str(t), str(v["n"]), f"{v['purity']:.3f}", f"{v['silhouette']:.3f}", f"{v['probe']:.3f}",
+                     f"{w['purity']:.3f}" if w else "-", f"{w['silhouette']:.3f}" if w else "-"])
+    if not rows:
+        return "No latents report collected yet.\n"
+    return table(["model", "t", "reports", "null: purity", "null: silhouette", "null: probe", "true: purity",
+                  "true: silhouette"], rows) + "\n"
+
+
+def block_scratch_latents() -> str:
+    return latents_table(SCRATCH / "latents")
+
+
+def finetune_results(base: str) -> dict | None:
+    return optional(FINETUNE / base / "results.json")
+
+
+def cost_table(results: dict) -> str:
+    rows = []
+    for name, r in results["methods"].items():
+        c = r.get("cost") or {}
+        if c:
+            rows.append([name, f"{c['trainable_parameters']:,.0f}", f"{c['saved_mib']:.1f}",
+                         f"{c['step_seconds']:.2f}" if c.get("step_seconds") else "-",
+                         f"{c['peak_memory_mib']:.0f}" if c.get("peak_memory_mib") else "-"])
+    return table(["arm", "trainable parameters", "saved MiB", "s / step (1 busy core)", "peak MiB"], rows)
+
+
+def finetune_block(base: str) -> str:
+    r = finetune_results(base)
+    if r is None:
+        return f"Not run yet: `python benchmarks/finetune_study.py --bases {base}` runs it.\n"
+    return "\n\n".join([method_table(r, KEY_METRICS), diff_table(r, KEY_METRICS[1:]), cost_table(r), seeds_line(r)]) + "\n"
+
+
+def block_ft_lt() -> str:
+    return finetune_block("lt")
+
+
+def block_ft_uncond() -> str:
+    return finetune_block("uncond")
+
+
+def block_ft_latents() -> str:
+    return latents_table(FINETUNE / "latents")
+
+
+def paired_sd(results: dict, metric: str) -> tuple[float, int] | None:
+    """The pooled standard deviation of the arms' paired differences from ddpm, and its degrees of freedom."""
+    ss, dof = 0.0, 0
+    for name, r in results["methods"].items():
+        values = r.get("vs_ddpm", {}).get(metric, {}).get("values") or []
+        if name != "base" and len(values) > 1:
+            mean = sum(values) / len(values)
+            ss += sum((v - mean) ** 2 for v in values)
+            dof += len(values) - 1
+    return (math.sqrt(ss / dof), dof) if dof else None
+
+
+def block_ft_power() -> str:
+    r = finetune_results("lt")
+    if r is None:
+        return "Not run yet.\n"
+    spread = paired_sd(r, TAIL)
+    if spread is None:
+        return "Too few paired seeds yet to measure the spread.\n"
+    sd, dof = spread
+    tail = r["methods"]["ddpm"]["measured"][TAIL]["mean"]
+    n = min(len(x["seeds"]) for name, x in r["methods"].items() if name != "base")
+    need = seeds_for_half_width(sd, 0.10 * tail)
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) if n > 1 else float("inf")
+    return (f"The arms' paired tail-FID differences from plain fine-tuning have a pooled standard deviation of {sd:.2f} "
+            f"({dof} degrees of freedom) on a plain fine-tuned tail FID of {tail:.2f}: a 95% interval of +-10% "
+            f"(+-{0.10 * tail:.2f}) needs about {need} paired seeds; with {n} seeds an interval is about "
+            f"+-{half:.2f} ({half / tail:.0%} of the tail FID), so smaller changes cannot be told from noise.\n")
+
+
+def verdict(results: dict) -> str:
+    """Which arm a user should pick, from the paired tail-FID and FID differences and the cost."""
+    methods = results["methods"]
+    better, worse = [], []
+    for name, r in methods.items():
+        d = r.get("vs_ddpm", {}).get(TAIL)
+        if name == "base" or not d or not d.get("ci95"):
+            continue
+        if d["excludes_zero"]:
+            (better if d["better"] else worse).append((name, d["diff"]))
+    arms = {name: r for name, r in methods.items() if name != "base"}
+    least, most = min(len(r["seeds"]) for r in arms.values()), max(len(r["seeds"]) for r in arms.values())
+    if least < 2:  # an arm without an interval cannot be told from plain fine-tuning
+        short = ", ".join(f"{name} {len(r['seeds'])}" for name, r in arms.items() if len(r["seeds"]) < 2)
+        return f"not decidable yet: arms with fewer than two fine-tune seeds ({short}).\n"
+    lines = [f"Over {least} fine-tune seeds per arm" + (f" (up to {most})" if most != least else "") + ":"]
+    if better:
+        name, diff = min(better, key=lambda x: x[1])
+        overall = methods[name]["vs_ddpm"].get("fid", {})
+        caveat = "" if not overall.get("excludes_zero") or overall.get("better") else ", but its overall FID is significantly worse"
+        lines.append(f"{name} improves the tail FID over plain fine-tuning with an interval excluding 0 ({diff:+.2f}){caveat}.")
+    else:
+        lines.append("no arm's tail FID differs from plain fine-tuning's with an interval excluding 0.")
+    if worse:
+        lines.append("Significantly worse tail FID: " + ", ".join(f"{n} ({d:+.2f})" for n, d in worse) + ".")
+    lora = methods.get("ddpm-lora", {})
+    cost = lora.get("cost") or {}
+    full_cost = methods.get("ddpm", {}).get("cost") or {}
+    if cost and full_cost and lora.get("vs_ddpm", {}).get(TAIL, {}).get("ci95"):
+        d = lora["vs_ddpm"][TAIL]
+        share = cost["trainable_parameters"] / full_cost["trainable_parameters"]
+        how = "differs" if d["excludes_zero"] else "does not differ"
+        lines.append(f"LoRA trains {share:.0%} of the weights and saves {cost['saved_mib']:.1f} MiB against "
+                     f"{full_cost['saved_mib']:.1f}; its tail FID {how} from full fine-tuning's ({d['diff']:+.2f}).")
+    if better:
+        pick = min(better, key=lambda x: x[1])[0]
+        lines.append(f"Pick: {pick}, on this evidence.")
+    else:
+        lines.append("Pick: plain fine-tuning (ddpm, or ddpm-lora where its cost matters): on this evidence CORAL adds "
+                     "step time and a head without a measurable gain for the tail.")
+    return " ".join(lines) + "\n"
+
+
+def block_ft_verdict() -> str:
+    out = []
+    for base, label in (("lt", "Long-tailed DDPM base"), ("uncond", "Unconditional balanced base")):
+        r = finetune_results(base)
+        out.append(f"- {label}: " + (verdict(r) if r else "not run yet.\n"))
+    return "".join(out)
+
+
+def block_readme_ft() -> str:
+    r = finetune_results("lt")
+    if r is None:
+        return "Not run yet.\n"
+    rows = []
+    for name, x in r["methods"].items():
+        d = x.get("vs_ddpm", {}).get(TAIL)
+        paired = "-" if not d else (diff_cell(TAIL, d) if d.get("ci95") else num(TAIL, d["diff"], True))
+        cost = x.get("cost") or {}
+        rows.append([name, str(len(x["seeds"])), short_cell("fid", x["measured"].get("fid")),
+                     short_cell(TAIL, x["measured"].get(TAIL)), paired,
+                     f"{cost['trainable_parameters'] / 1e6:.2f}M" if cost else "-"])
+    return table(["arm", "seeds", "fid", "tail fid", "tail fid vs ddpm (paired)", "trainable"], rows) + "\n"
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "selection": block_selection,
     "main": block_main,
@@ -249,6 +509,15 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "bottleneck": block_bottleneck,
     "bottleneck-classes": block_bottleneck_classes,
     "gpu": block_gpu,
+    "scratch-main": block_scratch_main,
+    "supcon": block_supcon,
+    "scratch-latents": block_scratch_latents,
+    "ft-lt": block_ft_lt,
+    "ft-uncond": block_ft_uncond,
+    "ft-power": block_ft_power,
+    "ft-latents": block_ft_latents,
+    "ft-verdict": block_ft_verdict,
+    "readme-ft": block_readme_ft,
 }
 
 

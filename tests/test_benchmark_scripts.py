@@ -49,3 +49,27 @@ def test_the_gpu_check_runs_at_smoke_scale_on_a_cpu(tmp_path):
     for method in ("ddpm", "coral"):
         with np.load(tmp_path / f"samples-{method}.npz") as f:
             assert f["images"].shape == (40, 8, 8, 1) and f["images"].dtype == np.uint8
+
+
+def test_supcon_floor_is_the_mean_log_count_of_positives():
+    import math
+
+    # one class: every anchor has the other B - 1 as positives
+    assert study_tables.supcon_floor([100], batch=8, draws=10) == pytest.approx(math.log(7))
+
+
+def _arm(seeds, tail_diff=None, lo=None, hi=None, params=1000, mib=10.0):
+    vs = {} if tail_diff is None else {"tail:fid": {"diff": tail_diff, "ci95": [lo, hi], "values": [tail_diff] * seeds,
+                                                    "excludes_zero": lo > 0 or hi < 0, "better": tail_diff < 0}}
+    return {"seeds": list(range(seeds)), "vs_ddpm": vs, "cost": {"trainable_parameters": params, "saved_mib": mib}}
+
+
+def test_the_verdict_picks_a_significant_tail_gain_and_waits_for_seeds():
+    results = {"methods": {"base": _arm(1), "ddpm": _arm(5), "coral": _arm(5, -1.0, -1.5, -0.5),
+                           "ddpm-lora": _arm(5, 0.1, -0.3, 0.5, params=50, mib=0.5)}}
+    text = study_tables.verdict(results)
+    assert "coral improves the tail FID" in text and "Pick: coral" in text and "LoRA trains 5% of the weights" in text
+    results["methods"]["coral"] = _arm(5, 0.2, -0.4, 0.8)
+    assert "Pick: plain fine-tuning" in study_tables.verdict(results)
+    results["methods"]["coral"] = _arm(1, 0.2, -0.4, 0.8)
+    assert study_tables.verdict(results).startswith("not decidable yet")
