@@ -234,19 +234,23 @@ def test_metric_network_and_reference_split_are_settings(tmp_path, monkeypatch):
         load_config("cifar10-lt", {"bench.reference_split": "val"})
 
 
-def test_bench_accelerator_matches_the_trials_mixed_precision(tmp_path):
+def test_bench_accelerator_matches_the_trials_mixed_precision(tmp_path, monkeypatch):
     # accelerate allows one mixed-precision setting per process: the bench's own Accelerator must
     # be the trainer's, or a bf16 recipe fails at its first trial (seen on a GPU).
     from accelerate.state import AcceleratorState
 
     from coral_ft.bench.context import bench_accelerator
+    from coral_ft.train import trainer
     from coral_ft.train.trainer import make_accelerator
+
+    # bf16 is refused on a CPU run; pretend a GPU so the trainer gets as far as accelerate's check
+    monkeypatch.setattr(trainer, "resolved_device", lambda device: "cuda")
 
     config = load_config("digits-lt", {"bench.run": ["ddpm", "coral"], "train.mixed_precision": "bf16"})
     plan = make_plan("digits-lt", config, tmp_path)
     AcceleratorState._reset_state(True)
     try:
-        bench_accelerator(plan, "cpu")
+        bench_accelerator(plan, "cuda")
         trial = plan.trials[0]
         make_accelerator(trial.config, RunDir(trial.run_dir))  # raised "already initialized" before
         mixed = load_config("digits-lt", {"bench.run": ["ddpm", "coral"], "bench.methods.coral.overrides": {"train.mixed_precision": "bf16"}})

@@ -211,7 +211,9 @@ def summary_lines(results: dict) -> list[str]:
         body.append(cells)
     kind = "fine-tune" if results.get("protocol") == "finetune" else "training"
     done = {name: len(row.get("seeds", [])) for name, row in rows.items()}
-    if done and set(done.values()) != {seeds}:  # a report of a bench in progress (`--report`)
+    base_seeds = (results.get("finetune") or {}).get("base_seeds")
+    planned = {name: base_seeds if name == "base" and base_seeds else seeds for name in rows}
+    if done and done != planned:  # a report of a bench in progress (`--report`)
         seeds = max(done.values())
         kind += " seeds so far (" + ", ".join(f"{name} {n}" for name, n in done.items()) + ");"
         spread = f"mean ± half-width of the 95% interval (Student t) over the {kind} planned {results['seeds']}"
