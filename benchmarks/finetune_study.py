@@ -91,8 +91,8 @@ def bench_phase(opts, base: str) -> Path:
     # part-way has the same seeds in every arm (each call resumes the trials done before it).
     for seeds in range(1, opts.seeds + 1):
         if opts.jobs > 1:
-            if base == "uncond":  # the base first, once: the arms' processes then find it done
-                run(bench([opts.arms[0]], seeds), opts.threads)
+            # the base trial first, in one process (each bench lists it first; both would write it)
+            run(bench([opts.arms[0]], seeds), opts.threads)
             shares = [opts.arms[i::opts.jobs] for i in range(opts.jobs)]
             procs = [start(bench(share, seeds), opts.threads) for share in shares if share]
             if any(p.wait() for p in procs):

@@ -120,6 +120,9 @@ def test_imagenet_lt_without_prepared_data_stops_at_once(tmp_path, capsys):
     (["digits-lt", "--methods", "gan"], "bench methods"),
     (["digits-lt", "--seeds", "0"], "greater than or equal to 1"),
     (["digits-lt", "--guidance-sweep", "1,a"], "must be a number"),
+    (["digits-lt", "--report"], "no finished trial"),
+    (["digits-lt", "--protocol", "finetune", "--base", "some-run", "--set", "bench.finetune.base_seeds=2"],
+     "one base is one base seed"),
 ])
 def test_bad_bench_arguments_are_short_errors(tmp_path, capsys, args, match):
     with pytest.raises(SystemExit) as exc:

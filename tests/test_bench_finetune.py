@@ -39,6 +39,7 @@ def test_one_base_is_trained_and_every_arm_fine_tunes_it_with_the_same_budget(fi
             assert cfg["finetune"]["base"] == str(base_run) and cfg["finetune"]["lora"] == arm.endswith("-lora")
             t = cfg["train"]
             budgets.add((t["max_steps"], t["lr"], t["batch_size"], t["warmup_steps"]))
+            assert t["max_steps"] == run_config(out / "base" / "seed-0")["train"]["max_steps"]  # the scale's budget
             assert t["seed"] == cfg_seed(k)  # fine-tune seed k is the same in every arm
     assert len(budgets) == 1
 
@@ -118,3 +119,21 @@ def test_an_unconditional_balanced_base_gets_a_zero_class_embedding(tmp_path):
 def test_bad_arms_are_config_errors(arms, match):
     with pytest.raises(ConfigError, match=match):
         load_config("digits-lt", {"bench.protocol": "finetune", "bench.finetune.arms": arms})
+
+
+def test_a_finished_bench_with_several_bases_is_not_read_as_in_progress():
+    from coral_ft.bench.report import planned_trials
+
+    results = {"seeds": 2, "finetune": {"base_seeds": 3}, "methods": {"base": {}, "ddpm": {}, "coral-lora": {}}}
+    assert planned_trials(results) == {"base": 3, "ddpm": 6, "coral-lora": 6}  # one arm trial per (base, seed)
+    assert planned_trials({"seeds": 2, "methods": {"ddpm": {}}}) == {"ddpm": 2}
+
+
+def test_every_arm_has_the_fine_tune_budget_even_where_a_method_trains_longer_from_scratch(tmp_path):
+    from coral_ft.bench.plan import make_plan
+
+    config = load_config("cifar10-lt", {"bench.protocol": "finetune", "bench.finetune.arms": ["ddpm", "t2h", "coral-lora"],
+                                        "bench.finetune.overrides": {"train.max_steps": 5000}})
+    assert config.bench.method("t2h").overrides["train.max_steps"] == 200_000  # T2H's own schedule from scratch
+    arms = [t for t in make_plan("cifar10-lt", config, tmp_path).trials if t.role == "arm"]
+    assert {t.config.train.max_steps for t in arms} == {5000}

@@ -172,13 +172,20 @@ def finetune_trials(config: RunConfig, overrides: dict, out: Path) -> list[Trial
         folder = out / BASE_ARM / f"seed-{base}"
         trials.append(Trial(BASE_ARM, base, base_config(config, overrides, base), folder, role="base",
                             base_index=base, trains=not ft.base))
+    # the arms' budget is the fine-tune table's, shortened by the scale as the base's own budget is;
+    # a method's own training settings (T2H's longer schedule) give way to it, so every arm trains alike
+    budget = config_from_dict(apply_overrides(config.to_dict(), ft.overrides))
+    method_train_keys = {key for arm in ft.arms for key in b.method(arm_method(arm)[0]).overrides if key.startswith("train.")}
+    train = budget.to_dict()["train"]
+    arm_overrides = {**{key: train[key.split(".", 1)[1]] for key in method_train_keys}, **ft.overrides,
+                     **scale_overrides(budget)[0]}
     for arm in ft.arms:
         method, lora = arm_method(arm)
         for base in range(ft.base_seeds):
             spec = ft.base or str(out / BASE_ARM / f"seed-{base}" / "run")
             for i in range(b.seeds):
                 k = base * b.seeds + i
-                given = {**overrides, **ft.overrides, "finetune.base": spec, "finetune.lora": lora,
+                given = {**overrides, **arm_overrides, "finetune.base": spec, "finetune.lora": lora,
                          "train.seed": config.train.seed + FINETUNE_SEED_OFFSET + i}
                 trials.append(Trial(arm, k, run_config(config, method, given), out / arm / f"seed-{k}", role="arm",
                                     base_index=base))
@@ -238,7 +245,7 @@ def describe(plan: BenchPlan, num_classes: int, image_shape: tuple[int, int, int
         what = {"scratch": "train", "base": "train base" if trial.trains else "base (given)",
                 "arm": "fine-tune LoRA" if cfg.finetune.lora else "fine-tune"}[trial.role]
         lines.append(
-            f"  {trial.arm:10s} x{b.seeds if trial.role != 'base' else b.finetune.base_seeds}: {what} "
+            f"  {trial.arm:10s} x{b.seeds * b.finetune.base_seeds if trial.role != 'base' else b.finetune.base_seeds}: {what} "
             f"{cfg.train.max_steps if trial.trains else 0} steps x batch {cfg.train.batch_size} "
             f"({cfg.model.preset}, {params / 1e6:.1f}M params, ~{ckpt_mb:.0f} MB per checkpoint x {cfg.train.keep_checkpoints}); "
             f"sample {plan.num_samples} at W={s.guidance if not plan.sweep else 'swept'} ({steps}-step {s.sampler}, "

@@ -211,13 +211,13 @@ def summary_lines(results: dict) -> list[str]:
         body.append(cells)
     kind = "fine-tune" if results.get("protocol") == "finetune" else "training"
     done = {name: len(row.get("seeds", [])) for name, row in rows.items()}
-    base_seeds = (results.get("finetune") or {}).get("base_seeds")
-    planned = {name: base_seeds if name == "base" and base_seeds else seeds for name in rows}
+    planned = planned_trials(results)
     if done and done != planned:  # a report of a bench in progress (`--report`)
         seeds = max(done.values())
         kind += " seeds so far (" + ", ".join(f"{name} {n}" for name, n in done.items()) + ");"
         spread = f"mean ± half-width of the 95% interval (Student t) over the {kind} planned {results['seeds']}"
     else:
+        seeds = max(planned.values(), default=seeds)
         spread = (f"mean ± half-width of the 95% interval (Student t) over {seeds} {kind} seeds" if seeds > 1
                   else f"one {kind} seed: no interval (run with --seeds N for one)")
     lines = [f"{results['title']}, scale `{results['scale']}`: {spread}; {results['num_samples']} samples per trial.", ""]
@@ -269,6 +269,15 @@ def markdown(results: dict, figures: dict[str, Path | None]) -> str:
     lines += ["", "Per trial: " + ", ".join(f"[{t}]({t}/grid.png)" for t in _trial_names(results)),
               "", f"Every trial's values: {RESULTS_CSV} and {RESULTS_JSON}.", ""]
     return "\n".join(lines)
+
+
+def planned_trials(results: dict) -> dict[str, int]:
+    """Trials each row of a finished bench has: the seeds; under the fine-tune protocol an arm has
+    one per (base, fine-tune seed) and the base row one per base."""
+    ft = results.get("finetune")
+    if not ft:
+        return {name: results["seeds"] for name in results["methods"]}
+    return {name: ft["base_seeds"] * (1 if name == "base" else results["seeds"]) for name in results["methods"]}
 
 
 def finetune_lines(results: dict) -> list[str]:

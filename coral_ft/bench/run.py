@@ -12,6 +12,7 @@ from coral_ft.bench.context import build_context
 from coral_ft.bench.groups import Groups, class_groups
 from coral_ft.bench.plan import BenchPlan
 from coral_ft.bench.stages import evaluate_stage, sample_stage, sweep_stage, train_stage
+from coral_ft.errors import UserError
 
 
 def check_data(plan: BenchPlan):
@@ -45,7 +46,11 @@ def run_bench(plan: BenchPlan, data, progress: bool = True, report_only: bool = 
     from coral_ft.bench.report import write_report
 
     if report_only:
-        return write_report(ReportContext(plan, class_groups(data.counts()), data.counts()), finished_evaluations(plan))
+        evaluations = finished_evaluations(plan)
+        if not evaluations:
+            raise UserError(f"no finished trial under {plan.out} to report: pass the bench's --out, recipe, "
+                            "--protocol and --methods/--arms")
+        return write_report(ReportContext(plan, class_groups(data.counts()), data.counts()), evaluations)
     ctx = build_context(plan, data, progress)
     evaluations = {}
     for trial in plan.trials:

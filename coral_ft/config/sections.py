@@ -298,6 +298,9 @@ class BenchFinetune:
         check(all(arm != "base" for arm in self.arms), "bench.finetune.arms: `base` is always reported; do not list it")
         check_choice("bench.finetune.base_kind", self.base_kind, BASE_KINDS)
         check_positive("bench.finetune", self, "base_seeds")
+        # one given base fine-tuned base_seeds times would repeat identical runs and narrow the intervals
+        check(not self.base or self.base_seeds == 1, f"bench.finetune.base_seeds = {self.base_seeds} with a given base "
+              f"({self.base}): one base is one base seed; set base_seeds = 1, or let the bench train its bases")
 
 
 def arm_method(arm: str) -> tuple[str, bool]:
