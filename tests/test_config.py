@@ -32,6 +32,15 @@ def test_shipped_recipes_are_found_by_name_from_anywhere(tmp_path, monkeypatch):
     assert load_config("digits-lt").data.dataset == "digits-lt"
 
 
+def test_a_name_brings_its_recipe_and_no_name_the_default_only_where_asked():
+    from coral_ft.cli.options import resolve_config
+
+    assert resolve_config(flags={"data.dataset": "digits-lt"}).runtime.threads == 1  # the digits recipe's
+    assert resolve_config().runtime.threads == 1  # a bare train: the embedded default's recipe
+    # eval reads samples with no data set name: torch's threads, not the digits recipe's one
+    assert resolve_config(default_recipe=False).runtime.threads == 0
+
+
 def test_resolved_config_reloads_identically(tmp_path):
     cfg = load_config(RECIPES / "cifar10-lt.toml", {"data.root": "/data", "finetune.targets": ["to_q"]})
     save_config(cfg, tmp_path / "config.toml")

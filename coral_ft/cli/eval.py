@@ -42,7 +42,9 @@ def eval_command(
         raise UserError("coral-ft eval needs --samples FILE.npz and --ref REF (or the make-ref command)")
     from coral_ft.metrics.evaluation import evaluate
 
-    config = o.resolve_config(recipe=recipe, sets=sets, flags=flags)
+    # samples carry no data set name: no recipe unless one is given (the digits default's one thread
+    # would slow Inception features on a CPU)
+    config = o.resolve_config(recipe=recipe, sets=sets, flags=flags, default_recipe=False)
     device = _extractor_device(config)
     result = evaluate(samples, ref, config.eval, device=device, data_root=config.data.root, progress=progress)
     typer.echo(json.dumps(result, indent=2) if as_json else format_result(result))
@@ -74,7 +76,7 @@ def make_ref_command(
     flags.setdefault("eval.metrics", ["fid", "prd", "kid", "per-class-fid"])
     if spec is not None:  # the data set's name brings its recipe's data settings (its image size)
         flags.setdefault("data.dataset", dataset)
-    config = o.resolve_config(recipe=recipe, sets=sets, flags=flags)
+    config = o.resolve_config(recipe=recipe, sets=sets, flags=flags, default_recipe=False)
     if spec is not None and spec.resizes and image_size is None and config.data.dataset == dataset:
         image_size = config.data.image_size  # e.g. the digits-lt recipe's 8x8
     images = load_reference(ref, config.data.root, image_size)

@@ -220,7 +220,7 @@ LATENTS = {
     "forward_batch_size": option("latents.batch_size", "--forward-batch-size", help="Images per U-Net forward.", panel=PANEL_EVAL, min=1),
 }
 BENCH = {
-    "methods": option("bench.run", "--methods", help=f"Comma-separated methods to run: {_listed(method_names())}, or a variant (coral-null, the recipe's [bench.methods]), each at the recipe's W.", panel=PANEL_METHOD),
+    "methods": option("bench.run", "--methods", help=f"Comma-separated methods to run: {_listed(method_names())}, or a variant (coral-null, a key of the recipe's bench.methods table), each at the recipe's W.", panel=PANEL_METHOD),
     "scale": option("bench.scale", "--scale", help="paper (the paper's runs), small (a tenth, one GPU) or smoke (CPU plumbing check).", panel=PANEL_RUN),
     "seeds": option("bench.seeds", "--seeds", help="Training seeds per method (results give means, 95% intervals and paired differences).", panel=PANEL_RUN, min=1),
     "guidance_sweep": option("bench.guidance_sweep", "--guidance-sweep", help="W values, comma-separated: each method and seed picks its W by FID on a separate selection set.", panel=PANEL_SAMPLE),
@@ -277,13 +277,18 @@ def takes(*groups: dict):
 
 
 def resolve_config(*, recipe: str | Path | None = None, run: str | Path | None = None, base: dict | None = None,
-                   sets: list[str] | None = None, flags: dict[str, Any] | None = None) -> RunConfig:
-    """Recipe (else a saved run config, else `base` plain data) + bundles + --set + flags -> validated RunConfig."""
-    return config_from_dict(layered(recipe=recipe, run=run, base=base, sets=sets, flags=flags))
+                   sets: list[str] | None = None, flags: dict[str, Any] | None = None,
+                   default_recipe: bool = True) -> RunConfig:
+    """Recipe (else a saved run config, else `base` plain data) + bundles + --set + flags -> validated RunConfig.
+    `default_recipe`: with no data set named, start from the embedded default's recipe (commands that
+    train or show the default run); False for commands that only read samples (eval)."""
+    return config_from_dict(layered(recipe=recipe, run=run, base=base, sets=sets, flags=flags,
+                                    default_recipe=default_recipe))
 
 
 def layered(*, recipe: str | Path | None = None, run: str | Path | None = None, base: dict | None = None,
-            sets: list[str] | None = None, flags: dict[str, Any] | None = None) -> dict[str, Any]:
+            sets: list[str] | None = None, flags: dict[str, Any] | None = None,
+            default_recipe: bool = True) -> dict[str, Any]:
     """The plain data every layer gave, before defaults: which fields someone set, and to what.
 
     Without a recipe or a run, a data set's name brings its shipped recipe (`implied_recipe`), so a
@@ -293,7 +298,7 @@ def layered(*, recipe: str | Path | None = None, run: str | Path | None = None, 
     elif run is not None:
         raw = read_recipe(run)
     else:
-        implied = implied_recipe(sets=sets, flags=flags, base=base)
+        implied = implied_recipe(sets=sets, flags=flags, base=base, default_recipe=default_recipe)
         raw = merged(read_recipe(find_recipe(implied)) if implied else {}, base or {})
     flags = dict(flags or {})
     for bundle in flags.pop(BUNDLES, []):
@@ -304,13 +309,13 @@ def layered(*, recipe: str | Path | None = None, run: str | Path | None = None, 
 
 
 def implied_recipe(*, sets: list[str] | None = None, flags: dict[str, Any] | None = None,
-                   base: dict | None = None) -> str | None:
+                   base: dict | None = None, default_recipe: bool = True) -> str | None:
     """The shipped recipe a data set name brings when no recipe is given: the one of the same
     name (digits-lt, cifar10-lt, ...). With no data set named and nothing else to start from
-    (`base`: what a model records), the embedded default's."""
+    (`base`: what a model records), the embedded default's, if `default_recipe`."""
     given = dict(apply_overrides(merged({}, base or {}), [s for s in sets or [] if s.startswith("data.dataset=")]))
     dataset = (flags or {}).get("data.dataset") or given.get("data", {}).get("dataset")
-    if dataset is None and base is None:
+    if dataset is None and base is None and default_recipe:
         dataset = DataConfig.dataset
     return dataset if dataset in recipe_names() else None
 
