@@ -137,3 +137,15 @@ def test_data_stats_cifar10_lt(capsys, cifar10_root):
 def test_console_script_is_installed():
     proc = subprocess.run([sys.executable, "-m", "coral_ft", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "train" in proc.stdout
+
+
+def test_ctrl_c_outside_training_says_the_checkpoint_is_intact_and_exits_130(monkeypatch, capsys):
+    # typer turns KeyboardInterrupt into exit code 130 before main() sees it; the message must survive
+    import coral_ft.cli.train as train_cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_cli.o, "resolve_config", interrupted)
+    code, _, err = run_cli(["train", "--from-scratch", "--out", "unused"], capsys)
+    assert code == 130 and "the last checkpoint written is intact" in err

@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     except RunStopped as exc:
         typer.secho(str(exc), err=True)
         sys.exit(143)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # typer turns one into exit code 130 (below); this catches any it lets through
+        code = 130
+    if code == 130:
         typer.secho("interrupted: the last checkpoint written is intact", err=True)
-        sys.exit(130)
     if isinstance(code, int) and code:
         sys.exit(code)
