@@ -69,6 +69,22 @@ def test_null_bottleneck_under_lora_adapters(tiny_unet):
     assert torch.allclose(null_bottleneck(model, x, t), seen["h"], atol=1e-6)
 
 
+def test_the_null_pass_draws_dropout_masks_of_its_own_from_the_keys():
+    from coral_ft.models.denoiser import NULL_PASS_SALT
+    from coral_ft.models.dropout import salted
+
+    torch.manual_seed(0)
+    unet = build_unet("tiny", 16, 1, 10, dropout=0.5)
+    denoiser = Denoiser(unet, build_head(unet)).train()
+    x, t, y, keys = torch.randn(2, 1, 16, 16), torch.tensor([3, 300]), torch.tensor([1, 2]), torch.tensor([11, 12])
+    null = torch.full((2,), 10)
+    got = denoiser(x, t, y, dropout_keys=keys, null_features=True).embedding
+    assert torch.equal(got, denoiser(x, t, y, dropout_keys=keys, null_features=True).embedding)  # a function of the keys
+    own = denoiser(x, t, null, dropout_keys=salted(keys, NULL_PASS_SALT)).embedding  # a null-label forward, its salt
+    assert torch.allclose(got, own, atol=1e-6)
+    assert not torch.allclose(got, denoiser(x, t, null, dropout_keys=keys).embedding, atol=1e-4)  # not the first pass's masks
+
+
 def test_null_features_feed_the_head_and_keep_the_eps_of_the_labelled_pass(tiny_unet):
     denoiser = Denoiser(tiny_unet, build_head(tiny_unet))
     x, t, y = torch.randn(2, 1, 16, 16), torch.tensor([3, 300]), torch.tensor([1, 2])

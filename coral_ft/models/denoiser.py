@@ -17,6 +17,8 @@ from coral_ft.errors import ConfigError
 from coral_ft.models.dropout import install_keyed_dropout, salted
 from coral_ft.models.head import ProjectionHead
 
+NULL_PASS_SALT = 1 << 20  # the salt of coral-null's second pass: apart from KeyedForward's pass numbers
+
 
 class DenoiserOutput(NamedTuple):
     eps: torch.Tensor  # (B, C, H, W) predicted noise
@@ -48,7 +50,10 @@ class Denoiser(nn.Module):
         try:
             eps = self.unet(x_t, t, class_labels=class_labels).sample
             h, self._captured = self._captured, None
-            seen = null_bottleneck(self.unet, x_t, t) if null_features else h
+            seen = h
+            if null_features:  # the null pass draws masks of its own, still a function of the keys
+                self._dropout.keys = None if dropout_keys is None else salted(dropout_keys, NULL_PASS_SALT)
+                seen = null_bottleneck(self.unet, x_t, t)
             self._captured = None
         finally:
             self._dropout.keys = None
