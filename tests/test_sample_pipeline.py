@@ -201,3 +201,14 @@ def test_pipeline_and_cli_derive_noise_seeds_alike():
     from coral_ft.sample.pipeline import NOISE_STREAM
 
     assert sample_seeds(7, [0, 5, 99]) == [derived_seed(7, NOISE_STREAM, i) for i in (0, 5, 99)]
+
+
+def test_an_unconditional_model_samples_batch_size_images_and_refuses_labels():
+    from coral_ft.models.presets import build_unet
+
+    torch.manual_seed(0)
+    uncond = CoralPipeline(build_unet("tiny", 16, 1, None), DDIMScheduler(num_train_timesteps=50))
+    out = uncond(batch_size=2, num_inference_steps=2, seed=0, output_type="pt").images
+    assert out.shape == (2, 1, 16, 16) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="no class embedding"):
+        uncond(class_labels=[0], num_inference_steps=2)

@@ -211,9 +211,12 @@ class CoralPipeline(DiffusionPipeline):
         index["_class_name"] = [Path(PIPELINE_FILE).stem, type(self).__name__]
         (folder / "model_index.json").write_text(json.dumps(index, indent=2))
 
-    def _labels(self, class_labels, batch_size: int) -> torch.Tensor:
+    def _labels(self, class_labels, batch_size: int) -> torch.Tensor | None:
         if null_label_of(self.unet) is None:
-            raise ValueError("this model has no class embedding, so it cannot take class labels")
+            if class_labels is not None:
+                raise ValueError("this model has no class embedding, so it cannot take class labels; "
+                                 "pass batch_size=N for N unconditional images")
+            return None
         if class_labels is None:  # diffusers' batch_size: the classes in turn
             return torch.arange(batch_size) % len(self.class_names)
         if isinstance(class_labels, (int, str)):
@@ -258,7 +261,8 @@ class CoralPipeline(DiffusionPipeline):
     ):
         """Generate one image per class label.
 
-        class_labels: indices or class names (None: `batch_size` images, the classes in turn).
+        class_labels: indices or class names (None: `batch_size` images, the classes in turn, or
+        unconditional images from a model without a class embedding).
         guidance: paper eq. 4's w (0 = the plain conditional model); or guidance_scale = 1 + w.
         num_inference_steps: None = every training timestep of the scheduler.
         seed: sample i draws its noise from seed (seed, i), as `coral-ft sample --sample-seed`;
@@ -273,8 +277,8 @@ class CoralPipeline(DiffusionPipeline):
         if unknown:
             raise ValueError(f"callback_on_step_end_tensor_inputs can only hold {self._callback_tensor_inputs}; got {sorted(unknown)}")
         settings = Guided(guidance=self._guidance(guidance, guidance_scale), eta=eta)
-        labels = self._labels(class_labels, batch_size)
-        seeds = self._seeds(len(labels), seed, generator)
+        labels = self._labels(class_labels, batch_size)  # None: an unconditional model, batch_size images
+        seeds = self._seeds(batch_size if labels is None else len(labels), seed, generator)
         self.scheduler.set_timesteps(num_inference_steps or self.scheduler.config.num_train_timesteps)
         with self.progress_bar(total=len(self.scheduler.timesteps)) as bar:
 
