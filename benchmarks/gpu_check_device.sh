@@ -1,11 +1,10 @@
 #!/bin/bash
-# The device half of benchmarks/gpu_check.py, as one command on a lent GPU (docs/speed.md, "The device check").
-# Prepared here first (about a minute; .gpu/ and .whl/ are in .git/info/exclude):
-#   python benchmarks/cifar_carry.py pack ../shared/data/cifar10 .gpu/c10lt.npz
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#       --platform manylinux_2_17_x86_64 --platform any -d .whl diffusers==0.42.1 tomli-w==1.2.0 importlib-metadata==8.7.0
-# then the device tool: run(command="bash benchmarks/gpu_check_device.sh", carry=[".gpu", ".whl"], timeout_s=600)
-# and, back here, python benchmarks/gpu_check_eval.py on the returned samples-*.npz.
+# The GPU half of benchmarks/gpu_check.py on a machine with torch but no internet and no coral-ft
+# install (docs/speed.md, "The GPU check"). Run from the checkout's root with OUT set to the folder
+# to write, after packing .gpu/c10lt.npz (benchmarks/cifar_carry.py pack) and downloading .whl/;
+# then evaluate the returned samples-*.npz anywhere with benchmarks/gpu_check_eval.py.
+OUT=${OUT:?set OUT to the folder the check writes}
+mkdir -p "$OUT"
 set -o pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
