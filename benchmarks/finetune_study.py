@@ -101,6 +101,13 @@ def bench_phase(opts, base: str) -> Path:
     return out / "results.json"
 
 
+def covers(report: Path, names: list[str]) -> bool:
+    """Whether a latents report exists and scores every one of these models."""
+    if not report.is_file():
+        return False
+    return set(names) <= {m["name"] for m in json.loads(report.read_text())["models"]}
+
+
 def latents_phase(opts) -> None:
     """Null-label and true-label bottleneck scores for the base and every arm (fine-tune seed 0)."""
     for base in opts.bases:
@@ -110,7 +117,7 @@ def latents_phase(opts) -> None:
         models = [(name, path) for name, path in models if (path / "model").is_dir()]
         for condition in ("null", "true"):
             out = opts.out / "latents" / f"{base}-{condition}"
-            if not (out / "latents.json").is_file():
+            if not covers(out / "latents.json", [name for name, _ in models]):  # redone as more arms finish
                 args = ["latents", *[a for name, path in models for a in ("--model", str(path), "--name", name)],
                         "--condition", condition, "--timesteps", LATENT_TIMESTEPS, "--plot", "none", "--out", str(out)]
                 run([*args, *common(opts)], opts.threads)
