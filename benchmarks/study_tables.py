@@ -436,19 +436,20 @@ def block_ft_power() -> str:
 def verdict(results: dict) -> str:
     """Which arm a user should pick, from the paired tail-FID and FID differences and the cost."""
     methods = results["methods"]
-    better, worse = [], []
-    for name, r in methods.items():
-        d = r.get("vs_ddpm", {}).get(TAIL)
-        if name == "base" or not d or not d.get("ci95"):
-            continue
-        if d["excludes_zero"]:
-            (better if d["better"] else worse).append((name, d["diff"]))
     arms = {name: r for name, r in methods.items() if name != "base"}
-    least, most = min(len(r["seeds"]) for r in arms.values()), max(len(r["seeds"]) for r in arms.values())
-    if least < 2:  # an arm without an interval cannot be told from plain fine-tuning
-        short = ", ".join(f"{name} {len(r['seeds'])}" for name, r in arms.items() if len(r["seeds"]) < 2)
-        return f"not decidable yet: arms with fewer than two fine-tune seeds ({short}).\n"
-    lines = [f"Over {least} fine-tune seeds per arm" + (f" (up to {most})" if most != least else "") + ":"]
+    # an arm without an interval cannot be told from plain fine-tuning: judged once it has two seeds
+    judged = {name: r for name, r in arms.items() if len(r["seeds"]) >= 2}
+    pending = ", ".join(f"{name} {len(r['seeds'])}" for name, r in arms.items() if name not in judged)
+    if "ddpm" not in judged or len(judged) < 2:
+        return f"not decidable yet: arms with fewer than two fine-tune seeds ({pending}).\n"
+    better, worse = [], []
+    for name, r in judged.items():
+        d = r.get("vs_ddpm", {}).get(TAIL)
+        if d and d.get("ci95") and d["excludes_zero"]:
+            (better if d["better"] else worse).append((name, d["diff"]))
+    least, most = min(len(r["seeds"]) for r in judged.values()), max(len(r["seeds"]) for r in judged.values())
+    lines = [f"Over {least} fine-tune seeds per arm" + (f" (up to {most})" if most != least else "")
+             + f", for {', '.join(judged)}:"]
     if better:
         name, diff = min(better, key=lambda x: x[1])
         overall = methods[name]["vs_ddpm"].get("fid", {})
@@ -467,12 +468,16 @@ def verdict(results: dict) -> str:
         how = "differs" if d["excludes_zero"] else "does not differ"
         lines.append(f"LoRA trains {share:.0%} of the weights and saves {cost['saved_mib']:.1f} MiB against "
                      f"{full_cost['saved_mib']:.1f}; its tail FID {how} from full fine-tuning's ({d['diff']:+.2f}).")
+    among = ""
+    if pending:  # the pick can change once these arms have intervals
+        lines.append(f"Not judged yet (fewer than two fine-tune seeds): {pending}.")
+        among = " among the judged arms"
     if better:
         pick = min(better, key=lambda x: x[1])[0]
-        lines.append(f"Pick: {pick}, on this evidence.")
+        lines.append(f"Pick{among}: {pick}, on this evidence.")
     else:
-        lines.append("Pick: plain fine-tuning (ddpm, or ddpm-lora where its cost matters): on this evidence CORAL adds "
-                     "step time and a head without a measurable gain for the tail.")
+        lines.append(f"Pick{among}: plain fine-tuning (ddpm, or ddpm-lora where its cost matters): on this evidence "
+                     "CORAL adds step time and a head without a measurable gain for the tail.")
     return " ".join(lines) + "\n"
 
 

@@ -71,5 +71,9 @@ def test_the_verdict_picks_a_significant_tail_gain_and_waits_for_seeds():
     assert "coral improves the tail FID" in text and "Pick: coral" in text and "LoRA trains 5% of the weights" in text
     results["methods"]["coral"] = _arm(5, 0.2, -0.4, 0.8)
     assert "Pick: plain fine-tuning" in study_tables.verdict(results)
-    results["methods"]["coral"] = _arm(1, 0.2, -0.4, 0.8)
-    assert study_tables.verdict(results).startswith("not decidable yet")
+    results["methods"]["coral"] = _arm(1, 0.2, -0.4, 0.8)  # judged without coral, which is named as pending
+    text = study_tables.verdict(results)
+    assert "for ddpm, ddpm-lora:" in text and "Not judged yet (fewer than two fine-tune seeds): coral 1" in text
+    assert "Pick among the judged arms: plain fine-tuning" in text
+    results["methods"]["ddpm-lora"] = _arm(1, 0.1, -0.3, 0.5)
+    assert study_tables.verdict(results).startswith("not decidable yet")  # nothing beside ddpm has an interval
