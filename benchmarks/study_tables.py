@@ -422,13 +422,16 @@ def block_ft_power() -> str:
         return "Too few paired seeds yet to measure the spread.\n"
     sd, dof = spread
     tail = r["methods"]["ddpm"]["measured"][TAIL]["mean"]
-    n = min(len(x["seeds"]) for name, x in r["methods"].items() if name != "base")
+    # the seeds of the arms that have an interval (arms still at 0 or 1 seed say nothing yet)
+    n = min(len(x["seeds"]) for name, x in r["methods"].items() if name != "base" and len(x["seeds"]) > 1)
     need = seeds_for_half_width(sd, 0.10 * tail)
     from scipy import stats
 
     half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) if n > 1 else float("inf")
+    rough = "; a rough figure on so few" if dof < 5 else ""
     return (f"The arms' paired tail-FID differences from plain fine-tuning have a pooled standard deviation of {sd:.2f} "
-            f"({dof} degrees of freedom) on a plain fine-tuned tail FID of {tail:.2f}: a 95% interval of +-10% "
+            f"({dof} degree{'s' if dof != 1 else ''} of freedom{rough}) on a plain fine-tuned tail FID of {tail:.2f}: "
+            f"a 95% interval of +-10% "
             f"(+-{0.10 * tail:.2f}) needs about {need} paired seeds; with {n} seeds an interval is about "
             f"+-{half:.2f} ({half / tail:.0%} of the tail FID), so smaller changes cannot be told from noise.\n")
 
@@ -476,8 +479,9 @@ def verdict(results: dict) -> str:
         pick = min(better, key=lambda x: x[1])[0]
         lines.append(f"Pick{among}: {pick}, on this evidence.")
     else:
-        lines.append(f"Pick{among}: plain fine-tuning (ddpm, or ddpm-lora where its cost matters): on this evidence "
-                     "CORAL adds step time and a head without a measurable gain for the tail.")
+        lora = ", or ddpm-lora where its cost matters" if "ddpm-lora" in judged else ""
+        lines.append(f"Pick{among}: plain fine-tuning (ddpm{lora}): on this evidence CORAL adds a head and a loss "
+                     "term without a measurable gain for the tail.")
     return " ".join(lines) + "\n"
 
 
