@@ -472,6 +472,10 @@ def verdict(results: dict) -> str:
         lines.append(f"LoRA trains {share:.0%} of the weights and saves {cost['saved_mib']:.1f} MiB against "
                      f"{full_cost['saved_mib']:.1f}; its tail FID {how} from full fine-tuning's ({d['diff']:+.2f}).")
     among = ""
+    if better and least < 3:
+        lines.append(f"Caution: with {least} seeds an arm's interval rests on {least - 1} degree(s) of freedom, and "
+                     f"{len(judged) - 1} arms are compared with no correction; a single exclusion is a lead for the "
+                     "planned seeds to confirm, not a finding.")
     if pending:  # the pick can change once these arms have intervals
         lines.append(f"Not judged yet (fewer than two fine-tune seeds): {pending}.")
         among = " among the judged arms"

@@ -71,6 +71,10 @@ def test_the_verdict_picks_a_significant_tail_gain_and_waits_for_seeds():
     assert "coral improves the tail FID" in text and "Pick: coral" in text and "LoRA trains 5% of the weights" in text
     results["methods"]["coral"] = _arm(5, 0.2, -0.4, 0.8)
     assert "Pick: plain fine-tuning" in study_tables.verdict(results)
+    results["methods"]["ddpm"] = _arm(2)
+    results["methods"]["coral"] = _arm(2, -1.0, -1.5, -0.5)
+    assert "Caution: with 2 seeds" in study_tables.verdict(results)  # an exclusion on one degree of freedom
+    results["methods"]["ddpm"] = _arm(5)
     results["methods"]["coral"] = _arm(1, 0.2, -0.4, 0.8)  # judged without coral, which is named as pending
     text = study_tables.verdict(results)
     assert "for ddpm, ddpm-lora:" in text and "Not judged yet (fewer than two fine-tune seeds): coral 1" in text
