@@ -8,6 +8,7 @@ Samples, checkpoints and models stay behind (megabytes each). Copying again over
 files always say what the runs say now.
 
     python benchmarks/study_files.py runs/cpu-study/main docs/measurements/cpu/fashion-scratch
+    python benchmarks/study_files.py runs/cpu-study/main docs/measurements/cpu/fashion-scratch --restore
 """
 
 from __future__ import annotations
@@ -40,6 +41,24 @@ def collect_bench(bench: Path, dest: Path) -> list[Path]:
     return written
 
 
+def restore_bench(saved: Path, bench: Path) -> list[Path]:
+    """The reverse of collect_bench, for a fresh checkout (runs/ is never committed): the metric
+    classifier and every collected trial's files back into a bench folder, so the bench scores in
+    the same feature space and skips the trials already evaluated (a trial with eval.json is done).
+    Files already in the bench folder are kept."""
+    written = []
+    pairs = [(saved / "classifier.pt", bench / "classifier.pt")]
+    for done in sorted(saved.glob("*/seed-*/eval.json")):
+        trial = bench / done.parent.parent.name / done.parent.name
+        pairs += [(done.parent / name, trial / source) for source, name in TRIAL_FILES.items()]
+    for source, target in pairs:
+        if source.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+            written.append(target)
+    return written
+
+
 def collect_latents(folder: Path, dest: Path) -> list[Path]:
     """A `coral-ft latents` output's text and JSON reports."""
     written = []
@@ -55,8 +74,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bench", type=Path)
     parser.add_argument("dest", type=Path)
+    parser.add_argument("--restore", action="store_true",
+                        help="the other way: copy the collected files in DEST back into the bench folder")
     args = parser.parse_args()
-    print(f"{len(collect_bench(args.bench, args.dest))} files -> {args.dest}")
+    if args.restore:
+        print(f"{len(restore_bench(args.dest, args.bench))} files -> {args.bench}")
+    else:
+        print(f"{len(collect_bench(args.bench, args.dest))} files -> {args.dest}")
 
 
 if __name__ == "__main__":

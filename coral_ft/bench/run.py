@@ -55,6 +55,11 @@ def run_bench(plan: BenchPlan, data, progress: bool = True, report_only: bool = 
     evaluations = {}
     for trial in plan.trials:
         trial.folder.mkdir(parents=True, exist_ok=True)
+        done = trial.folder / "eval.json"
+        if done.is_file():  # evaluated: finished, even when its model and samples are gone (a restored trial)
+            if ctx.is_main:
+                evaluations[trial.name] = json.loads(done.read_text())
+            continue
         model_dir = train_stage(ctx, trial)
         guidance = sweep_stage(ctx, trial, model_dir)
         samples = sample_stage(ctx, trial, model_dir, guidance)
