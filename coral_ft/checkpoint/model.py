@@ -25,6 +25,7 @@ from diffusers import DDPMScheduler
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from coral_ft.checkpoint.files import respect_umask
 from coral_ft.checkpoint.layout import MODEL_SUBDIR
 from coral_ft.errors import UserError
 from coral_ft.models.class_embedding import ensure_class_embedding
@@ -66,6 +67,7 @@ def save_model(folder: str | Path, unet, scheduler: DDPMScheduler, info: ModelIn
     unet.save_pretrained(folder)
     scheduler.save_pretrained(folder)
     save_info(folder, info)
+    respect_umask(folder)
     return folder
 
 
@@ -131,6 +133,7 @@ def save_head(folder: str | Path, head: nn.Module) -> None:
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, folder / HEAD_WEIGHTS)
     cfg = {"in_features": head.proj.in_features, "dim": head.proj.out_features, "pooling": head.pooling}
     (folder / HEAD_CONFIG).write_text(json.dumps(cfg))
+    respect_umask(folder)
 
 
 def load_head(folder: str | Path) -> ProjectionHead | None:

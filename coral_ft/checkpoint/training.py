@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from coral_ft.checkpoint.files import respect_umask
 from coral_ft.errors import UserError
 
 CHECKPOINT_RE = re.compile(r"^step-(\d+)$")
@@ -66,6 +67,7 @@ def save_checkpoint(
     save_file(_tensors(ema), tmp / "ema.safetensors")
     torch.save(optimizer_state, tmp / "optimizer.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=2))
+    respect_umask(tmp)
     if final.exists():  # re-saving the same step (e.g. the final save after a periodic one)
         shutil.rmtree(final)
     os.replace(tmp, final)

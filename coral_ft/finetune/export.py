@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+from coral_ft.checkpoint.files import respect_umask
 from coral_ft.checkpoint.model import (
     load_info,
     load_model,
@@ -45,6 +46,7 @@ def export_model(run: str | Path, out: str | Path, merge: bool = False, pipeline
     if not merge and meta is not None and meta["kind"] == "lora":
         shutil.copytree(model_dir, out, dirs_exist_ok=True)
         write_model_card(out, load_info(out), metrics)
+        respect_umask(out)  # a copy keeps the source's modes
         return out
     unet, scheduler, info = load_model(model_dir)
     core = inner_unet(unet)
@@ -55,6 +57,7 @@ def export_model(run: str | Path, out: str | Path, merge: bool = False, pipeline
     if meta is not None:
         write_finetune_meta(out, {**meta, "kind": "full", "merged_from": str(model_dir.resolve())})
     write_model_card(out, info, metrics)
+    respect_umask(out)
     return out
 
 
@@ -68,6 +71,7 @@ def _export_pipeline(model_dir: Path, out: Path, metrics: dict | None) -> Path:
     CoralPipeline(merge_lora(core) if is_lora(core) else core, scheduler, info.class_names or None).save_pretrained(out)
     write_info(out / "unet", info)  # the sampling settings (W) for `coral-ft sample --model FOLDER`
     write_model_card(out, info, metrics, pipeline=True)
+    respect_umask(out)
     return out
 
 

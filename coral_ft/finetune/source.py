@@ -14,6 +14,7 @@ from pathlib import Path
 
 from torch import nn
 
+from coral_ft.checkpoint.files import respect_umask
 from coral_ft.checkpoint.model import ModelInfo, save_info, save_model, write_finetune_meta
 from coral_ft.errors import ConfigError, UserError
 from coral_ft.finetune.bases import base_scheduler_config, check_base_fits, check_base_schedule
@@ -135,3 +136,4 @@ class FinetuneSource:
             save_model(folder, core, scheduler, info)
         save_context(folder, unet)
         write_finetune_meta(folder, meta)
+        respect_umask(folder)  # adapter_model.safetensors, context.safetensors
