@@ -61,11 +61,15 @@ def bench_accelerator(plan: BenchPlan, device: str):
     allows one mixed-precision setting per process, so the bench's must be the trials' own."""
     from accelerate import Accelerator
 
+    from coral_ft.devices import training_precision
+
     precisions = {trial.config.train.mixed_precision for trial in plan.trials}
     if len(precisions) > 1:
         raise UserError(f"the bench's trials train with different train.mixed_precision ({', '.join(sorted(precisions))}); "
                         "one bench process takes one: set it for all with --set train.mixed_precision=...")
-    return Accelerator(mixed_precision=precisions.pop(), cpu=device == "cpu")
+    precision = precisions.pop()
+    training_precision(precision, device, given=True)  # as each trial's trainer checks it (make_accelerator)
+    return Accelerator(mixed_precision=precision, cpu=device == "cpu")
 
 
 def build_context(plan: BenchPlan, data, progress: bool = True) -> BenchContext:

@@ -35,7 +35,7 @@ def bench(
     from coral_ft.bench.plan import describe, fit_smoke_samples, make_plan
     from coral_ft.bench.run import check_data, run_bench
 
-    config = o.resolve_config(recipe=recipe or dataset, sets=sets, flags=flags)
+    config = o.fit_precision(o.resolve_config(recipe=recipe or dataset, sets=sets, flags=flags), sets, flags)
     out = out or Path("runs") / f"bench-{dataset}"
     plan = make_plan(dataset, config, out)
     data = check_data(plan)  # a missing data set stops here, with what to download or prepare

@@ -31,6 +31,7 @@ from coral_ft.config import (
     apply_overrides,
     config_from_dict,
     find_recipe,
+    parse_override,
     read_recipe,
 )
 
@@ -318,6 +319,29 @@ def implied_recipe(*, sets: list[str] | None = None, flags: dict[str, Any] | Non
     if dataset is None and base is None and default_recipe:
         dataset = DataConfig.dataset
     return dataset if dataset in recipe_names() else None
+
+
+def was_given(path: str, sets: list[str] | None = None, flags: dict[str, Any] | None = None) -> bool:
+    """Did the user set config field `path` (a flag, a flag bundle or --set), rather than a recipe
+    or a saved run? A recipe's value is a wish some fields treat as one (`fit_precision`)."""
+    flags = flags or {}
+    if path in flags or any(path in bundle for bundle in flags.get(BUNDLES, [])):
+        return True
+    return any(".".join(parse_override(item)[0]) == path for item in sets or [])
+
+
+def fit_precision(config: RunConfig, sets: list[str] | None = None, flags: dict[str, Any] | None = None) -> RunConfig:
+    """train.mixed_precision for the device the run trains on: a recipe's (or saved run's) that the
+    device lacks falls back to what it supports, said once on stderr; the user's is checked (a
+    ConfigError where the device cannot run it). coral_ft.devices.training_precision."""
+    from coral_ft.devices import resolved_device, training_precision
+
+    precision, note = training_precision(config.train.mixed_precision, resolved_device(config.runtime.device),
+                                         was_given("train.mixed_precision", sets, flags))
+    if note:
+        typer.secho(note, err=True)
+        config.train.mixed_precision = precision
+    return config
 
 
 def merged(under: dict, over: dict) -> dict:

@@ -28,7 +28,7 @@ def training_config(out: Path, recipe, sets, resume: bool, flags: dict, base: di
     if implied is not None:  # said once the settings are valid: a mistake stays one line
         typer.secho(f"no --recipe: the {implied} recipe (the data set's own) sets everything not given; "
                     "--recipe or --set changes it", err=True)
-    return config
+    return o.fit_precision(config, sets, flags)  # a recipe's GPU precision on a CPU: what the CPU runs
 
 
 def base_run_data(spec: str | None) -> dict | None:

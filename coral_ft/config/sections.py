@@ -142,7 +142,7 @@ class TrainConfig:
     checkpoint_every: int = 5_000
     keep_checkpoints: int = 3
     sample_every: int = 5_000
-    sample_grid: int = 10  # images per class in the periodic sample grid
+    sample_grid: int = 10  # images per class in the periodic sample grid; 0: no grids (coral_ft.train.grid)
     report_to: str = "none"  # experiment tracking through accelerate: none, tensorboard or wandb
 
     def __post_init__(self) -> None:
@@ -151,7 +151,8 @@ class TrainConfig:
         check(self.warmup_steps >= 0, "train.warmup_steps must be >= 0")
         check(0.0 <= self.ema_decay < 1.0, f"train.ema_decay must be in [0, 1); got {self.ema_decay}")
         check_choice("train.mixed_precision", self.mixed_precision, PRECISIONS)
-        check_positive("train", self, "log_every", "checkpoint_every", "keep_checkpoints", "sample_every", "sample_grid")
+        check_positive("train", self, "log_every", "checkpoint_every", "keep_checkpoints", "sample_every")
+        check(self.sample_grid >= 0, f"train.sample_grid must be >= 0 (0: no sample grids); got {self.sample_grid}")
         check_choice("train.report_to", self.report_to, ("none", "tensorboard", "wandb"))
         check_choice("train.compile_mode", self.compile_mode, COMPILE_MODES)
         check_choice("train.data_on_device", self.data_on_device, DATA_PLACEMENTS)

@@ -1,8 +1,22 @@
 """The periodic sample grid: fixed noise and labels, guided as the run's [sample] says, one
-labelled row per class shown (up to 10, spread from head to tail)."""
+labelled row per class shown (up to 10, spread from head to tail).
+
+A grid is a look at progress, so it costs seconds, not a sampling run's minutes:
+- its sampler is the run's when that takes at most `GRID_MAX_STEPS` steps (the digits and Fashion
+  recipes' DPM-Solver++), else DPM-Solver++ with `GRID_STEPS` steps (the paper recipes' 1,000-step
+  DDPM: FID 2.0x that of 1000-step DDPM on the digits, docs/sampling.md);
+- on a CPU, a U-Net over `CPU_GRID_MAX_PARAMS` parameters (the paper's 35.7M) draws one image per
+  class, and bf16 only where the CPU computes it natively;
+- `train.sample_grid = 0` draws none; `should_stop()` is asked after every denoising step (a stop
+  signal leaves the grid unfinished, `GridStopped`).
+Grids draw from the EMA copy with generators of their own: training's weights and random streams
+are the same with or without them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -10,20 +24,62 @@ import torch
 from coral_ft.data.batches import to_uint8
 from coral_ft.models.presets import num_classes_of
 from coral_ft.sample.grid import MAX_GRID_CLASSES, grid_classes, save_class_grid
-from coral_ft.sample.samplers import sample
+from coral_ft.sample.samplers import resolved_steps, sample
+
+GRID_MAX_STEPS = 20  # the run's sampler draws the grid up to this many steps
+GRID_SAMPLER, GRID_STEPS = "dpm++", 10  # else this one
+CPU_GRID_MAX_PARAMS = 10_000_000  # on a CPU, a larger U-Net draws one image per class
 
 
-def save_sample_grid(unet, scheduler, data, config, path: Path) -> Path:
-    per_class = config.train.sample_grid
+class GridStopped(Exception):
+    """A stop was requested while a grid was drawn: the grid is left unfinished."""
+
+
+def grid_settings(unet, scheduler, settings, device: torch.device):
+    """The [sample] settings a grid is drawn with: few steps, and on a CPU a precision it computes fast."""
+    if resolved_steps(scheduler, settings.sampler, settings.steps) > GRID_MAX_STEPS:
+        settings = replace(settings, sampler=GRID_SAMPLER, steps=GRID_STEPS, eta=0.0)
+    if device.type == "cpu" and settings.precision != "no":
+        from coral_ft.devices import cpu_bf16
+
+        if settings.precision != "bf16" or not cpu_bf16():
+            settings = replace(settings, precision="no")
+    return settings
+
+
+def grid_per_class(unet, per_class: int, device: torch.device) -> int:
+    if device.type == "cpu" and sum(p.numel() for p in unet.parameters()) > CPU_GRID_MAX_PARAMS:
+        return min(per_class, 1)
+    return per_class
+
+
+def save_sample_grid(unet, scheduler, data, config, path: Path, should_stop: Callable[[], bool] = lambda: False) -> Path | None:
+    """Draw and save the grid; None when `config.train.sample_grid` is 0 (no grid)."""
+    device = next(unet.parameters()).device
+    per_class = grid_per_class(unet, config.train.sample_grid, device)
+    if per_class == 0:
+        return None
+    settings = grid_settings(unet, scheduler, config.sample, device)
     if num_classes_of(unet) is None:  # an unconditional model: rows of samples, no classes
         rows = min(data.num_classes, MAX_GRID_CLASSES)
-        images = to_uint8(sample(unet, scheduler, None, range(rows * per_class), config.sample))
         labels = torch.arange(rows).repeat_interleave(per_class)
+        images = _draw(unet, scheduler, None, len(labels), settings, should_stop)
         names = [f"unconditional {i + 1}" for i in range(rows)]
-        return save_class_grid(images.permute(0, 2, 3, 1).cpu().numpy(), labels.numpy(), names, path, None, per_class)
+        return save_class_grid(images, labels.numpy(), names, path, None, per_class)
     counts = data.counts()
     classes = grid_classes(data.num_classes, counts)
     labels = torch.tensor(classes).repeat_interleave(per_class)  # (rows * per_class,)
-    seeds = range(len(labels))  # the same noise at every step: the grids are comparable
-    images = to_uint8(sample(unet, scheduler, labels, seeds, config.sample)).permute(0, 2, 3, 1).cpu().numpy()
+    images = _draw(unet, scheduler, labels, len(labels), settings, should_stop)
     return save_class_grid(images, labels.numpy(), data.class_names, path, counts, per_class, classes)
+
+
+def _draw(unet, scheduler, labels, n: int, settings, should_stop):
+    """(n, H, W, C) uint8 in one batch (as every grid before; the split changes the last bits):
+    sample i draws from seed i, the same noise at every step, so the grids are comparable."""
+
+    def check(i, t, x):
+        if should_stop():
+            raise GridStopped
+
+    images = sample(unet, scheduler, labels, range(n), settings, callback=check)
+    return to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()

@@ -42,5 +42,11 @@ class StopRequests:
             return self.requested
         if step % STOP_CHECK_EVERY:
             return False
+        return self.agreed_now()
+
+    def agreed_now(self) -> bool:
+        """Stop now? Asked by every process at the same point (after a sample grid), whatever the step."""
+        if self.accelerator.num_processes == 1:
+            return self.requested
         flag = torch.tensor(float(self.requested), device=self.accelerator.device)
         return bool(self.accelerator.reduce(flag, "max"))

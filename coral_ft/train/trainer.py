@@ -43,7 +43,7 @@ from coral_ft.data.batches import (
     to_model_range,
 )
 from coral_ft.data.registry import LabeledImages, dataset_from_config
-from coral_ft.devices import resolved_device
+from coral_ft.devices import resolved_device, training_precision
 from coral_ft.errors import ConfigError, RunStopped, UserError
 from coral_ft.models.denoiser import Denoiser, KeyedForward, build_head
 from coral_ft.models.dropout import sample_keys
@@ -51,7 +51,7 @@ from coral_ft.models.presets import null_label as null_label_of
 from coral_ft.models.presets import num_classes_of
 from coral_ft.models.schedule import ForwardProcess
 from coral_ft.objectives import OBJECTIVES, ObjectiveContext, TrainBatch, build_objective, drop_labels
-from coral_ft.train.grid import save_sample_grid
+from coral_ft.train.grid import GridStopped, save_sample_grid
 from coral_ft.train.resume import checkpoint_to_resume, truncate_metrics
 from coral_ft.train.signals import StopRequests
 from coral_ft.train.source import FromScratch, UNetSource
@@ -94,9 +94,9 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
 def make_accelerator(config: RunConfig, run: RunDir) -> Accelerator:
     t = config.train
     device = resolved_device(config.runtime.device)
-    if device == "cpu" and t.mixed_precision != "no":
-        raise ConfigError(f"train.mixed_precision={t.mixed_precision} is for GPUs (on the CPU it is slower and fp16 "
-                          "has no loss scaler): pass --mixed-precision no, or run on a GPU")
+    # A recipe's precision that the device lacks was changed as the config was resolved (with a
+    # note, coral_ft.cli.options.fit_precision); what arrives here is an order, checked.
+    training_precision(t.mixed_precision, device, given=True)
     kwargs = {}
     check_tracker(t.report_to)
     if t.report_to != "none":
@@ -314,11 +314,16 @@ class Trainer:
         self.ema.copy_to([p for p in denoiser.parameters() if p.requires_grad])
         return denoiser.eval()
 
-    def write_samples(self) -> None:
+    def write_samples(self, should_stop=lambda: False) -> None:
+        """The sample grid of this step (train.grid); a stop requested meanwhile leaves it undrawn."""
         if self.accelerator.is_main_process:
             path = self.run_dir.sample_grid(self.step)
-            save_sample_grid(self.ema_denoiser().unet, self.scheduler, self.data, self.config, path)
-            if self.config.train.report_to != "none":
+            try:
+                written = save_sample_grid(self.ema_denoiser().unet, self.scheduler, self.data, self.config, path,
+                                           should_stop)
+            except GridStopped:
+                written = None
+            if written is not None and self.config.train.report_to != "none":
                 log_image(self.accelerator, path, self.step)
         self.accelerator.wait_for_everyone()
 
@@ -360,7 +365,8 @@ class Trainer:
                 boundary = {
                     "log": self.step % t.log_every == 0 or self.step == t.max_steps or stop,
                     "ckpt": self.step % t.checkpoint_every == 0 or self.step == t.max_steps or stop,
-                    "sample": self.step % t.sample_every == 0 or self.step == t.max_steps,  # a grid for every run
+                    # a grid for every run, unless train.sample_grid = 0
+                    "sample": t.sample_grid > 0 and (self.step % t.sample_every == 0 or self.step == t.max_steps),
                 }
                 if any(boundary.values()) and not bool(acc.reduce(finite.float(), "min")):
                     if bar is not None:
@@ -385,7 +391,14 @@ class Trainer:
                     raise TrainingStopped(f"stopped at step {self.step}: checkpoint written to {self.run_dir.checkpoints}; "
                                           "run the same command with --resume to continue")
                 if boundary["sample"]:
-                    self.write_samples()
+                    self.write_samples(lambda: stop_requests.requested)
+                    if stop_requests.agreed_now():  # a stop during the grid: honoured now, not a step later
+                        if not boundary["ckpt"]:
+                            self.save_checkpoint()
+                        if bar is not None:
+                            bar.close()
+                        raise TrainingStopped(f"stopped at step {self.step}: checkpoint written to {self.run_dir.checkpoints}; "
+                                              "run the same command with --resume to continue")
         if bar is not None:
             bar.close()
         return self.export()
