@@ -178,6 +178,7 @@ def test_an_exported_pipeline_folder_loads_and_samples_without_coral_ft(tiny_mod
                                      if line.startswith(("import", "from")))
     done = subprocess.run([sys.executable, "-c", NO_CORAL_FT, str(folder)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "ok CoralPipeline" in done.stdout, done.stderr[-2000:]
+    assert "might require" not in done.stderr and "coral_ft" not in done.stderr  # diffusers' scan of pipeline.py's imports
     # coral-ft samples the folder too (this test model records no W: one is given)
     from tests.conftest import run_cli
 
@@ -212,3 +213,40 @@ def test_an_unconditional_model_samples_batch_size_images_and_refuses_labels():
     assert out.shape == (2, 1, 16, 16) and torch.isfinite(out).all()
     with pytest.raises(ValueError, match="no class embedding"):
         uncond(class_labels=[0], num_inference_steps=2)
+
+
+@pytest.mark.parametrize("pipeline", [True, False], ids=["pipeline-folder", "model-folder"])
+@pytest.mark.parametrize("sampler, steps, family, taken", [
+    ("dpm++", 10, "DPMSolverMultistepScheduler", 10),
+    ("ddpm", None, "DDPMScheduler", 20),  # every timestep of the tiny model's 20
+    ("ddim", None, "DDIMScheduler", None),  # the sampler's own default (100 steps): the table names it
+])  # fmt: skip
+def test_the_model_cards_snippet_runs_the_sampler_and_steps_its_table_names(tmp_path, sampler, steps, family, taken, pipeline):
+    import re
+
+    from coral_ft.checkpoint.model import ModelInfo, save_model
+    from coral_ft.finetune.export import export_model
+    from coral_ft.models.presets import build_unet
+    from coral_ft.models.schedule import make_scheduler
+    from coral_ft.sample.card import write_model_card
+    from coral_ft.sample.registry import SAMPLERS
+
+    torch.manual_seed(0)
+    info = ModelInfo([f"class{i}" for i in range(10)], extra={"sample": {"sampler": sampler, "steps": steps, "guidance": 0.5}})
+    model = save_model(tmp_path / "model", build_unet("tiny", 16, 1, 10), make_scheduler(20), info)
+    if pipeline:
+        folder = export_model(model, tmp_path / "pipe", pipeline=True)
+    else:
+        folder = model
+        write_model_card(model, info)
+    card = (folder / "README.md").read_text()
+    stated = steps or SAMPLERS[sampler].default_steps or "every timestep"
+    assert f"| sampler | {sampler} |" in card and f"| sampler steps | {stated} |" in card
+    snippet = re.search(r"```python\n(.*?)```", card, re.S).group(1).replace("PATH", str(folder))
+    if taken is None:  # more steps than this tiny model has timesteps: check what the snippet asks for
+        assert f"{family}.from_config" in snippet and f"num_inference_steps={stated}" in snippet
+        return
+    scope = {}
+    exec(compile(snippet, "README.md", "exec"), scope)  # noqa: S102 - the card's own code, as a reader runs it
+    assert type(scope["pipe"].scheduler).__name__ == family and len(scope["pipe"].scheduler.timesteps) == taken
+    assert len(scope["images"]) == 2

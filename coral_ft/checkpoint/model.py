@@ -62,69 +62,19 @@ class ModelInfo:
 
 
 def save_model(folder: str | Path, unet, scheduler: DDPMScheduler, info: ModelInfo) -> Path:
+    """The diffusers files and coral_ft.json. The model card (README.md) is written by the code that
+    finishes a model (coral_ft.sample.card.write_model_card: it names the samplers, a layer above)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     unet.save_pretrained(folder)
     scheduler.save_pretrained(folder)
-    save_info(folder, info)
+    write_info(folder, info)
     respect_umask(folder)
     return folder
 
 
-def save_info(folder: Path, info: ModelInfo) -> None:
-    write_info(folder, info)
-    write_model_card(folder, info)
-
-
 def write_info(folder: Path, info: ModelInfo) -> None:
     (Path(folder) / META_FILE).write_text(json.dumps(asdict(info), indent=2))
-
-
-def write_model_card(folder: Path, info: ModelInfo, metrics: dict | None = None, pipeline: bool = False) -> Path:
-    """README.md in the Hugging Face model-card format: what the model is, how to sample it."""
-    extra = info.extra
-    sample = extra.get("sample", {})
-    rows = [("data set", info.dataset), ("imbalance (rho)", extra.get("imbalance")), ("method", extra.get("method")),
-            ("training steps", extra.get("step")), ("classes", info.num_classes or None),
-            ("guidance W (paper eq. 4)", info.guidance), ("sampler", sample.get("sampler")),
-            ("sampler steps", sample.get("steps") or ("every timestep" if sample.get("sampler") == "ddpm" else None))]
-    lines = ["---", "library_name: diffusers", "tags: [coral-ft, diffusion, class-conditional, long-tailed]", "---", "",
-             f"# {extra.get('method', 'class-conditional').upper()} U-Net{f' on {info.dataset}' if info.dataset else ''}", "",
-             "A class-conditional diffusers `UNet2DModel` trained with coral-ft (CORAL: contrastive bottleneck "
-             "regularisation for long-tailed diffusion models). Class embedding row C is the null label of "
-             "classifier-free guidance.", "", "| | |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in rows if v is not None]
-    for name, entry in (metrics or {}).items():
-        value = entry.get("value", entry.get("mean"))
-        if isinstance(value, (int, float)):
-            lines.append(f"| {name} | {value:.4g} |")
-    if info.class_names:
-        counts = extra.get("class_counts")
-        names = [f"{n} ({c})" for n, c in zip(info.class_names, counts)] if counts else info.class_names
-        lines += ["", "Classes (training images): " + ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")]
-    w = info.guidance if info.guidance is not None else 0.0
-    lines += ["", "```python", *_how_to_load(info, pipeline),
-              f"images = pipe(class_labels=[0, 1], guidance={w:g}).images  # guidance: w of eq. 4", "```", ""]
-    path = Path(folder) / "README.md"
-    path.write_text("\n".join(lines))
-    return path
-
-
-def _how_to_load(info: ModelInfo, pipeline: bool) -> list[str]:
-    """The model card's loading lines, true to the folder's kind (pipeline, LoRA adapters, full weights)."""
-    if pipeline:
-        return ["from diffusers import DiffusionPipeline", "",
-                "# this folder's pipeline.py needs only diffusers and torch (diffusers asks trust_remote_code for folder code)",
-                'pipe = DiffusionPipeline.from_pretrained("PATH", trust_remote_code=True)']
-    coral = ["from coral_ft.sample.pipeline import CoralPipeline", "", 'pipe = CoralPipeline.from_coral("PATH")']
-    finetune = info.extra.get("finetune") or {}
-    if finetune.get("kind") == "lora":
-        return coral + ["# without coral-ft: these are peft LoRA adapters on the base they name (adapter_config.json):",
-                        f'#   base = diffusers.UNet2DModel.from_pretrained("{finetune.get("base_spec") or "BASE"}"'
-                        ', num_class_embeds=CLASSES + 1, low_cpu_mem_usage=False, ignore_mismatched_sizes=True)',
-                        '#   unet = peft.PeftModel.from_pretrained(base, "PATH").merge_and_unload()',
-                        "# or a plain folder: coral-ft export RUN --merge --out DIR"]
-    return coral + ['# or, without coral-ft: diffusers.UNet2DModel.from_pretrained("PATH") and your own guided sampler']
 
 
 def save_head(folder: str | Path, head: nn.Module) -> None:

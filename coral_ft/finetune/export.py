@@ -21,11 +21,11 @@ from coral_ft.checkpoint.model import (
     save_model,
     write_finetune_meta,
     write_info,
-    write_model_card,
 )
 from coral_ft.errors import UserError
 from coral_ft.models.context import inner_unet, save_context
 from coral_ft.models.lora import is_lora, merge_lora
+from coral_ft.sample.card import write_model_card
 
 
 def export_model(run: str | Path, out: str | Path, merge: bool = False, pipeline: bool = False) -> Path:

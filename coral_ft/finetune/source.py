@@ -15,7 +15,7 @@ from pathlib import Path
 from torch import nn
 
 from coral_ft.checkpoint.files import respect_umask
-from coral_ft.checkpoint.model import ModelInfo, save_info, save_model, write_finetune_meta
+from coral_ft.checkpoint.model import ModelInfo, save_model, write_finetune_meta, write_info
 from coral_ft.errors import ConfigError, UserError
 from coral_ft.finetune.bases import base_scheduler_config, check_base_fits, check_base_schedule
 from coral_ft.models.class_embedding import ensure_class_embedding
@@ -24,6 +24,7 @@ from coral_ft.models.convert_peer import convert_peer_checkpoint, pick_weights, 
 from coral_ft.models.lora import attach_lora, is_lora, lora_config, save_lora, weights_fingerprint
 from coral_ft.models.schedule import make_scheduler, scheduler_for
 from coral_ft.models.unets import HUB_ID, load_unet, resolve_unet_folder
+from coral_ft.sample.card import write_model_card
 
 BASE_FORMS = ("a diffusers U-Net folder, a coral-ft run directory, a pipeline folder with unet/, "
               "a hub ID in the local Hugging Face cache, or a peers' ckpt_*.pt (converted on the fly)")
@@ -131,9 +132,10 @@ class FinetuneSource:
             core.save_config(folder)  # the architecture; the frozen base weights stay where they are
             save_lora(folder, core)
             scheduler.save_pretrained(folder)
-            save_info(folder, info)
+            write_info(folder, info)
         else:
             save_model(folder, core, scheduler, info)
         save_context(folder, unet)
         write_finetune_meta(folder, meta)
+        write_model_card(folder, info)
         respect_umask(folder)  # adapter_model.safetensors, context.safetensors

@@ -178,8 +178,12 @@ class CoralPipeline(DiffusionPipeline):
     @classmethod
     def from_coral(cls, path, device="cpu") -> CoralPipeline:
         """The pipeline of a coral-ft run directory or exported model folder (needs coral-ft installed)."""
+        # Imported by name: diffusers scans a folder's pipeline.py for `from X import` lines and warns
+        # that the folder "might require" each X, yet only this method, never the pipeline, needs coral-ft.
+        import importlib
+
         try:
-            from coral_ft.checkpoint.model import load_model
+            load_model = importlib.import_module("coral_ft.checkpoint.model").load_model
         except ImportError:
             raise ValueError("from_coral reads coral-ft runs: pip install coral-ft (or load a pipeline folder "
                              "with DiffusionPipeline.from_pretrained)") from None

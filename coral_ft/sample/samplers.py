@@ -44,16 +44,22 @@ def resolved_steps(scheduler, sampler: str, steps: int | None) -> int:
     return steps or SAMPLERS[sampler].default_steps or int(scheduler.config.num_train_timesteps)
 
 
-def make_sampler_scheduler(scheduler, sampler: str, steps: int | None):
-    """A fresh diffusers scheduler for one sampling run (schedulers hold per-run state), built on
-    the model's own scheduler config (its betas), with the timesteps set."""
+def sampler_options(sampler: str) -> dict:
+    """The `from_config` keyword arguments of a sampler's scheduler (the model card shows them too)."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
     spec = SAMPLERS[sampler]
     options = dict(spec.options)
     if "clip_sample" in inspect.signature(spec.scheduler_cls.__init__).parameters:
         options["clip_sample"] = False  # clipping is `clip_x0`'s job, the same for every sampler
-    sched = spec.scheduler_cls.from_config(scheduler.config, **options)
+    return options
+
+
+def make_sampler_scheduler(scheduler, sampler: str, steps: int | None):
+    """A fresh diffusers scheduler for one sampling run (schedulers hold per-run state), built on
+    the model's own scheduler config (its betas), with the timesteps set."""
+    options = sampler_options(sampler)
+    sched = SAMPLERS[sampler].scheduler_cls.from_config(scheduler.config, **options)
     sched.set_timesteps(resolved_steps(scheduler, sampler, steps))
     return sched
 

@@ -17,6 +17,7 @@ from coral_ft.checkpoint.model import ModelInfo, save_model
 from coral_ft.data.registry import LabeledImages
 from coral_ft.models.presets import build_unet
 from coral_ft.models.schedule import scheduler_for
+from coral_ft.sample.card import write_model_card
 
 
 class UNetSource(Protocol):
@@ -49,3 +50,4 @@ class FromScratch:
 
     def save(self, unet: nn.Module, folder: Path, scheduler, info: ModelInfo) -> None:
         save_model(folder, unet, scheduler, info)
+        write_model_card(folder, info)
