@@ -66,7 +66,14 @@ def test_results_pair_every_arm_with_the_ddpm_arm_and_report_costs(finetune_benc
     assert cost["ddpm-lora"]["saved_mib"] < cost["ddpm"]["saved_mib"]
     assert all(c["step_seconds"] > 0 for c in cost.values())
     md = (finetune_bench / "results.md").read_text()
-    assert "Fine-tune protocol" in md and "| ddpm-lora |" in md and "over 2 fine-tune seeds" in md
+    assert "Fine-tune protocol" in md and "| ddpm-lora |" in md and "over the 2 fine-tune seed(s) every arm has" in md
+    # the base was evaluated once: its differences are labelled as such and never called significant
+    assert all(d["single_evaluation"] and not d["excludes_zero"] for d in methods["base"]["vs_ddpm"].values())
+    assert "(one base evaluation)" in md and "Peak memory: the process's peak resident set." in md
+    assert all(c["peak_memory_of"] == "cpu-process-rss" and c["peak_memory_mib"] > 100 for c in cost.values())
+    assert "these numbers are noise" in md and results["verdict"]["named"] == []
+    exact = [d for r in methods.values() for d in r.get("vs_ddpm", {}).values() if d["agree_exactly"]]
+    assert exact and not any(d["excludes_zero"] for d in exact)  # zero-width intervals are no finding
 
 
 def test_lora_arms_save_adapters_that_peft_loads_as_they_are(finetune_bench):

@@ -1,9 +1,11 @@
 """What a trial's training cost: trainable parameters, the size of what it saves, peak memory and
 the time of a step (the fine-tune protocol reports them per arm: LoRA against full fine-tuning).
 
-Peak memory is the device's: on a GPU torch's peak allocation during the training stage; on a
-CPU how far the process's resident set rose above where it was when the stage began (Linux:
-/proc/self/status VmHWM, reset through /proc/self/clear_refs), None where the system offers neither.
+Peak memory is the device's, and each figure says which (`peak_memory_of`): on a GPU torch's peak
+allocation during the training stage ("gpu-allocated"); on a CPU the process's peak resident set
+during the stage ("cpu-process-rss": Linux /proc/self/status VmHWM, reset through
+/proc/self/clear_refs when the stage begins), None where the system offers neither. Runs measured
+before this had no `peak_memory_of` and recorded how far the resident set rose during the stage.
 """
 
 from __future__ import annotations
@@ -20,9 +22,17 @@ from coral_ft.checkpoint.training import list_checkpoints
 MIB = 2**20
 
 
+PEAK_MEMORY_LABELS = {
+    "gpu-allocated": "GPU memory allocated (torch's peak)",
+    "cpu-process-rss": "the process's peak resident set",
+    None: "rise of the process's resident set during training",  # runs measured before the kind was recorded
+}
+
+
 @dataclass
 class Measured:
     peak_memory_mib: float | None = None
+    peak_memory_of: str | None = None
 
 
 @dataclass
@@ -31,10 +41,12 @@ class RunCost:
     saved_mib: float  # the exported model folder (LoRA: the adapter folder)
     peak_memory_mib: float | None
     step_seconds: float | None  # median over the logged windows of metrics.jsonl
+    peak_memory_of: str | None = None  # a key of PEAK_MEMORY_LABELS
 
     @classmethod
     def of_run(cls, run: RunDir, measured: Measured) -> RunCost:
-        return cls(trainable_parameters(run), folder_mib(run.model), measured.peak_memory_mib, step_seconds(run.metrics))
+        return cls(trainable_parameters(run), folder_mib(run.model), measured.peak_memory_mib, step_seconds(run.metrics),
+                   measured.peak_memory_of)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,13 +91,12 @@ def measure_training(device: str):
     if on_gpu:
         torch.cuda.reset_peak_memory_stats()
     else:
-        start = _reset_peak_rss()
+        reset = _reset_peak_rss()
     yield measured
     if on_gpu:
-        measured.peak_memory_mib = torch.cuda.max_memory_allocated() / MIB
-    else:
-        peak = _status_mib("VmHWM")
-        measured.peak_memory_mib = None if peak is None or start is None else peak - start
+        measured.peak_memory_mib, measured.peak_memory_of = torch.cuda.max_memory_allocated() / MIB, "gpu-allocated"
+    elif reset is not None and (peak := _status_mib("VmHWM")) is not None:
+        measured.peak_memory_mib, measured.peak_memory_of = peak, "cpu-process-rss"
 
 
 def _reset_peak_rss() -> float | None:

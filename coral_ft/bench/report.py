@@ -16,26 +16,22 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from coral_ft.bench.context import reference_split
+from coral_ft.bench.cost import PEAK_MEMORY_LABELS
+from coral_ft.bench.formatting import fmt, higher_is_better
 from coral_ft.bench.plan import BASE_ARM, BASELINE
-from coral_ft.bench.stats import paired_difference, t_interval
-from coral_ft.metrics.registry import METRICS, group_metrics, value_of
+from coral_ft.bench.stats import Interval, paired_difference, t_interval
+from coral_ft.bench.verdict import NOISE_SCALES, judge
+from coral_ft.metrics.registry import group_metrics, value_of
 
 RESULTS_MD, RESULTS_CSV, RESULTS_JSON = "results.md", "results.csv", "results.json"
 PER_CLASS_PNG, SWEEP_PNG = "per_class_fid.png", "guidance_sweep.png"
 BENCH_EXTRAS = ("sample_accuracy", "memorised")  # the bench's own metrics, shown beside the table's
 COST_FIELDS = ("trainable_parameters", "saved_mib", "peak_memory_mib", "step_seconds")
-
-
-def higher_is_better(name: str) -> bool | None:
-    """None: not a quality measure (W), never called better or worse."""
-    base = name.split(":")[-1]
-    return METRICS[base].higher_is_better if base in METRICS else None
 
 
 def trial_values(plan, evaluation: dict, groups) -> dict[str, float | None]:
@@ -58,15 +54,19 @@ def _interval_dict(iv) -> dict:
     return {"mean": iv.mean, "ci95": list(iv.ci95) if iv.ci95 else None, "values": iv.values}
 
 
+def common_seeds(plan, values: dict[str, dict]) -> list[int]:
+    """The seed indices every arm with a finished trial has (the fine-tune protocol's `base`, one
+    trial per base, aside): every mean and paired difference is taken over these, so arms are
+    compared on the same seeds."""
+    held = [{t.seed_index for t in plan.trials if t.arm == arm and t.name in values}
+            for arm in plan.arms if arm != BASE_ARM or plan.protocol != "finetune"]
+    held = [h for h in held if h]
+    return sorted(set.intersection(*held)) if held else []
+
+
 def seed_rows(plan, arm: str, values: dict[str, dict]) -> dict[int, dict]:
-    """Seed index -> values of an arm's trials. The fine-tune protocol's `base` has one trial per
-    base; it stands beside every fine-tune seed of its base, so it pairs with each arm's trials."""
-    rows = {t.seed_index: values[t.name] for t in plan.trials if t.arm == arm and t.name in values}
-    if arm != BASE_ARM or plan.protocol != "finetune":
-        return rows
-    per_base = plan.config.bench.seeds
-    return {k: rows[k // per_base] for t in plan.trials if t.arm == BASELINE for k in [t.seed_index]
-            if k // per_base in rows}
+    """Seed index -> values of an arm's trials."""
+    return {t.seed_index: values[t.name] for t in plan.trials if t.arm == arm and t.name in values}
 
 
 def collect(ctx, evaluations: dict[str, dict]) -> dict:
@@ -74,32 +74,44 @@ def collect(ctx, evaluations: dict[str, dict]) -> dict:
     plan, groups = ctx.plan, ctx.groups
     values = {t.name: trial_values(plan, evaluations[t.name], groups) for t in plan.trials if t.name in evaluations}
     names = list(dict.fromkeys(k for row in values.values() for k in row))
+    common = common_seeds(plan, values)
+    single_base = plan.protocol == "finetune"
     methods = {}
     for arm in plan.arms:
         trials = sorted((t for t in plan.trials if t.arm == arm and t.name in values), key=lambda t: t.seed_index)
-        rows = [values[t.name] for t in trials]
-        methods[arm] = {"seeds": [t.seed_index for t in trials],
+        judged = trials if arm == BASE_ARM and single_base else [t for t in trials if t.seed_index in common]
+        rows = [values[t.name] for t in judged]
+        extra = [t for t in trials if t not in judged]
+        methods[arm] = {"seeds": [t.seed_index for t in trials], "common_seeds": [t.seed_index for t in judged],
+                        "extra_seeds": [t.seed_index for t in extra],
+                        "extra_values": {n: [values[t.name].get(n) for t in extra] for n in names} if extra else {},
                         "measured": {n: _interval_dict(t_interval([r.get(n) for r in rows])) for n in names},
                         "paper": next((t.paper for t in trials), {}),
                         "paper_note": getattr(plan.config.bench.methods.get(arm), "paper_note", ""),
-                        "per_class_fid": _per_class_mean(evaluations, trials),
-                        "sample_accuracy_per_class": _accuracy_mean(evaluations, trials),
-                        "sweep": _sweeps(trials), "cost": _cost(trials)}
+                        "per_class_fid": _per_class_mean(evaluations, judged),
+                        "sample_accuracy_per_class": _accuracy_mean(evaluations, judged),
+                        "sweep": _sweeps(judged), "cost": _cost(judged)}
     if BASELINE in methods:
-        base_rows = seed_rows(plan, BASELINE, values)
+        base_rows = {k: v for k, v in seed_rows(plan, BASELINE, values).items() if k in common}
         for arm in methods:
-            if arm != BASELINE:
-                methods[arm]["vs_ddpm"] = _paired(seed_rows(plan, arm, values), base_rows, names)
+            if arm == BASE_ARM and single_base:
+                methods[arm]["vs_ddpm"] = _against_single(seed_rows(plan, arm, values), base_rows, names,
+                                                          plan.config.bench.seeds)
+            elif arm != BASELINE:
+                mine = {k: v for k, v in seed_rows(plan, arm, values).items() if k in common}
+                methods[arm]["vs_ddpm"] = _paired(mine, base_rows, names)
     network = "bench classifier (penultimate layer)" if plan.use_classifier else (
         f"TF-Inception pool3, {plan.config.eval.resize} resize (recall: {plan.config.eval.recall_network})")
-    return {"bench": plan.name, "title": plan.title, "scale": plan.scale, "protocol": plan.protocol,
-            "seeds": plan.config.bench.seeds, "num_samples": plan.num_samples, "metrics": plan.metrics,
-            "skipped_metrics": plan.skipped, "metric_network": network, "reference_split": reference_split(plan),
-            "guidance_sweep": plan.sweep,
-            "selection_samples": plan.config.bench.selection_samples if plan.sweep else None,
-            "finetune": _finetune_setup(plan) if plan.protocol == "finetune" else None,
-            "groups": {"rule": groups.rule, "description": groups.describe(), "classes": groups.classes},
-            "methods": methods}
+    results = {"bench": plan.name, "title": plan.title, "scale": plan.scale, "protocol": plan.protocol,
+               "seeds": plan.config.bench.seeds, "common_seeds": common, "num_samples": plan.num_samples,
+               "metrics": plan.metrics, "skipped_metrics": plan.skipped, "metric_network": network,
+               "reference_split": reference_split(plan), "guidance_sweep": plan.sweep,
+               "selection_samples": plan.config.bench.selection_samples if plan.sweep else None,
+               "finetune": _finetune_setup(plan) if plan.protocol == "finetune" else None,
+               "groups": {"rule": groups.rule, "description": groups.describe(), "classes": groups.classes},
+               "methods": methods}
+    results["verdict"] = judge(results, BASELINE, BASE_ARM)
+    return results
 
 
 def _paired(mine: dict[int, dict], base: dict[int, dict], names: list[str]) -> dict:
@@ -109,12 +121,30 @@ def _paired(mine: dict[int, dict], base: dict[int, dict], names: list[str]) -> d
         if higher_is_better(n) is None:
             continue
         iv = paired_difference([mine[i].get(n) for i in common], [base[i].get(n) for i in common])
-        if not iv.values:
-            continue
-        better = (iv.mean > 0) == higher_is_better(n) if iv.mean != 0 else None
-        vs[n] = {"diff": iv.mean, "ci95": list(iv.ci95) if iv.ci95 else None, "values": iv.values,
-                 "excludes_zero": iv.excludes_zero(), "better": better}
+        if iv.values:
+            vs[n] = _difference_dict(n, iv)
     return vs
+
+
+def _against_single(bases: dict[int, dict], arm_rows: dict[int, dict], names: list[str], per_base: int) -> dict:
+    """The base (one evaluation per base) against the baseline arm's fine-tune seeds of that base:
+    each seed's difference from the one base value. Its interval spans the arm's seed spread only
+    (the base was sampled once), so it is labelled and never called significant."""
+    pairs = [(bases[k // per_base], row) for k, row in sorted(arm_rows.items()) if k // per_base in bases]
+    vs = {}
+    for n in names:
+        if higher_is_better(n) is None:
+            continue
+        iv = paired_difference([b.get(n) for b, _ in pairs], [r.get(n) for _, r in pairs])
+        if iv.values:
+            vs[n] = {**_difference_dict(n, iv), "excludes_zero": False, "single_evaluation": True}
+    return vs
+
+
+def _difference_dict(name: str, iv: Interval) -> dict:
+    better = (iv.mean > 0) == higher_is_better(name) if iv.mean != 0 else None
+    return {"diff": iv.mean, "ci95": list(iv.ci95) if iv.ci95 else None, "values": iv.values,
+            "excludes_zero": iv.excludes_zero(), "agree_exactly": iv.agree_exactly, "p": iv.p_value, "better": better}
 
 
 def _cost(trials) -> dict | None:
@@ -123,8 +153,11 @@ def _cost(trials) -> dict | None:
     costs = [c for c in costs if c]
     if not costs:
         return None
-    return {f: (float(np.mean([c[f] for c in costs])) if all(c.get(f) is not None for c in costs) else None)
+    mean = {f: (float(np.mean([c[f] for c in costs])) if all(c.get(f) is not None for c in costs) else None)
             for f in COST_FIELDS}
+    kinds = {c.get("peak_memory_of") for c in costs}
+    mean["peak_memory_of"] = kinds.pop() if len(kinds) == 1 else "mixed"
+    return mean
 
 
 def _finetune_setup(plan) -> dict:
@@ -157,17 +190,6 @@ def _sweeps(trials) -> list[dict]:
 
 
 # -- formatting -----------------------------------------------------------------------------------
-def _digits(name: str) -> int:
-    base = name.split(":")[-1]
-    return METRICS[base].digits if base in METRICS else 2 if base == "W" else 3
-
-
-def fmt(name: str, value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{_digits(name)}f}"
-
-
 def fmt_interval(name: str, entry: dict) -> str:
     if entry is None or not entry["values"]:
         return "-"
@@ -180,9 +202,13 @@ def fmt_interval(name: str, entry: dict) -> str:
 def fmt_diff(name: str, entry: dict | None) -> str:
     if entry is None:
         return "-"
-    text = f"{'+' if entry['diff'] >= 0 else ''}{fmt(name, entry['diff'])}"
+    text = fmt(name, entry["diff"], sign=True)
+    if entry.get("agree_exactly"):
+        return f"{text} (same on every seed: no evidence)"
     if entry["ci95"] is not None:
         text += f" [{fmt(name, entry['ci95'][0])}, {fmt(name, entry['ci95'][1])}]"
+    if entry.get("single_evaluation"):
+        return f"{text} (one base evaluation)"
     if entry["excludes_zero"]:
         text = f"**{text} {'better' if entry['better'] else 'worse'}**"
     return text
@@ -212,20 +238,31 @@ def summary_lines(results: dict) -> list[str]:
     kind = "fine-tune" if results.get("protocol") == "finetune" else "training"
     done = {name: len(row.get("seeds", [])) for name, row in rows.items()}
     planned = planned_trials(results)
+    common = len(results.get("common_seeds", []))
+    over = f"the {common} {kind} seed(s) every arm has" if common else f"{kind} seeds"
     if done and done != planned:  # a report of a bench in progress (`--report`)
-        seeds = max(done.values())
         kind += " seeds so far (" + ", ".join(f"{name} {n}" for name, n in done.items()) + ");"
-        spread = f"mean ± half-width of the 95% interval (Student t) over the {kind} planned {results['seeds']}"
+        spread = f"mean ± half-width of the 95% interval (Student t) over {over}; {kind} planned {results['seeds']}"
     else:
         seeds = max(planned.values(), default=seeds)
-        spread = (f"mean ± half-width of the 95% interval (Student t) over {seeds} {kind} seeds" if seeds > 1
+        spread = (f"mean ± half-width of the 95% interval (Student t) over {over}" if seeds > 1
                   else f"one {kind} seed: no interval (run with --seeds N for one)")
     lines = [f"{results['title']}, scale `{results['scale']}`: {spread}; {results['num_samples']} samples per trial.", ""]
+    if results["scale"] in NOISE_SCALES:
+        lines += [f"Scale `{results['scale']}` is a check that every stage runs: barely trained models and a few "
+                  "samples, so these numbers are noise and mean nothing about the methods.", ""]
     lines += _table(head, body)
+    extra = [f"{name} {', '.join(map(str, r['extra_seeds']))}" for name, r in rows.items() if r.get("extra_seeds")]
+    if extra:
+        lines += ["", f"Seeds outside the common set, left out of every mean and difference: {'; '.join(extra)} "
+                      f"(their values: {RESULTS_JSON}, methods.<arm>.extra_values)."]
     diffs = {m: r.get("vs_ddpm") for m, r in rows.items() if r.get("vs_ddpm")}
     if diffs:
-        lines += ["", f"Paired difference from {BASELINE} (same seed index; bold: the 95% interval excludes 0):", ""]
+        lines += ["", f"Paired difference from {BASELINE} (same seed index; 95% intervals, each uncorrected for the "
+                      "others; bold: the interval excludes 0):", ""]
         lines += _table(["method"] + cols, [[m] + [fmt_diff(c, d.get(c)) for c in cols] for m, d in diffs.items()])
+    if results.get("verdict"):
+        lines += ["", f"Verdict: {results['verdict']['text']}"]
     return lines
 
 
@@ -289,14 +326,18 @@ def finetune_lines(results: dict) -> list[str]:
              f"({budget.get('warmup_steps')} warm-up steps). Arm `base`: the base as it is (for an unconditional base, "
              "with the zero-initialised class embedding the arms start from); `-lora`: LoRA adapters, else every weight.",
              "", "What each arm's training cost (mean over its runs):", ""]
-    rows = []
+    rows, kinds = [], {}
     for arm, r in results["methods"].items():
         c = r.get("cost")
         if c:
             rows.append([arm, f"{c['trainable_parameters'] / 1e6:.3f}M", f"{c['saved_mib']:.2f}",
                          "-" if c["peak_memory_mib"] is None else f"{c['peak_memory_mib']:.0f}",
                          "-" if c["step_seconds"] is None else f"{c['step_seconds'] * 1000:.0f}"])
-    return lines + _table(["arm", "trainable parameters", "saved MiB", "peak memory MiB", "ms / step"], rows)
+            kinds.setdefault(c.get("peak_memory_of"), []).append(arm)
+    table = _table(["arm", "trainable parameters", "saved MiB", "peak memory MiB", "ms / step"], rows)
+    which = "; ".join(f"{PEAK_MEMORY_LABELS.get(k, k)}" + (f" ({', '.join(arms)})" if len(kinds) > 1 else "")
+                      for k, arms in kinds.items())
+    return lines + table + (["", f"Peak memory: {which}."] if kinds else [])
 
 
 def _class_list(classes: list[int]) -> str:

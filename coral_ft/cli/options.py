@@ -38,6 +38,7 @@ from coral_ft.config import (
 PANEL_DATA, PANEL_MODEL, PANEL_METHOD, PANEL_OPTIM = "Data", "Model", "Method", "Optimisation"
 PANEL_LORA, PANEL_SAMPLE, PANEL_EVAL, PANEL_RUN = "LoRA", "Sampling", "Evaluation", "Run"
 
+PANEL_LAUNCH = "Launch"
 
 @dataclass(frozen=True)
 class Field:
@@ -232,6 +233,12 @@ BENCH = {
     "base": option("bench.finetune.base", "--base", help="Fine-tune this base (any `finetune --base` form) instead of training one.", panel=PANEL_METHOD),
     "base_kind": option("bench.finetune.base_kind", "--base-kind", help="The base the bench trains: lt (DDPM on the long-tailed set) or uncond-balanced (unconditional, balanced set).", panel=PANEL_METHOD),
 }
+    "jobs": option("bench.launch.jobs", "--jobs", help="Trials at once on this machine, each its own process with --gpus-per-trial GPUs (or, on a CPU, its share of the cores); a fine-tune arm waits for its base.", panel=PANEL_LAUNCH, min=1),
+    "gpus_per_trial": option("bench.launch.gpus_per_trial", "--gpus-per-trial", help="GPUs each trial gets (CUDA_VISIBLE_DEVICES locally, --gpus-per-node on SLURM).", panel=PANEL_LAUNCH, min=0),
+    "cpus_per_trial": option("bench.launch.cpus_per_trial", "--cpus-per-trial", help="CPU cores (threads) each trial gets; 0: locally the cores shared between the jobs, on SLURM 8.", panel=PANEL_LAUNCH, min=0),
+    "launcher": option("bench.launch.launcher", "--launcher", help="local (this machine) or slurm (one SLURM job per trial through submitit; requeued on pre-emption; see docs/cluster.md).", panel=PANEL_LAUNCH),
+    "partition": option("bench.launch.partition", "--partition", help="SLURM partition (--launcher slurm).", panel=PANEL_LAUNCH),
+    "time_min": option("bench.launch.time_min", "--time-min", help="SLURM time limit of each trial, minutes (a timed-out trial is requeued and resumes).", panel=PANEL_LAUNCH, min=1),
 
 Recipe = Annotated[str | None, typer.Option("--recipe", help="TOML recipe: a file or a shipped name (`coral-ft config recipes`).", rich_help_panel=PANEL_RUN, autocompletion=completing(recipe_names))]
 Sets = Annotated[list[str] | None, typer.Option("--set", help="Override any config field: section.key=value (repeatable).", rich_help_panel=PANEL_RUN)]

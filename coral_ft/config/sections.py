@@ -304,6 +304,31 @@ class BenchFinetune:
               f"({self.base}): one base is one base seed; set base_seeds = 1, or let the bench train its bases")
 
 
+LAUNCHERS = ("local", "slurm")
+
+
+@dataclass
+class BenchLaunch:
+    """How the bench runs its trials: one after another in this process (local, jobs = 1), side by
+    side on this machine (local, jobs > 1: each trial a process pinned to its GPUs or its share of
+    the cores), or one SLURM job per trial through submitit (slurm)."""
+
+    launcher: str = "local"
+    jobs: int = 1  # local: trials at once
+    gpus_per_trial: int = 1  # GPUs each trial gets (on a machine or a cluster with GPUs)
+    cpus_per_trial: int = 0  # 0: local, the cores shared out between the jobs; slurm, 8
+    partition: str = ""  # slurm: the partition (empty: the cluster's default)
+    time_min: int = 24 * 60  # slurm: each trial's time limit; a pre-empted or timed-out trial is requeued
+    mem_gb: int = 0  # slurm: memory per trial (0: the cluster's default)
+    slurm: dict[str, Any] = field(default_factory=dict)  # further sbatch parameters (account, qos, constraint, ...)
+
+    def __post_init__(self) -> None:
+        check_choice("bench.launch.launcher", self.launcher, LAUNCHERS)
+        check_positive("bench.launch", self, "jobs", "time_min")
+        check(self.gpus_per_trial >= 0 and self.cpus_per_trial >= 0 and self.mem_gb >= 0,
+              "bench.launch.gpus_per_trial, cpus_per_trial and mem_gb must be >= 0")
+
+
 def arm_method(arm: str) -> tuple[str, bool]:
     """A fine-tune arm's method (or variant) and whether it trains LoRA adapters."""
     return (arm[: -len(LORA_SUFFIX)], True) if arm.endswith(LORA_SUFFIX) else (arm, False)
@@ -328,6 +353,7 @@ class BenchConfig:
     reference_split: str = ""  # the real images metrics compare against; empty: the data set's default
     protocol: str = "scratch"  # scratch: train every method from scratch; finetune: fine-tune one base per arm
     finetune: BenchFinetune = field(default_factory=BenchFinetune)
+    launch: BenchLaunch = field(default_factory=BenchLaunch)
 
     def __post_init__(self) -> None:
         from coral_ft.metrics.registry import METRICS
