@@ -200,21 +200,27 @@ def test_collect_without_a_ddpm_baseline_has_no_paired_differences(tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_under_accelerate_launch_with_two_cpu_processes(tmp_path):
-    # Multi-process training and sampling as on a cluster: 2 CPU processes, gloo.
+def test_bench_with_two_cpu_processes_runs_two_and_both_take_a_share(tmp_path):
+    # Multi-process training and sampling as on a cluster: 2 CPU processes, gloo. torchrun starts
+    # them (with the pinned accelerate, `accelerate launch --cpu --num_processes 2` starts one).
     import subprocess
     import sys
 
     out = tmp_path / "b"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "coral_ft", "bench", "digits-lt",
-           "--scale", "smoke", "--methods", "coral", "--guidance-sweep", "0,1", "--selection-samples", "20",
-           "--out", str(out), "--no-progress"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+           "-m", "coral_ft", "bench", "digits-lt", "--scale", "smoke", "--methods", "coral", "--guidance-sweep", "0,1",
+           "--selection-samples", "20", "--sample-batch-size", "8", "--out", str(out), "--no-progress"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    with np.load(out / "coral" / "seed-0" / "samples.npz") as f:
+    trial = out / "coral" / "seed-0"
+    with np.load(trial / "samples.npz") as f:
         assert np.bincount(f["labels"]).tolist() == [4] * 10  # both processes' shares assembled
-    assert json.loads((out / "coral" / "seed-0" / "train.done.json").read_text())["steps"] == 4
+        settings = json.loads(str(f["settings"]))
+    assert settings["processes"] == 2
+    assert len(settings["drawn_per_process"]) == 2 and min(settings["drawn_per_process"]) > 0  # both sampled
+    assert sum(settings["drawn_per_process"]) == 40
+    marker = json.loads((trial / "train.done.json").read_text())
+    assert marker["steps"] == 4 and marker["processes"] == 2
     assert (out / "results.md").is_file()
 
 

@@ -37,14 +37,37 @@ def finished_evaluations(plan: BenchPlan) -> dict[str, dict]:
             if (t.folder / "eval.json").is_file()}
 
 
+def run_trial(ctx, trial) -> dict | None:
+    """One trial's stages (each skipped when its marker exists) -> its evaluation (main process).
+    A trial with eval.json is finished, even when its model and samples are gone (a restored one)."""
+    done = trial.folder / "eval.json"
+    if done.is_file():
+        return json.loads(done.read_text()) if ctx.is_main else None
+    trial.folder.mkdir(parents=True, exist_ok=True)
+    model_dir = train_stage(ctx, trial)
+    guidance = sweep_stage(ctx, trial, model_dir)
+    samples = sample_stage(ctx, trial, model_dir, guidance)
+    evaluation = evaluate_stage(ctx, trial, samples, guidance) if ctx.is_main else None
+    ctx.accelerator.wait_for_everyone()
+    return evaluation
+
+
 def run_bench(plan: BenchPlan, data, progress: bool = True, report_only: bool = False) -> tuple[Path, str]:
     """Every stage of every trial, skipping finished ones; then the report. -> (results.md, summary).
     `data`: the long-tailed training set (`check_data`). `report_only`: the report of the trials
-    evaluated so far, nothing trained (a bench in progress, seen from another terminal)."""
+    evaluated so far, nothing trained (a bench in progress, seen from another terminal). With
+    bench.launch asking for more than one local job, or for SLURM, the trials run as jobs
+    (coral_ft.bench.fanout) and this process writes the report when the last one ends."""
     import torch
 
     from coral_ft.bench.report import write_report
 
+    launch = plan.config.bench.launch
+    if not report_only and (launch.launcher == "slurm" or launch.jobs > 1):
+        from coral_ft.bench.fanout import run_fanned_out
+
+        run_fanned_out(plan, data, progress)
+        report_only = True
     if report_only:
         evaluations = finished_evaluations(plan)
         if not evaluations:
@@ -54,18 +77,9 @@ def run_bench(plan: BenchPlan, data, progress: bool = True, report_only: bool = 
     ctx = build_context(plan, data, progress)
     evaluations = {}
     for trial in plan.trials:
-        trial.folder.mkdir(parents=True, exist_ok=True)
-        done = trial.folder / "eval.json"
-        if done.is_file():  # evaluated: finished, even when its model and samples are gone (a restored trial)
-            if ctx.is_main:
-                evaluations[trial.name] = json.loads(done.read_text())
-            continue
-        model_dir = train_stage(ctx, trial)
-        guidance = sweep_stage(ctx, trial, model_dir)
-        samples = sample_stage(ctx, trial, model_dir, guidance)
+        evaluation = run_trial(ctx, trial)
         if ctx.is_main:
-            evaluations[trial.name] = evaluate_stage(ctx, trial, samples, guidance)
-        ctx.accelerator.wait_for_everyone()
+            evaluations[trial.name] = evaluation
     if not ctx.is_main:
         return plan.out / "results.md", ""
     if torch.cuda.is_available():

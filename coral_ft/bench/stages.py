@@ -60,7 +60,7 @@ def train_stage(ctx: BenchContext, trial: Trial) -> Path:
         model_dir = conditional_base(ctx, trial)
     if ctx.is_main:
         write_json(marker, {"model": str(model_dir), "steps": trial.config.train.max_steps if trial.trains else 0,
-                            "cost": cost.to_dict() if cost else None})
+                            "processes": ctx.accelerator.num_processes, "cost": cost.to_dict() if cost else None})
     ctx.accelerator.wait_for_everyone()
     return model_dir
 

@@ -38,11 +38,19 @@ def bench(
     config = o.fit_precision(o.resolve_config(recipe=recipe or dataset, sets=sets, flags=flags), sets, flags)
     out = out or Path("runs") / f"bench-{dataset}"
     plan = make_plan(dataset, config, out)
-    data = check_data(plan)  # a missing data set stops here, with what to download or prepare
+    data, (num_classes, image_shape) = training_data(plan, check_data, dry_run)
     if plan.scale == "smoke":
-        fit_smoke_samples(plan, data.num_classes)
+        fit_smoke_samples(plan, num_classes)
+    launch = config.bench.launch
+    fanned = launch.launcher == "slurm" or launch.jobs > 1
     if dry_run:
-        typer.echo(describe(plan, data.num_classes, tuple(data.images.shape[1:])))
+        typer.echo(describe(plan, num_classes, image_shape))
+        if data is None:
+            typer.echo("(planned from the data set's known shape: --dry-run reads no data)")
+        if fanned:
+            from coral_ft.bench.fanout import describe_jobs
+
+            typer.echo(describe_jobs(plan))
         return
     from coral_ft.devices import use_runtime
 
@@ -51,3 +59,16 @@ def bench(
     if summary:
         typer.echo(summary)
         typer.echo(f"\nfull report: {path}")
+
+
+def training_data(plan, check_data, dry_run: bool):
+    """(the training set, (classes, (C, H, W))). A missing data set stops here, with what to
+    download or prepare; a --dry-run plans without the files where the registry knows their shape
+    (as `train --dry-run` shows its config without them)."""
+    from coral_ft.data.registry import declared_shape
+
+    declared = declared_shape(plan.config.data) if dry_run else None
+    if declared is not None:
+        return None, declared
+    data = check_data(plan)
+    return data, (data.num_classes, tuple(data.images.shape[1:]))

@@ -181,11 +181,16 @@ def sample_to_npz(model, out, num: int, settings, *, png_dir=None, accelerator=N
     if bar is not None:
         bar.close()
     barrier()
+    # how many samples each process drew this call: the record that every process took its share
+    drawn = [sum(len(b) for b in mine)]
+    if world > 1:
+        drawn = accelerator.gather(torch.tensor(drawn, device=device)).tolist()
 
     if rank == 0:
         arrays = _assemble(folder, num)
         out.parent.mkdir(parents=True, exist_ok=True)
-        resolved = {**manifest, "num": num, "model_path": str(model) if isinstance(model, (str, Path)) else None}
+        resolved = {**manifest, "num": num, "model_path": str(model) if isinstance(model, (str, Path)) else None,
+                    "processes": world, "drawn_per_process": drawn}
         _write_npz(out, **arrays, settings=np.array(json.dumps(resolved)))
         if png_dir is not None:
             write_pngs(Path(png_dir), arrays["images"], arrays["labels"], info.class_names)
