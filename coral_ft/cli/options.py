@@ -11,6 +11,7 @@ run's saved config) and `--set` overrides:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import inspect
@@ -37,8 +38,8 @@ from coral_ft.config import (
 
 PANEL_DATA, PANEL_MODEL, PANEL_METHOD, PANEL_OPTIM = "Data", "Model", "Method", "Optimisation"
 PANEL_LORA, PANEL_SAMPLE, PANEL_EVAL, PANEL_RUN = "LoRA", "Sampling", "Evaluation", "Run"
-
 PANEL_LAUNCH = "Launch"
+
 
 @dataclass(frozen=True)
 class Field:
@@ -171,7 +172,7 @@ OPTIM = {
     "grad_accum": option("train.grad_accum", "--grad-accum", help="Micro-batches per optimiser step.", panel=PANEL_OPTIM, min=1),
     "lr": option("train.lr", "--lr", help="Adam learning rate.", panel=PANEL_OPTIM),
     "seed": option("train.seed", "--seed", help="Seed of initialisation, data order and noise.", panel=PANEL_OPTIM),
-    "mixed_precision": option("train.mixed_precision", "--mixed-precision", help="Autocast: no, bf16 or fp16.", panel=PANEL_OPTIM),
+    "mixed_precision": option("train.mixed_precision", "--mixed-precision", help="Autocast: no, bf16 or fp16 (GPUs). A recipe's is a wish: fp32 where the device lacks it. On a CPU with native bf16 (AVX512-BF16, AMX) bf16 runs: a training step in 0.62x fp32's time (small, batch 64) and 0.52x (ddpm-cifar, batch 8), one thread (docs/measurements/cpu/bf16_cpu.txt).", panel=PANEL_OPTIM),
     "compile": option("train.compile", "--compile/--no-compile", help="torch.compile the denoiser (GPUs).", panel=PANEL_OPTIM),
 }
 LORA = {
@@ -232,13 +233,13 @@ BENCH = {
     "arms": option("bench.finetune.arms", "--arms", help="Fine-tune arms, comma-separated: a method (every weight) or METHOD-lora (LoRA adapters); `base` is always reported.", panel=PANEL_METHOD),
     "base": option("bench.finetune.base", "--base", help="Fine-tune this base (any `finetune --base` form) instead of training one.", panel=PANEL_METHOD),
     "base_kind": option("bench.finetune.base_kind", "--base-kind", help="The base the bench trains: lt (DDPM on the long-tailed set) or uncond-balanced (unconditional, balanced set).", panel=PANEL_METHOD),
-}
     "jobs": option("bench.launch.jobs", "--jobs", help="Trials at once on this machine, each its own process with --gpus-per-trial GPUs (or, on a CPU, its share of the cores); a fine-tune arm waits for its base.", panel=PANEL_LAUNCH, min=1),
     "gpus_per_trial": option("bench.launch.gpus_per_trial", "--gpus-per-trial", help="GPUs each trial gets (CUDA_VISIBLE_DEVICES locally, --gpus-per-node on SLURM).", panel=PANEL_LAUNCH, min=0),
     "cpus_per_trial": option("bench.launch.cpus_per_trial", "--cpus-per-trial", help="CPU cores (threads) each trial gets; 0: locally the cores shared between the jobs, on SLURM 8.", panel=PANEL_LAUNCH, min=0),
     "launcher": option("bench.launch.launcher", "--launcher", help="local (this machine) or slurm (one SLURM job per trial through submitit; requeued on pre-emption; see docs/cluster.md).", panel=PANEL_LAUNCH),
     "partition": option("bench.launch.partition", "--partition", help="SLURM partition (--launcher slurm).", panel=PANEL_LAUNCH),
     "time_min": option("bench.launch.time_min", "--time-min", help="SLURM time limit of each trial, minutes (a timed-out trial is requeued and resumes).", panel=PANEL_LAUNCH, min=1),
+}
 
 Recipe = Annotated[str | None, typer.Option("--recipe", help="TOML recipe: a file or a shipped name (`coral-ft config recipes`).", rich_help_panel=PANEL_RUN, autocompletion=completing(recipe_names))]
 Sets = Annotated[list[str] | None, typer.Option("--set", help="Override any config field: section.key=value (repeatable).", rich_help_panel=PANEL_RUN)]
@@ -254,14 +255,54 @@ def _bundles(annotation) -> list[Bundle]:
     return [m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, Bundle)]
 
 
-def takes(*groups: dict):
+@functools.cache
+def recipe_values() -> dict[str, dict[str, Any]]:
+    """dotted field -> {recipe name: value} for every field some shipped recipe sets (TOML only:
+    no torch; read when a command that trains from a recipe is declared)."""
+
+    def flat(table: dict, prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in table.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    from coral_ft.config import shipped_recipes
+
+    values: dict[str, dict[str, Any]] = {}
+    for name, path in sorted(shipped_recipes().items()):
+        for key, value in flat({k: v for k, v in read_recipe(path).items() if k != "bench"}).items():
+            values.setdefault(key, {})[name] = value
+    return values
+
+
+def _recipe_default(annotation):
+    """The option with its help's default as it applies where a command starts from a data set's
+    recipe: a field some shipped recipe sets reads "from the recipe; digits-lt: 800" (the value of
+    the default data set's recipe, else the field's own default)."""
+    fields = _markers(annotation)
+    if not fields or fields[0].path == "data.dataset" or fields[0].path not in recipe_values():
+        return annotation
+    path, dataset = fields[0].path, DataConfig.dataset
+    value = recipe_values()[path].get(dataset, _default_and_type(path)[0])
+    info = copy.copy(next(m for m in annotation.__metadata__ if isinstance(m, typer.models.OptionInfo)))
+    info.show_default = f"from the recipe; {dataset}: {_show(value)}"
+    metadata = [info if isinstance(m, typer.models.OptionInfo) else m for m in annotation.__metadata__]
+    return Annotated[(annotation.__origin__, *metadata)]
+
+
+def takes(*groups: dict, recipe_defaults: bool = False):
     """Add option groups to a command. The command receives the config-field options it was given
-    as `flags` ({dotted field: value}; options left out are absent)."""
+    as `flags` ({dotted field: value}; options left out are absent). `recipe_defaults`: the command
+    starts from a data set's recipe (train, finetune), so its help says which defaults a recipe sets."""
 
     def decorate(func):
         sig = inspect.signature(func, eval_str=True)
         own = [p for p in sig.parameters.values() if p.name != "flags"]
-        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
+        shown = _recipe_default if recipe_defaults else (lambda ann: ann)
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=shown(ann))
                  for group in groups for name, ann in group.items()]
         params = own + extra
         field_of = {p.name: m.path for p in params for m in _markers(p.annotation)}

@@ -54,7 +54,7 @@ def show_or_train(config, out: Path, resume: bool, progress: bool, dry_run: bool
 
 
 @app.command("train")
-@o.takes(*TRAINING_OPTIONS)
+@o.takes(*TRAINING_OPTIONS, recipe_defaults=True)
 def train_command(
     out: Out,
     from_scratch: Annotated[bool, typer.Option("--from-scratch", metavar="", help="Start from a fresh preset U-Net (required).")] = False,
@@ -74,7 +74,7 @@ def train_command(
 
 
 @app.command("finetune")
-@o.takes(o.LORA, *TRAINING_OPTIONS)
+@o.takes(o.LORA, *TRAINING_OPTIONS, recipe_defaults=True)
 def finetune_command(
     out: Out,
     recipe: o.Recipe = None,

@@ -65,6 +65,10 @@ class DatasetSpec:
     # classifier trained on the balanced real images instead (coral_ft.bench.classifier).
     classifier_metrics: bool = False
     bundled: bool = False  # ships with a dependency: no files, no --data-root
+    # What the files hold, known without reading them (a --dry-run's plan): classes and (C, H, W)
+    # at the native size; None where only the files say (an image folder).
+    classes: int | None = None
+    shape: tuple[int, int, int] | None = None
 
 
 def _cifar10(root, split, image_size):
@@ -112,21 +116,34 @@ def _imagenet_lt(root, split, image_size):
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "cifar10": DatasetSpec(_cifar10, False, description="CIFAR-10, balanced"),
-    "cifar100": DatasetSpec(_cifar100, False, description="CIFAR-100, balanced"),
-    "cifar10-lt": DatasetSpec(_cifar10, True, description="CIFAR10-LT (paper eq. 8)"),
-    "cifar100-lt": DatasetSpec(_cifar100, True, description="CIFAR100-LT (paper eq. 8)"),
+    "cifar10": DatasetSpec(_cifar10, False, description="CIFAR-10, balanced", classes=10, shape=(3, 32, 32)),
+    "cifar100": DatasetSpec(_cifar100, False, description="CIFAR-100, balanced", classes=100, shape=(3, 32, 32)),
+    "cifar10-lt": DatasetSpec(_cifar10, True, description="CIFAR10-LT (paper eq. 8)", classes=10, shape=(3, 32, 32)),
+    "cifar100-lt": DatasetSpec(_cifar100, True, description="CIFAR100-LT (paper eq. 8)", classes=100, shape=(3, 32, 32)),
     "digits-lt": DatasetSpec(_digits, True, description="scikit-learn digits, long-tailed (offline)", resizes=True,
-                             classifier_metrics=True, bundled=True),
+                             classifier_metrics=True, bundled=True, classes=10, shape=(1, 8, 8)),
     "fashion-mnist": DatasetSpec(_fashion, False, description="Fashion-MNIST, balanced (IDX files; Debian: dataset-fashion-mnist)",
-                                 resizes=True, classifier_metrics=True),
+                                 resizes=True, classifier_metrics=True, classes=10, shape=(1, 28, 28)),
     "fashion-mnist-lt": DatasetSpec(_fashion, True, description="Fashion-MNIST-LT (paper eq. 8)", resizes=True,
-                                    classifier_metrics=True),
-    "celeba-5": DatasetSpec(_celeba5, False, reference_split="test", description="CelebA-5 hair colour, 64x64 (coral-ft data prepare)"),
-    "imagenet-lt": DatasetSpec(_imagenet_lt, False, reference_split="test", description="ImageNet-LT, 64x64 (coral-ft data prepare)"),
+                                    classifier_metrics=True, classes=10, shape=(1, 28, 28)),
+    "celeba-5": DatasetSpec(_celeba5, False, reference_split="test", description="CelebA-5 hair colour, 64x64 (coral-ft data prepare)",
+                            classes=5, shape=(3, 64, 64)),
+    "imagenet-lt": DatasetSpec(_imagenet_lt, False, reference_split="test", description="ImageNet-LT, 64x64 (coral-ft data prepare)",
+                               classes=1000, shape=(3, 64, 64)),
     "imagefolder": DatasetSpec(_imagefolder, False, reference_split="train", description="root/<class>/<image>",
                                resizes=True),
 }
+
+
+def declared_shape(data) -> tuple[int, tuple[int, int, int]] | None:
+    """(classes, (C, H, W)) that a [data] section will read, from the registry alone (no files);
+    None for an image folder."""
+    spec = DATASETS.get(data.dataset)
+    if spec is None or spec.classes is None or spec.shape is None:
+        return None
+    c, h, w = spec.shape
+    size = data.image_size if spec.resizes and data.image_size else None
+    return spec.classes, (c, size or h, size or w)
 
 
 def load_dataset(
