@@ -26,7 +26,7 @@ constraints: $(STAMP)
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 demo: $(STAMP)
-	$(BIN)/coral-ft bench digits-lt --out runs/digits-bench
+	$(BIN)/coral-ft bench digits-lt --jobs 2 --out runs/digits-bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check coral_ft tests benchmarks

@@ -16,7 +16,7 @@ resumable, so the script can be killed and run again at any time:
 4. Collect: the raw numbers of phases 2 and 3 copied to docs/measurements/ (--measurements),
    where benchmarks/study_tables.py makes docs/study.md's tables from them.
 
-    python benchmarks/cpu_study.py --threads 1 --jobs 2   # the whole study, one core per method
+    python benchmarks/cpu_study.py --threads 1 --jobs 2   # the whole study, two trials at a time
     python benchmarks/cpu_study.py --phase selection      # one phase
     python benchmarks/cpu_study.py --phase main --methods ddpm   # DDPM needs no selection
     python benchmarks/cpu_study.py --phase main --methods ccua,dispersive   # more methods, same seeds and classifier
@@ -56,17 +56,15 @@ SEEDS = 3
 LATENT_TIMESTEPS = "100,500"
 
 
-def start(args: list[str], threads: int | None) -> subprocess.Popen:
+def run(args: list[str], threads: int | None) -> None:
+    """One coral-ft command in a process of its own; `threads` also sizes the BLAS pools (FID's
+    matrix square root), as every reported run was made."""
     env = dict(os.environ)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     cmd = [sys.executable, "-m", "coral_ft", *args]
     print("+", " ".join(cmd), flush=True)
-    return subprocess.Popen(cmd, env=env)
-
-
-def run(args: list[str], threads: int | None) -> None:
-    if start(args, threads).wait():
+    if subprocess.run(cmd, env=env).returncode:
         raise SystemExit(f"failed: coral-ft {' '.join(args)}; run the script again to resume it")
 
 
@@ -77,6 +75,11 @@ def common(opts) -> list[str]:
     return extra
 
 
+def jobs(opts) -> list[str]:
+    """A bench's trials run this many at a time (each a process of its own: coral_ft.bench.fanout)."""
+    return ["--jobs", str(opts.jobs)]
+
+
 def selection_phase(opts) -> dict:
     scores = {}
     for w, tau_r in itertools.product(opts.weights, opts.tau_rs):
@@ -85,7 +88,7 @@ def selection_phase(opts) -> dict:
         if not selection_file.is_file():  # the score needs only the selection set, not the reported samples
             run(["bench", RECIPE, "--methods", "coral", "--seeds", "1", "--out", str(out),
                  "--set", f"train.seed={SELECTION_SEED}", "--set", f"objective.coral.weight={w}",
-                 "--set", f"objective.coral.tau_r={tau_r}", *common(opts)], opts.threads)
+                 "--set", f"objective.coral.tau_r={tau_r}", *common(opts), *jobs(opts)], opts.threads)
         selection = json.loads(selection_file.read_text())
         scores[f"w={w:g}, tau_r={tau_r:g}"] = {"weight": w, "tau_r": tau_r, "chosen_W": selection["chosen"],
                                                "selection_fid": min(selection["fid"].values()), "fid_by_W": selection["fid"]}
@@ -107,23 +110,14 @@ def main_bench(opts, chosen: dict | None, methods: list[str]) -> list[str]:
     """The main phase's bench command for these methods (CORAL at the selection's w, tau_r)."""
     coral = ["--set", f"objective.coral.weight={chosen['weight']}", "--set", f"objective.coral.tau_r={chosen['tau_r']}"] if chosen else []
     return ["bench", RECIPE, "--methods", ",".join(methods), "--seeds", str(opts.seeds), "--out", str(opts.out / "main"),
-            "--guidance-sweep", MAIN_GUIDANCE_SWEEP, *coral, *common(opts)]
+            "--guidance-sweep", MAIN_GUIDANCE_SWEEP, *coral, *common(opts), *jobs(opts)]
 
 
 def main_phase(opts, chosen: dict | None) -> Path:
-    """One bench per method (side by side with --jobs 2), then one more that finds every trial
-    done and writes the joint report with the paired differences."""
+    """One bench over every method and seed: its trials run --jobs at a time (coral_ft.bench.fanout)."""
     out = opts.out / "main"
     share_metric_network(opts, out)
-
-    def bench(methods: list[str]) -> list[str]:
-        return main_bench(opts, chosen, methods)
-
-    if len(opts.methods) > 1 and opts.jobs > 1:
-        procs = [start(bench([m]), opts.threads) for m in opts.methods]
-        if any(p.wait() for p in procs):
-            raise SystemExit("a bench failed; run the script again to resume it")
-    run(bench(opts.methods), opts.threads)
+    run(main_bench(opts, chosen, opts.methods), opts.threads)
     return out / "results.json"
 
 
@@ -165,7 +159,7 @@ def main() -> None:
     parser.add_argument("--phase", choices=("all", "selection", "main", "latents", "collect"), default="all")
     parser.add_argument("--measurements", type=Path, default=Path("docs/measurements/cpu/fashion-scratch"),
                         help="Where the collect phase copies the raw numbers (checked in).")
-    parser.add_argument("--jobs", type=int, default=1, help="Benches at once in the main phase (one per method).")
+    parser.add_argument("--jobs", type=int, default=1, help="Trials at once (the bench's --jobs).")
     parser.add_argument("--seeds", type=int, default=SEEDS, help="Training seeds per method in the main phase.")
     parser.add_argument("--methods", type=_csv(str), default=["ddpm", "coral"], help="Methods of the main phase.")
     parser.add_argument("--weights", type=_csv(float), default=list(WEIGHTS), help="CORAL w grid of the selection phase.")

@@ -15,8 +15,8 @@ Arms: ddpm, coral, coral-null, each fine-tuning every weight and with LoRA. Two 
 
 CORAL's w and tau_r are the from-scratch study's selection (study.json there); every bench scores
 with the from-scratch study's classifier and reference statistics (copied), so all FIDs share one
-feature space. Every stage resumes after a kill; `--jobs 2` runs the arms in two processes (one
-core each with --threads 1), then one more bench call writes the joint report.
+feature space. Every stage resumes after a kill; `--jobs 2` runs two trials at a time (the bench's
+own fan-out, one core each with --threads 1) and the bench writes the report when the last ends.
 
     python benchmarks/finetune_study.py --threads 1 --jobs 2                 # both bases, 5 fine-tune seeds
     python benchmarks/finetune_study.py --bases lt --seeds 8                 # more seeds (resumes the first 5)
@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cpu_study import RECIPE, SHARED_METRIC_FILES, _csv, run, start  # noqa: E402
+from cpu_study import RECIPE, SHARED_METRIC_FILES, _csv, run  # noqa: E402
 from study_files import collect_bench, collect_latents  # noqa: E402
 
 ARMS = ("ddpm", "coral", "coral-null", "ddpm-lora", "coral-lora", "coral-null-lora")
@@ -81,23 +81,12 @@ def finetune_bench(opts, base: str, arms: list[str], seeds: int) -> list[str]:
 
 
 def bench_phase(opts, base: str) -> Path:
+    """One bench over every arm and fine-tune seed: the base first, then the arms --jobs at a time,
+    every arm's seed i before any arm's seed i + 1 (coral_ft.bench.fanout), so a study stopped
+    part-way has the same seeds in every arm."""
     out = opts.out / base
     share_metric_network(opts, out)
-
-    def bench(arms: list[str], seeds: int) -> list[str]:
-        return finetune_bench(opts, base, arms, seeds)
-
-    # Seed by seed: every arm gets fine-tune seed i before any gets seed i + 1, so a study stopped
-    # part-way has the same seeds in every arm (each call resumes the trials done before it).
-    for seeds in range(1, opts.seeds + 1):
-        if opts.jobs > 1:
-            # the base trial first, in one process (each bench lists it first; both would write it)
-            run(bench([opts.arms[0]], seeds), opts.threads)
-            shares = [opts.arms[i::opts.jobs] for i in range(opts.jobs)]
-            procs = [start(bench(share, seeds), opts.threads) for share in shares if share]
-            if any(p.wait() for p in procs):
-                raise SystemExit("a bench failed; run the script again to resume it")
-        run(bench(opts.arms, seeds), opts.threads)
+    run([*finetune_bench(opts, base, opts.arms, opts.seeds), "--jobs", str(opts.jobs)], opts.threads)
     return out / "results.json"
 
 
@@ -140,7 +129,7 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, default=Path("runs/cpu-study"), help="the from-scratch study's folder")
     parser.add_argument("--data-root", default=None, help="Folder with Fashion-MNIST's IDX files (default: Debian's).")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per command (default: torch's).")
-    parser.add_argument("--jobs", type=int, default=1, help="Bench processes per base (the arms split between them).")
+    parser.add_argument("--jobs", type=int, default=1, help="Trials at once (the bench's --jobs).")
     parser.add_argument("--phase", choices=("all", "bench", "latents", "collect"), default="all")
     parser.add_argument("--measurements", type=Path, default=Path("docs/measurements/cpu/fashion-finetune"),
                         help="Where the collect phase copies the raw numbers (checked in).")

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # coral_ft from this checkout, installed or not
 PAGES = (ROOT / "docs" / "study.md", ROOT / "README.md")
 MEASURED = ROOT / "docs" / "measurements"
 FASHION = MEASURED / "cpu" / "fashion-study"  # sections 1-3: the first runs and their classifier
@@ -437,55 +438,28 @@ def block_ft_power() -> str:
 
 
 def verdict(results: dict) -> str:
-    """Which arm a user should pick, from the paired tail-FID and FID differences and the cost."""
+    """Which arm a user should pick: the bench's verdict (coral_ft.bench.verdict: 3+ common seeds,
+    Holm over arms x metrics, exact agreement no evidence), then what LoRA costs against full."""
+    from coral_ft.bench.verdict import MIN_SEEDS, judge
+
+    v = judge(results, "ddpm", "base")
+    lines = [v["text"]]
+    gains = [t for t in v["named"] if t["better"]]
+    if gains:
+        best = min(gains, key=lambda t: t["p_holm"])
+        lines.append(f"Pick: {best['arm']}, on this evidence.")
+    elif v.get("seeds", 0) >= MIN_SEEDS:
+        lora = ", or ddpm-lora where its cost matters" if "ddpm-lora" in results["methods"] else ""
+        lines.append(f"Pick: plain fine-tuning (ddpm{lora}): on this evidence CORAL adds a head and a loss term "
+                     "without a gain these seeds can show.")
+    else:
+        lines.append("No pick yet.")
     methods = results["methods"]
-    arms = {name: r for name, r in methods.items() if name != "base"}
-    # an arm without an interval cannot be told from plain fine-tuning: judged once it has two seeds
-    judged = {name: r for name, r in arms.items() if len(r["seeds"]) >= 2}
-    pending = ", ".join(f"{name} {len(r['seeds'])}" for name, r in arms.items() if name not in judged)
-    if "ddpm" not in judged or len(judged) < 2:
-        return f"not decidable yet: arms with fewer than two fine-tune seeds ({pending}).\n"
-    better, worse = [], []
-    for name, r in judged.items():
-        d = r.get("vs_ddpm", {}).get(TAIL)
-        if d and d.get("ci95") and d["excludes_zero"]:
-            (better if d["better"] else worse).append((name, d["diff"]))
-    least, most = min(len(r["seeds"]) for r in judged.values()), max(len(r["seeds"]) for r in judged.values())
-    lines = [f"Over {least} fine-tune seeds per arm" + (f" (up to {most})" if most != least else "")
-             + f", for {', '.join(judged)}:"]
-    if better:
-        name, diff = min(better, key=lambda x: x[1])
-        overall = methods[name]["vs_ddpm"].get("fid", {})
-        caveat = "" if not overall.get("excludes_zero") or overall.get("better") else ", but its overall FID is significantly worse"
-        lines.append(f"{name} improves the tail FID over plain fine-tuning with an interval excluding 0 ({diff:+.2f}){caveat}.")
-    else:
-        lines.append("no arm's tail FID differs from plain fine-tuning's with an interval excluding 0.")
-    if worse:
-        lines.append("Significantly worse tail FID: " + ", ".join(f"{n} ({d:+.2f})" for n, d in worse) + ".")
-    lora = methods.get("ddpm-lora", {})
-    cost = lora.get("cost") or {}
-    full_cost = methods.get("ddpm", {}).get("cost") or {}
-    if cost and full_cost and lora.get("vs_ddpm", {}).get(TAIL, {}).get("ci95"):
-        d = lora["vs_ddpm"][TAIL]
-        share = cost["trainable_parameters"] / full_cost["trainable_parameters"]
-        how = "differs" if d["excludes_zero"] else "does not differ"
+    cost, full = (methods.get("ddpm-lora") or {}).get("cost") or {}, (methods.get("ddpm") or {}).get("cost") or {}
+    if cost and full:
+        share = cost["trainable_parameters"] / full["trainable_parameters"]
         lines.append(f"LoRA trains {share:.0%} of the weights and saves {cost['saved_mib']:.1f} MiB against "
-                     f"{full_cost['saved_mib']:.1f}; its tail FID {how} from full fine-tuning's ({d['diff']:+.2f}).")
-    among = ""
-    if better and least < 3:
-        lines.append(f"Caution: with {least} seeds an arm's interval rests on {least - 1} degree(s) of freedom, and "
-                     f"{len(judged) - 1} arms are compared with no correction; a single exclusion is a lead for the "
-                     "planned seeds to confirm, not a finding.")
-    if pending:  # the pick can change once these arms have intervals
-        lines.append(f"Not judged yet (fewer than two fine-tune seeds): {pending}.")
-        among = " among the judged arms"
-    if better:
-        pick = min(better, key=lambda x: x[1])[0]
-        lines.append(f"Pick{among}: {pick}, on this evidence.")
-    else:
-        lora = ", or ddpm-lora where its cost matters" if "ddpm-lora" in judged else ""
-        lines.append(f"Pick{among}: plain fine-tuning (ddpm{lora}): on this evidence CORAL adds a head and a loss "
-                     "term without a measurable gain for the tail.")
+                     f"{full['saved_mib']:.1f}.")
     return " ".join(lines) + "\n"
 
 

@@ -58,26 +58,33 @@ def test_supcon_floor_is_the_mean_log_count_of_positives():
     assert study_tables.supcon_floor([100], batch=8, draws=10) == pytest.approx(math.log(7))
 
 
-def _arm(seeds, tail_diff=None, lo=None, hi=None, params=1000, mib=10.0):
-    vs = {} if tail_diff is None else {"tail:fid": {"diff": tail_diff, "ci95": [lo, hi], "values": [tail_diff] * seeds,
-                                                    "excludes_zero": lo > 0 or hi < 0, "better": tail_diff < 0}}
-    return {"seeds": list(range(seeds)), "vs_ddpm": vs, "cost": {"trainable_parameters": params, "saved_mib": mib}}
+def _results(arms: dict[str, list[float]], ddpm: list[float], costs: dict | None = None) -> dict:
+    """A fine-tune results.json: per arm its per-seed tail FIDs, paired with ddpm's."""
+    from coral_ft.bench.stats import paired_difference
+
+    def measured(values):
+        return {"tail:fid": {"mean": sum(values) / len(values), "values": values}}
+
+    methods = {"base": {"seeds": [0], "measured": measured([9.0])},
+               "ddpm": {"seeds": list(range(len(ddpm))), "measured": measured(ddpm), "cost": (costs or {}).get("ddpm")}}
+    for arm, values in arms.items():
+        iv = paired_difference(values, ddpm)
+        methods[arm] = {"seeds": list(range(len(values))), "measured": measured(values), "cost": (costs or {}).get(arm),
+                        "vs_ddpm": {"tail:fid": {"diff": iv.mean, "ci95": list(iv.ci95) if iv.ci95 else None,
+                                                 "values": iv.values, "excludes_zero": iv.excludes_zero(),
+                                                 "better": iv.mean < 0}}}
+    return {"scale": "paper", "metrics": [], "groups": {"classes": {"head": [0], "tail": [1]}}, "methods": methods}
 
 
-def test_the_verdict_picks_a_significant_tail_gain_and_waits_for_seeds():
-    results = {"methods": {"base": _arm(1), "ddpm": _arm(5), "coral": _arm(5, -1.0, -1.5, -0.5),
-                           "ddpm-lora": _arm(5, 0.1, -0.3, 0.5, params=50, mib=0.5)}}
-    text = study_tables.verdict(results)
-    assert "coral improves the tail FID" in text and "Pick: coral" in text and "LoRA trains 5% of the weights" in text
-    results["methods"]["coral"] = _arm(5, 0.2, -0.4, 0.8)
-    assert "Pick: plain fine-tuning" in study_tables.verdict(results)
-    results["methods"]["ddpm"] = _arm(2)
-    results["methods"]["coral"] = _arm(2, -1.0, -1.5, -0.5)
-    assert "Caution: with 2 seeds" in study_tables.verdict(results)  # an exclusion on one degree of freedom
-    results["methods"]["ddpm"] = _arm(5)
-    results["methods"]["coral"] = _arm(1, 0.2, -0.4, 0.8)  # judged without coral, which is named as pending
-    text = study_tables.verdict(results)
-    assert "for ddpm, ddpm-lora:" in text and "Not judged yet (fewer than two fine-tune seeds): coral 1" in text
-    assert "Pick among the judged arms: plain fine-tuning" in text
-    results["methods"]["ddpm-lora"] = _arm(1, 0.1, -0.3, 0.5)
-    assert study_tables.verdict(results).startswith("not decidable yet")  # nothing beside ddpm has an interval
+def test_the_study_verdict_follows_the_bench_rules():
+    ddpm = [10.0, 11.0, 12.0, 10.5, 11.5]
+    costs = {"ddpm": {"trainable_parameters": 1000, "saved_mib": 10.0},
+             "ddpm-lora": {"trainable_parameters": 50, "saved_mib": 0.5}}
+    strong = [d - 2.0 + e for d, e in zip(ddpm, [0.01, -0.02, 0.015, 0.0, -0.01])]
+    text = study_tables.verdict(_results({"coral": strong, "ddpm-lora": [d + 0.1 for d in ddpm]}, ddpm, costs))
+    assert "coral tail:fid -2.00" in text and "Pick: coral" in text and "LoRA trains 5% of the weights" in text
+    assert "agree exactly" in text  # ddpm-lora's differences are all +0.1: no evidence, no test
+    noisy = [d + e for d, e in zip(ddpm, [0.5, -0.4, 0.3, -0.6, 0.1])]
+    assert "Pick: plain fine-tuning" in study_tables.verdict(_results({"coral": noisy}, ddpm, costs))
+    two = study_tables.verdict(_results({"coral": strong[:2]}, ddpm[:2]))
+    assert "No verdict: 2 common seed(s)" in two and "No pick yet" in two  # however strong, two seeds name nothing
