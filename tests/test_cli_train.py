@@ -23,8 +23,19 @@ def test_train_end_to_end_on_the_tiny_preset(tmp_path, capsys):
     # resume picks the saved config up and continues to the new step count
     code, out, err = run_cli(["train", "--from-scratch", "--out", str(tmp_path / "r"), "--resume", "--max-steps", "3", "--no-progress"], capsys)
     assert code == 0, err
+    assert "--resume: continuing from step 2" in err and "to step 3" in err and "no --recipe" not in err
     last = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["step"] == 3
+    # resumed again once finished: it says so and writes nothing
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*") if p.is_file()}
+    code, out, err = run_cli(["train", "--from-scratch", "--out", str(tmp_path / "r"), "--resume", "--max-steps", "3", "--no-progress"], capsys)
+    assert code == 0 and "is already finished (step 3 of train.max_steps = 3)" in err and "model written" not in out, err
+    assert written == {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*") if p.is_file()}
+    # a finished run resumed with other [sample] settings writes its model again, recording them
+    code, out, err = run_cli(["train", "--from-scratch", "--out", str(tmp_path / "r"), "--resume", "--set", "sample.guidance=0.25",
+                              "--no-progress"], capsys)
+    assert code == 0 and "model written to" in out, err
+    assert json.loads((tmp_path / "r" / "model" / "coral_ft.json").read_text())["extra"]["sample"]["guidance"] == 0.25
 
 
 @pytest.mark.parametrize(
@@ -85,6 +96,13 @@ def test_official_code_is_one_switch_that_set_still_overrides(tmp_path, capsys):
     assert shown["objective"]["coral"]["lambda_mode"] == "batch-mean"
     code, out, _ = run_cli(["config", "show", "--official-code", "--set", "model.label_drop=per-sample"], capsys)
     assert code == 0 and tomllib.loads(out)["model"]["label_drop"] == "per-sample"
+
+
+def test_a_bare_resume_of_a_run_that_never_began_is_refused(tmp_path, capsys):
+    # killed before its folder existed: a bare --resume has no options to start it with (not the default's)
+    code, _, err = run_cli(["train", "--from-scratch", "--out", str(tmp_path / "r"), "--resume", "--max-steps", "3"], capsys)
+    assert code == 2 and "holds no run to resume" in err and "original command" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
 
 
 def test_resume_of_a_run_without_checkpoint_starts_it(tmp_path, capsys):

@@ -97,3 +97,23 @@ def test_resumed_lora_run_ends_where_an_uninterrupted_one_does(tmp_path, tiny_co
     atol = 0.0 if not torch.cuda.is_available() else 2e-4
     for k in wa:
         assert torch.allclose(wa[k], wb[k], rtol=0.0, atol=atol), k
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--rank", "4"], "--rank sets LoRA adapters, but this fine-tune trains every weight: add --lora"),
+    (["--full", "--lora-alpha", "8", "--lora-targets", "to_q"], "--lora-alpha, --lora-targets set LoRA adapters"),
+    (["--lora", "--preset", "small"], "a fine-tune keeps its base's architecture: drop --preset"),
+])  # fmt: skip
+def test_finetune_options_that_would_not_apply_are_refused(tmp_path, saved_base, capsys, extra, fragment):
+    args = ["--base", str(saved_base("unet2d-cond")), "--out", str(tmp_path / "run"), "--dataset", "digits-lt", "--dry-run"]
+    code, _, err = run_cli(["finetune", *args, *extra], capsys)
+    assert code == 2 and fragment in err
+    assert len(err.strip().splitlines()) == 1  # the error alone: no note of the recipe of a run that does not start
+
+
+def test_the_note_of_the_recipe_comes_only_when_the_run_proceeds(tmp_path, saved_base, capsys):
+    args = ["--out", str(tmp_path / "run"), "--dataset", "digits-lt", "--dry-run"]
+    code, _, err = run_cli(["finetune", "--base", str(tmp_path / "nothing"), *args], capsys)
+    assert code == 2 and err.strip().splitlines()[0].startswith("error: ") and len(err.strip().splitlines()) == 1
+    code, out, err = run_cli(["finetune", "--base", str(saved_base("unet2d-cond")), "--lora", "--rank", "4", *args], capsys)
+    assert code == 0 and "no --recipe: the digits-lt recipe" in err and "rank = 4" in out

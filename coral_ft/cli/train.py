@@ -14,21 +14,30 @@ from coral_ft.errors import UserError
 Out = Annotated[Path, typer.Option("--out", help="Run directory.", rich_help_panel=o.PANEL_RUN)]
 Resume = Annotated[bool, typer.Option("--resume", metavar="", help="Continue the run in --out from its newest checkpoint (starts it when it has none).", rich_help_panel=o.PANEL_RUN)]
 TRAINING_OPTIONS = (o.DATA, o.MODEL, o.METHOD, o.OPTIM, o.TRACKING, o.DEVICE)
+LORA_ONLY = {"finetune.rank": "--rank", "finetune.alpha": "--lora-alpha", "finetune.targets": "--lora-targets"}  # field: flag
 
 
 def training_config(out: Path, recipe, sets, resume: bool, flags: dict, base: dict | None = None):
-    """Recipe (or, resuming without one, the run's saved config; else the data set's own recipe,
-    said on stderr) + --set + flags. `base`: settings under the recipe (a fine-tuning base's data)."""
+    """-> (config, notes). Recipe (or, resuming without one, the run's saved config; else the data
+    set's own recipe) + --set + flags. `base`: settings under the recipe (a fine-tuning base's data).
+    `notes`: what to say on stderr once the run proceeds (which recipe a data set name brought)."""
     from coral_ft.checkpoint.layout import RunDir
 
     saved = RunDir(out).config
     run = saved if recipe is None and resume and saved.is_file() else None
+    if resume and recipe is None and run is None and base is None and not names_dataset(sets, flags):
+        raise UserError(f"--resume: {out} holds no run to resume (no {saved.name}: it stopped before it began); "
+                        "start it with the options of the original command (--recipe or --dataset, ...) and --resume")
     config = o.resolve_config(recipe=recipe, run=run, base=base, sets=sets, flags=flags)
     implied = o.implied_recipe(sets=sets, flags=flags, base=base) if recipe is None and run is None else None
-    if implied is not None:  # said once the settings are valid: a mistake stays one line
-        typer.secho(f"no --recipe: the {implied} recipe (the data set's own) sets everything not given; "
-                    "--recipe or --set changes it", err=True)
-    return o.fit_precision(config, sets, flags)  # a recipe's GPU precision on a CPU: what the CPU runs
+    notes = (f"no --recipe: the {implied} recipe (the data set's own) sets everything not given; "
+             "--recipe or --set changes it",) if implied is not None else ()
+    return o.fit_precision(config, sets, flags), notes  # a recipe's GPU precision on a CPU: what the CPU runs
+
+
+def names_dataset(sets, flags: dict) -> bool:
+    """Whether --dataset or --set data.dataset=... names the data set."""
+    return "data.dataset" in flags or any(s.split("=", 1)[0].strip() == "data.dataset" for s in sets or [])
 
 
 def base_run_data(spec: str | None) -> dict | None:
@@ -41,16 +50,22 @@ def base_run_data(spec: str | None) -> dict | None:
     return {"data": read_recipe(RunDir(spec).config).get("data", {})}
 
 
-def show_or_train(config, out: Path, resume: bool, progress: bool, dry_run: bool, source=None) -> None:
+def show_or_train(config, out: Path, resume: bool, progress: bool, dry_run: bool, source=None, notes=()) -> None:
     if dry_run:
+        for note in notes:
+            typer.echo(note, err=True)
         typer.echo(config.to_toml())
         return
+    from coral_ft.checkpoint.layout import RunDir
     from coral_ft.devices import use_runtime
+    from coral_ft.train.resume import finished_step
     from coral_ft.train.trainer import train
 
     use_runtime(config.runtime)
-    model_dir = train(config, out, resume=resume, source=source, progress=progress)
-    typer.echo(f"model written to {model_dir}")
+    finished = resume and finished_step(config, RunDir(out)) is not None  # train() says so, and writes nothing
+    model_dir = train(config, out, resume=resume, source=source, progress=progress, notes=notes)
+    if not finished:
+        typer.echo(f"model written to {model_dir}")
 
 
 @app.command("train")
@@ -69,8 +84,8 @@ def train_command(
     """Train from scratch; writes config.toml, checkpoints/, metrics.jsonl, samples/ and model/ to --out."""
     if not from_scratch:
         raise UserError("`coral-ft train` trains from scratch: pass --from-scratch (to start from a checkpoint, use `coral-ft finetune --base`)")
-    config = training_config(out, recipe, sets, resume, flags)
-    show_or_train(config, out, resume, progress, dry_run)
+    config, notes = training_config(out, recipe, sets, resume, flags)
+    show_or_train(config, out, resume, progress, dry_run, notes=notes)
 
 
 @app.command("finetune")
@@ -92,9 +107,16 @@ def finetune_command(
     """
     from coral_ft.finetune.source import FinetuneSource
 
-    config = training_config(out, recipe, sets, resume, flags, base=base_run_data(flags.get("finetune.base")))
+    if "model.preset" in flags:
+        raise UserError("--preset chooses the U-Net of `coral-ft train --from-scratch`; a fine-tune keeps its base's "
+                        "architecture: drop --preset")
+    config, notes = training_config(out, recipe, sets, resume, flags, base=base_run_data(flags.get("finetune.base")))
     if not config.finetune.base:
         raise UserError("pass --base: a diffusers U-Net folder, a coral-ft run directory, a cached hub ID or a peers' ckpt_*.pt")
+    lora_only = [name for field, name in LORA_ONLY.items() if field in flags]
+    if lora_only and not config.finetune.lora:
+        raise UserError(f"{', '.join(lora_only)} set{'s' if len(lora_only) == 1 else ''} LoRA adapters, but this "
+                        f"fine-tune trains every weight: add --lora, or drop {', '.join(lora_only)}")
     source = FinetuneSource(config.finetune)
     source.locate()  # a missing or unreadable base fails now, before the data is read
-    show_or_train(config, out, resume, progress, dry_run, source)
+    show_or_train(config, out, resume, progress, dry_run, source, notes)

@@ -1,7 +1,8 @@
 """What a run folder allows: start a new run, continue one with --resume, or refuse.
 
 - `--resume` on a folder without a complete checkpoint (missing, or stopped before its first)
-  starts the run, which is what a cluster's requeue needs;
+  starts the run, which is what a cluster's requeue needs; on a run with one it says the step it
+  continues from; on a finished run whose model/ is that of its last step it does nothing;
 - without `--resume`, a folder that holds a run is refused (nothing is overwritten);
 - a resumed run must not change what defines the model (`FROZEN_SECTIONS`), and its
   metrics.jsonl keeps each step once (lines logged after the checkpoint are dropped).
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 from coral_ft.checkpoint.layout import RunDir
+from coral_ft.checkpoint.model import load_info
 from coral_ft.checkpoint.training import list_checkpoints
 from coral_ft.config import RunConfig, load_config
 from coral_ft.errors import UserError
@@ -39,7 +41,23 @@ def checkpoint_to_resume(config: RunConfig, run: RunDir, resume: bool, announce:
             raise UserError(f"{run.root} already holds a run; pass --resume to continue it or choose another --out")
         return None
     check_resume_config(config, run)
-    return existing[-1][1]
+    step, checkpoint = existing[-1]
+    if announce and step < config.train.max_steps:
+        print(f"--resume: continuing from step {step} ({checkpoint}) to step {config.train.max_steps}", file=sys.stderr)
+    return checkpoint
+
+
+def finished_step(config: RunConfig, run: RunDir) -> int | None:
+    """The last step of a finished run whose model/ is up to date, else None: its newest checkpoint
+    reached train.max_steps and model/ was written from that step with these [sample] settings
+    (which a resume may change, and model/coral_ft.json records)."""
+    existing = list_checkpoints(run.checkpoints)
+    if not existing or existing[-1][0] < config.train.max_steps or not (run.model / "config.json").is_file():
+        return None
+    step = existing[-1][0]
+    recorded = load_info(run.model).extra
+    sample = json.loads(json.dumps(config.to_dict()["sample"]))  # as coral_ft.json holds it
+    return step if recorded.get("step") == step and recorded.get("sample") == sample else None
 
 
 def check_resume_config(config: RunConfig, run: RunDir) -> None:

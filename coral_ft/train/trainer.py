@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -52,7 +53,7 @@ from coral_ft.models.presets import num_classes_of
 from coral_ft.models.schedule import ForwardProcess
 from coral_ft.objectives import OBJECTIVES, ObjectiveContext, TrainBatch, build_objective, drop_labels
 from coral_ft.train.grid import GridStopped, save_sample_grid
-from coral_ft.train.resume import checkpoint_to_resume, truncate_metrics
+from coral_ft.train.resume import checkpoint_to_resume, finished_step, truncate_metrics
 from coral_ft.train.signals import StopRequests
 from coral_ft.train.source import FromScratch, UNetSource
 from coral_ft.train.tracking import check_tracker, log_image, start_tracking
@@ -427,18 +428,29 @@ def _ema_key(name: str) -> str:
 
 
 def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, source: UNetSource | None = None,
-          progress: bool = True, data: LabeledImages | None = None, announce: bool = True) -> Path:
+          progress: bool = True, data: LabeledImages | None = None, announce: bool = True,
+          notes: tuple[str, ...] = ()) -> Path:
     """Train (or fine-tune, with a source) and return the run's exported model folder.
 
     `out_dir` receives `config.toml`, `checkpoints/`, `metrics.jsonl`, `samples/`, `model/` and
     `head/` (coral_ft.checkpoint.layout). With `resume`, training continues from the newest
-    complete checkpoint; a run without one starts from the beginning (coral_ft.train.resume).
-    `data` trains on images already in memory instead of reading `config.data`. `announce`: say
-    when `resume` finds nothing to resume (a user's --resume; a bench resumes every stage).
+    complete checkpoint; a run without one starts from the beginning, and a finished one whose
+    model/ is up to date is left as it is (coral_ft.train.resume). `data` trains on images already
+    in memory instead of reading `config.data`. `announce`: say on stderr what `resume` does (a
+    user's --resume; a bench resumes every stage). `notes`: lines for stderr once every check has
+    passed and the run starts (the CLI's word on the recipe a data set name brought).
     """
     run = RunDir(out_dir)
     checkpoint = checkpoint_to_resume(config, run, resume, announce)
+    done = finished_step(config, run) if checkpoint is not None else None
+    if done is not None:
+        if announce:
+            print(f"--resume: {run.root} is already finished (step {done} of train.max_steps = {config.train.max_steps}); "
+                  f"its model in {run.model} is unchanged: raise --max-steps to train on", file=sys.stderr)
+        return run.model
     trainer = Trainer(config, run.root, source, progress, data)
+    for note in notes if trainer.accelerator.is_main_process else ():
+        print(note, file=sys.stderr)
     if trainer.accelerator.is_main_process:
         run.root.mkdir(parents=True, exist_ok=True)
         save_config(config, run.config)
