@@ -4,6 +4,7 @@ the data, and the zero-initialised class embedding that keeps an unconditional b
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -81,6 +82,19 @@ def test_hub_id_resolves_offline_from_the_cache_and_fails_clearly_when_absent(tm
     assert load_unet(folder).config.num_class_embeds is None
     with pytest.raises(UserError, match="not in the local Hugging Face cache"):
         resolve_unet_folder("someone/absent-model", cache_dir=tmp_path / "hub")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("runs/nope", "local folder runs/nope not found: runs/ has no 'nope'"),  # runs/ is a folder here: a path, not a hub ID
+    ("./nope", "local folder ./nope not found: this folder has no 'nope'"),
+    ("../nope/model", "local folder ../nope/model not found: ../ has no 'nope'"),
+    ("someone/absent-model", "not in the local Hugging Face cache"),  # no folder someone/ here: a hub ID
+])  # fmt: skip
+def test_a_mistyped_local_base_is_reported_as_a_missing_folder_not_a_hub_model(tmp_path, monkeypatch, spec, message):
+    (tmp_path / "work" / "runs").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "work")
+    with pytest.raises(UserError, match=re.escape(message)):
+        resolve_unet_folder(spec, cache_dir=tmp_path / "hub")
 
 
 @pytest.mark.parametrize(

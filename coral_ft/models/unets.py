@@ -70,9 +70,27 @@ def resolve_unet_folder(spec: str, cache_dir: str | Path | None = None) -> Path:
     path = Path(spec).expanduser()
     if path.exists():
         return find_unet_folder(path)
-    if HUB_ID.match(spec):
-        return find_unet_folder(hub_snapshot(spec, cache_dir))
-    raise UserError(f"{spec!r} not found: give a diffusers model folder, a coral-ft run directory or a cached hub ID (owner/name)")
+    missing = missing_local_folder(spec)
+    if HUB_ID.match(spec) and not spec.startswith((".", "~")):
+        try:
+            snapshot = hub_snapshot(spec, cache_dir)
+        except UserError:
+            if missing:  # runs/nope, where runs/ is a folder here: a mistyped path, not a hub model
+                raise UserError(missing) from None
+            raise
+        return find_unet_folder(snapshot)
+    raise UserError(missing or f"{spec!r} not found: give a diffusers model folder, a coral-ft run directory or a cached hub ID (owner/name)")
+
+
+def missing_local_folder(spec: str) -> str | None:
+    """What is missing when `spec` reads as a local path (it starts with /, ./, ../ or ~, or its
+    first part is a folder here) that does not exist; None when it does not read as one."""
+    path = Path(spec).expanduser()
+    if not spec.startswith(("/", ".", "~")) and not (path.parts and Path(path.parts[0]).is_dir()):
+        return None
+    have = next((p for p in path.parents if p.exists()), Path("."))  # a relative path's last parent is "."
+    where = "this folder" if have == Path(".") else have.as_posix().rstrip("/") + "/"
+    return f"local folder {spec} not found: {where} has no {path.relative_to(have).parts[0]!r}"
 
 
 def load_unet(folder: Path) -> nn.Module:
