@@ -46,7 +46,7 @@ def setup(tmp_path, monkeypatch):
 
 def test_eval_json_and_make_ref(setup, capsys):
     tmp, samples = setup
-    common = ["--weights-dir", tmp / "weights", "--feature-batch-size", 16, "--no-progress"]
+    common = ["--weights-dir", tmp / "weights", "--feature-batch-size", 16, "--no-progress", "--metric-network", "inception"]
     code, out, err = run_cli(["eval", "--samples", samples, "--ref", tmp / "ref", "--metrics",
                               "fid,is,kid,per-class-fid,recall", "--recall-network", "inception", "--json", *common], capsys)
     assert code == 0, err
@@ -72,14 +72,14 @@ def test_eval_json_and_make_ref(setup, capsys):
 def test_eval_text_output_names_metrics_and_network(setup, capsys):
     tmp, samples = setup
     code, out, err = run_cli(["eval", "--samples", samples, "--ref", tmp / "ref", "--metrics", "fid,is",
-                              "--weights-dir", tmp / "weights"], capsys)
+                              "--weights-dir", tmp / "weights", "--metric-network", "inception"], capsys)
     assert code == 0, err
     assert "FID " in out and "IS " in out and "inception-2015-12-05/pool3, clean resize" in out
 
 
 def test_eval_records_the_resize_and_refuses_to_mix_references(setup, capsys):
     tmp, samples = setup
-    common = ["--weights-dir", tmp / "weights", "--no-progress"]
+    common = ["--weights-dir", tmp / "weights", "--no-progress", "--metric-network", "inception"]
     stats = tmp / "legacy.npz"
     code, _, err = run_cli(["eval", "make-ref", tmp / "ref", "--out", stats, "--metrics", "fid", "--resize", "legacy-pytorch", *common], capsys)
     assert code == 0, err
@@ -103,8 +103,11 @@ def no_weights(monkeypatch, tmp_path):
     "args, fragment",
     [
         (["eval", "--metrics", "fid"], "needs --samples"),
-        (["eval", "--samples", "{samples}", "--ref", "{ref}", "--metrics", "fid"], "no Inception weights found"),
-        (["eval", "--samples", "{samples}", "--ref", "{ref}", "--metrics", "recall"], "no VGG16 weights found"),
+        (["eval", "--samples", "{samples}", "--ref", "{ref}", "--metrics", "fid", "--metric-network", "inception"], "no Inception weights found"),
+        (["eval", "--samples", "{samples}", "--ref", "{ref}", "--metrics", "recall", "--metric-network", "inception"], "no VGG16 weights found"),
+        (["eval", "--samples", "{samples}", "--ref", "{ref}", "--metric-network", "vgg"], "eval.metric_network must be one of"),
+        (["eval", "--samples", "{samples}", "--ref", "{tmp}/stats.npz", "--metric-network", "classifier"], "not found"),
+        (["eval", "--samples", "{samples}", "--ref", "{ref}", "--classifier", "{samples}"], "is not a classifier for 3-channel images of 3 classes"),
         (["eval", "--samples", "{samples}", "--ref", "{ref}", "--metrics", "psnr"], "eval.metrics: unknown psnr"),
         (["eval", "--samples", "{tmp}/none.npz", "--ref", "{ref}"], "samples file not found"),
         (["eval", "make-ref", "{ref}", "--out", "{tmp}/x.txt"], "must end in .npz"),
@@ -117,3 +120,20 @@ def test_bad_input_is_one_line_exit_2(setup, no_weights, capsys, args, fragment)
     code, out, err = run_cli(args, capsys)
     assert code == 2
     assert fragment in err and one_error_line(err) and "Traceback" not in err
+
+
+def test_eval_takes_an_image_folder_of_samples_as_its_npz(setup, capsys):
+    from coral_ft.sample.run import write_pngs
+
+    tmp, samples = setup
+    with np.load(samples) as f:
+        write_pngs(tmp / "png", f["images"], f["labels"], list(CLASSES))  # as `coral-ft sample --png-dir` writes them
+    common = ["--ref", tmp / "ref", "--metrics", "fid,per-class-fid", "--json", "--weights-dir", tmp / "weights",
+              "--no-progress", "--metric-network", "inception"]
+    results = []
+    for given in (samples, tmp / "png"):
+        code, out, err = run_cli(["eval", "--samples", given, *common], capsys)
+        assert code == 0, err
+        results.append(json.loads(out)["metrics"])
+    assert results[1]["fid"]["value"] == pytest.approx(results[0]["fid"]["value"], rel=1e-4)
+    assert results[1]["per-class-fid"]["values"] == pytest.approx(results[0]["per-class-fid"]["values"], rel=1e-4)

@@ -121,6 +121,20 @@ def test_imagefolder_reader(tmp_path):
     assert data.images.shape == (4, 3, 16, 16)
 
 
+def test_an_imagefolder_of_grey_images_has_one_channel_and_a_mixed_one_three(tmp_path):
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (tmp_path / "grey" / cls).mkdir(parents=True)
+        Image.new("L", (8, 8), 200).save(tmp_path / "grey" / cls / "0.png")
+    data = load_dataset("imagefolder", str(tmp_path / "grey"), "train")
+    assert data.images.shape == (2, 1, 8, 8) and int(data.images.max()) == 200
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "grey" / "b" / "1.png")  # one colour image: RGB for all
+    data = load_dataset("imagefolder", str(tmp_path / "grey"), "train")
+    assert data.images.shape == (3, 3, 8, 8)
+    assert data.images[0].tolist() == [[[200] * 8] * 8] * 3 and data.images[2, :, 0, 0].tolist() == [10, 20, 30]
+
+
 def test_batches_cover_each_epoch_once_and_are_seeded():
     n, b = 10, 4
     seen = torch.cat([global_batch_indices(n, b, seed=1, step=s) for s in range(5)])  # 2 epochs

@@ -158,3 +158,33 @@ def test_groups_add_only_what_the_requested_networks_give(digits_test, toy):
     result = evaluate(digits_test, REF, ev("fid"), extractor=toy, groups={"low": [0, 1, 2, 3, 4], "high": [5, 6, 7, 8, 9]})
     for group in result["groups"].values():
         assert group["fid"] is not None and group["kid"] is not None and "recall" not in group
+
+
+def test_an_image_folder_of_samples_reads_as_its_npz_does(digits_test, toy, tmp_path):
+    from coral_ft.metrics.evaluation import load_samples
+    from coral_ft.sample.run import write_pngs
+
+    keep = digits_test["labels"] != 3  # class 3 drawn no sample: folders 000-0 .. 009-9 without 003-3
+    samples = {k: v[keep] for k, v in digits_test.items()}
+    write_pngs(tmp_path / "png", samples["images"], samples["labels"], [str(c) for c in range(10)])
+    loaded = load_samples(tmp_path / "png")
+    assert loaded.images.shape == samples["images"].shape and sorted(loaded.labels) == sorted(samples["labels"])
+    for c in range(10):  # each class's images, in sample order, under its own label
+        assert np.array_equal(loaded.images[loaded.labels == c], samples["images"][samples["labels"] == c])
+    from_folder = evaluate(tmp_path / "png", REF, ev("fid"), extractor=toy)["metrics"]["fid"]["value"]
+    assert from_folder == pytest.approx(evaluate(samples, REF, ev("fid"), extractor=toy)["metrics"]["fid"]["value"])
+
+
+def test_a_flat_folder_of_samples_has_no_labels_and_an_empty_one_is_a_clear_error(digits_test, tmp_path):
+    from PIL import Image
+
+    from coral_ft.metrics.evaluation import load_samples
+
+    (tmp_path / "flat").mkdir()
+    for i, img in enumerate(digits_test["images"][:4]):
+        Image.fromarray(img[..., 0]).save(tmp_path / "flat" / f"{i}.png")
+    loaded = load_samples(tmp_path / "flat")
+    assert loaded.labels is None and np.array_equal(loaded.images, digits_test["images"][:4])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images in .*--samples takes a .npz"):
+        load_samples(tmp_path / "empty")

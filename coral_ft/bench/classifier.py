@@ -99,6 +99,21 @@ def load_or_train(path: Path, images: np.ndarray, labels: np.ndarray, num_classe
         tmp = path.with_suffix(".tmp")
         torch.save(net.state_dict(), tmp)
         tmp.replace(path)
-    net = build_network(images.shape[-1], num_classes)
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return load_classifier(path, images.shape[-1], num_classes)
+
+
+def load_classifier(path: Path, channels: int, num_classes: int) -> ClassifierFeatures:
+    """The classifier saved at `path` (by `load_or_train`) for images of `channels` and `num_classes`."""
+    from coral_ft.errors import UserError
+
+    path = Path(path)
+    net = build_network(channels, num_classes)
+    try:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except FileNotFoundError:
+        raise UserError(f"classifier file not found: {path}") from None
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:  # another network's file, or not one at all
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path} is not a classifier for {channels}-channel images of {num_classes} classes "
+                        f"({first}); delete it to train one again") from None
     return ClassifierFeatures(net, hashlib.sha1(path.read_bytes()).hexdigest())

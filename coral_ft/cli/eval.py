@@ -26,7 +26,7 @@ def _extractor_device(config) -> str:
 @o.takes(o.EVAL, DATA_ROOT, o.DEVICE)
 def eval_command(
     ctx: typer.Context,
-    samples: Annotated[Path | None, typer.Option("--samples", help="Samples .npz from `coral-ft sample` (images uint8 NHWC, labels).")] = None,
+    samples: Annotated[Path | None, typer.Option("--samples", help="Samples .npz from `coral-ft sample` (images uint8 NHWC, labels), or an image folder (class sub-folders as `sample --png-dir` writes them, or images alone).")] = None,
     ref: Annotated[str | None, typer.Option("--ref", help="DATASET:SPLIT (e.g. cifar10:train), an image folder, or a stats .npz from make-ref.")] = None,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON object.")] = False,
     recipe: o.Recipe = None,
@@ -39,15 +39,50 @@ def eval_command(
     if ctx.invoked_subcommand is not None:
         return
     if samples is None or ref is None:
-        raise UserError("coral-ft eval needs --samples FILE.npz and --ref REF (or the make-ref command)")
-    from coral_ft.metrics.evaluation import evaluate
+        raise UserError("coral-ft eval needs --samples (a .npz or an image folder) and --ref REF (or the make-ref command)")
+    from dataclasses import replace
+
+    from coral_ft.config import config_from_dict
+    from coral_ft.metrics.evaluation import evaluate, load_reference, load_samples
+    from coral_ft.metrics.network_choice import default_classifier_path, default_metrics
 
     # samples carry no data set name: no recipe unless one is given (the digits default's one thread
     # would slow Inception features on a CPU)
-    config = o.resolve_config(recipe=recipe, sets=sets, flags=flags, default_recipe=False)
+    given = o.layered(recipe=recipe, sets=sets, flags=flags, default_recipe=False)
+    config = config_from_dict(given)
     device = _extractor_device(config)
-    result = evaluate(samples, ref, config.eval, device=device, data_root=config.data.root, progress=progress)
+    loaded = load_samples(samples)
+    side = loaded.images.shape[1]
+    # A data set whose reader resizes (digits) is read at the samples' size, e.g. 8x8 digits.
+    reference = load_reference(ref, config.data.root, image_size=side)
+    network, extractor = metric_network(config.eval, reference, side,
+                                        lambda: default_classifier_path(reference, ref, samples.parent, side))
+    settings = config.eval
+    if "metrics" not in given.get("eval", {}):  # none named: those that run with this network
+        settings = replace(settings, metrics=default_metrics(network, settings))
+    result = evaluate(loaded, reference, settings, extractor=extractor, device=device, progress=progress)
     typer.echo(json.dumps(result, indent=2) if as_json else format_result(result))
+
+
+def metric_network(settings, reference, side: int, default_path) -> tuple[str, object | None]:
+    """("inception" or "classifier", the classifier or None for evaluate()'s TF-Inception / VGG16).
+    Says on stderr, in one line, why auto chose the classifier, and when one is trained."""
+    from coral_ft.metrics.network_choice import choose_network, load_metric_classifier
+
+    network, why = choose_network(settings, side, reference)
+    if network != "classifier":
+        return network, None
+    path = Path(settings.classifier) if settings.classifier else default_path()
+    trains = not path.is_file()
+    said = "eval: the metric network is the bench's small classifier" + (f" ({why})" if why else "")
+    said += f"; trained on the reference once, saved to {path}" if trains else f", from {path}"
+    said += "; --metric-network inception for TF-Inception" if why else ""
+    if trains:  # said before the seconds of training
+        typer.secho(said, err=True)
+    net = load_metric_classifier(reference, path)
+    if why and not trains:  # said once the file proved readable: a bad one is one error line
+        typer.secho(said, err=True)
+    return network, net
 
 
 @eval_app.command("make-ref")
@@ -80,8 +115,9 @@ def make_ref_command(
     if spec is not None and spec.resizes and image_size is None and config.data.dataset == dataset:
         image_size = config.data.image_size  # e.g. the digits-lt recipe's 8x8
     images = load_reference(ref, config.data.root, image_size)
-    path = make_reference(images, out, config.eval, keep_features=features, device=_extractor_device(config),
-                          progress=progress)
+    _, extractor = metric_network(config.eval, images, images.images.shape[1], lambda: out.with_suffix(".classifier.pt"))
+    path = make_reference(images, out, config.eval, extractor=extractor, keep_features=features,
+                          device=_extractor_device(config), progress=progress)
     typer.echo(f"reference statistics written to {path}")
 
 

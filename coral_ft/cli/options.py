@@ -202,7 +202,9 @@ SAMPLING = {
     "sample_compile": option("sample.compile", "--compile/--no-compile", help="torch.compile the U-Net for sampling.", panel=PANEL_SAMPLE),
 }
 EVAL = {
-    "metrics": option("eval.metrics", "--metrics", help=f"Comma list of {_listed(_evaluated())}.", panel=PANEL_EVAL),
+    "metrics": option("eval.metrics", "--metrics", help=f"Comma list of {_listed(_evaluated())} (none named: fid, and is where the metric network has logits).", panel=PANEL_EVAL),
+    "metric_network": option("eval.metric_network", "--metric-network", help="Feature network: auto (the bench's small classifier for images under 32x32 or a reference made with it, else TF-Inception), inception, or classifier.", panel=PANEL_EVAL),
+    "classifier": option("eval.classifier", "--classifier", help="The classifier's file: loaded, else trained on the reference and saved there (default: REF.classifier.pt beside a stats file, else in the samples' or --out's folder).", panel=PANEL_EVAL),
     "resize": option("eval.resize", "--resize", help="Inception resize: clean (clean-fid) or legacy-pytorch (the peers' and the paper's).", panel=PANEL_EVAL),
     "recall_network": option("eval.recall_network", "--recall-network", help="Precision/recall features: vgg16 (the original metric) or inception.", panel=PANEL_EVAL),
     "k": option("eval.k", "--k", help="Neighbours of the precision/recall manifolds.", panel=PANEL_EVAL, min=1),

@@ -193,7 +193,13 @@ class SampleConfig:
 class EvalConfig:
     """Metrics of generated samples against a balanced real reference (see docs/evaluation.md)."""
 
-    metrics: list[str] = field(default_factory=lambda: ["fid", "is"])
+    # `coral-ft eval` adds is where the metric network has classifier logits (the classifier, or
+    # clean-fid's Inception file): its default set holds only metrics that run
+    metrics: list[str] = field(default_factory=lambda: ["fid"])
+    # auto: the bench's small classifier for images under 32x32 (or a reference file made with
+    # it), else TF-Inception; inception; classifier (coral_ft.bench.classifier)
+    metric_network: str = "auto"
+    classifier: str | None = None  # the classifier's file (trained there when missing); default beside the reference or samples
     resize: str = "clean"  # Inception resize: clean (clean-fid) or legacy-pytorch (the peers, the paper)
     recall_network: str = "vgg16"  # precision/recall features: vgg16 (the original metric) or inception
     k: int = 3  # neighbours of the precision/recall manifolds
@@ -209,6 +215,7 @@ class EvalConfig:
                f"eval.metrics: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(evaluated())}")
         check_choice("eval.resize", self.resize, RESIZES)
         check_choice("eval.recall_network", self.recall_network, ("vgg16", "inception"))
+        check_choice("eval.metric_network", self.metric_network, METRIC_NETWORKS)
         check_positive("eval", self, "k", "feature_batch_size", "prd_runs")
 
 

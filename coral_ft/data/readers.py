@@ -71,10 +71,34 @@ def read_cifar100(root, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return _planar_to_nchw(batch["data"], len(labels)), labels, list(classes)
 
 
-def read_imagefolder(root, image_size: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """`root/<class name>/<image>`: classes in sorted name order; RGB, resized to a square."""
+GREY_MODES = ("1", "L", "LA")  # PIL modes of grey images (LA: grey with alpha, dropped)
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_images(paths: list[Path], image_size: int | None) -> np.ndarray:
+    """uint8 (N, C, S, S): one channel when every image is grey, else RGB (a grey image's value in
+    all three); resized to S = image_size (else the first image's width) where they differ."""
     from PIL import Image
 
+    grey, size = [], image_size
+    for path in paths:
+        with Image.open(path) as img:
+            img = img.convert("L") if img.mode in GREY_MODES else img.convert("RGB")
+            size = size or img.size[0]
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.BICUBIC)
+            grey.append(np.asarray(img))  # (S, S) grey or (S, S, 3)
+    if all(a.ndim == 2 for a in grey):
+        return np.stack(grey)[:, None]
+    return np.stack([np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a for a in grey]).transpose(0, 3, 1, 2)
+
+
+def read_imagefolder(root, image_size: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """`root/<class name>/<image>`: classes in sorted name order; grey (one channel) when every
+    image is, else RGB; resized to a square."""
     layout = "an image folder: one sub-folder per class holding .png/.jpg images"
     if root is None:
         raise DataError(f"imagefolder needs --data-root: {layout}")
@@ -82,21 +106,14 @@ def read_imagefolder(root, image_size: int | None) -> tuple[np.ndarray, np.ndarr
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not classes:
         raise DataError(f"no class folders under {root}; expected {layout}")
-    images, labels = [], []
-    size = image_size
+    paths, labels = [], []
     for label, name in enumerate(classes):
-        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        for path in files:
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-                size = size or img.size[0]
-                if img.size != (size, size):
-                    img = img.resize((size, size), Image.BICUBIC)
-                images.append(np.asarray(img).transpose(2, 0, 1))
-            labels.append(label)
-    if not images:
+        files = image_files(root / name)
+        paths += files
+        labels += [label] * len(files)
+    if not paths:
         raise DataError(f"no images under {root}; expected {layout}")
-    return np.stack(images), np.asarray(labels, dtype=np.int64), classes
+    return read_images(paths, image_size), np.asarray(labels, dtype=np.int64), classes
 
 
 def read_packed(path) -> tuple[np.ndarray, np.ndarray, list[str]]:

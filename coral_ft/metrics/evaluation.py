@@ -15,6 +15,7 @@ recall_network, k, feature_batch_size, weights_dir, prd_runs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,14 +48,16 @@ class Samples:
 
 
 def load_samples(samples) -> Samples:
-    """A samples .npz (`images` uint8 (N, H, W, C), `labels` (N,)), a dict with those keys, or
-    `Samples` already in memory (returned as they are)."""
+    """A samples .npz (`images` uint8 (N, H, W, C), `labels` (N,)), an image folder
+    (`load_sample_folder`), a dict with those keys, or `Samples` already in memory (returned as they are)."""
     if isinstance(samples, Samples):
         return samples
     if isinstance(samples, dict):
         source, data = "<in memory>", samples
     else:
         path = Path(samples)
+        if path.is_dir():
+            return load_sample_folder(path)
         if not path.is_file():
             raise UserError(f"samples file not found: {path} (make one with `coral-ft sample`)")
         source = str(path)
@@ -71,6 +74,29 @@ def load_samples(samples) -> Samples:
     if labels is not None and labels.shape != (len(images),):
         raise UserError(f"samples {source}: {len(images)} images but labels of shape {labels.shape}")
     return Samples(source, images, labels)
+
+
+CLASS_FOLDER = re.compile(r"^(\d+)-")  # `coral-ft sample --png-dir` names class c's folder f"{c:03d}-{name}"
+
+
+def load_sample_folder(folder: Path) -> Samples:
+    """Samples as images: class sub-folders (labels: the number a folder's name starts with, as
+    `coral-ft sample --png-dir` writes them, else the folders' sorted order, as an image folder
+    --ref is read), or images alone (no labels). Grey when every image is, else RGB."""
+    from coral_ft.data.readers import image_files, read_imagefolder, read_images
+
+    if any(p.is_dir() for p in folder.iterdir()):
+        images, labels, names = read_imagefolder(folder, None)
+        numbered = [CLASS_FOLDER.match(n) for n in names]
+        if all(numbered):
+            labels = np.asarray([int(m.group(1)) for m in numbered], dtype=np.int64)[labels]
+    else:
+        files = image_files(folder)
+        if not files:
+            raise UserError(f"no images in {folder}: --samples takes a .npz from `coral-ft sample` or a folder of "
+                            "images (alone, or in class sub-folders as `coral-ft sample --png-dir` writes them)")
+        images, labels = read_images(files, None), None
+    return Samples(str(folder), np.ascontiguousarray(images.transpose(0, 2, 3, 1)), labels)
 
 
 def load_reference(ref, data_root=None, image_size: int | None = None) -> ReferenceImages | ReferenceStats:

@@ -1,0 +1,74 @@
+"""Which feature network `coral-ft eval` measures with, and its default metric set.
+
+TF-Inception's features mean little for 8x8 or 16x16 grey images (upsampled to 299x299), and cost
+minutes on a CPU. Below `SMALL_IMAGES` pixels a side, `eval.metric_network = "auto"` measures with
+the bench's small classifier (coral_ft.bench.classifier: trained on the balanced reference
+images, deterministic, cached in a file), so `coral-ft eval` and `coral-ft bench` give FIDs of one
+scale. A statistics file from `make-ref` keeps the network it was made with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from coral_ft.errors import UserError
+
+SMALL_IMAGES = 32  # images smaller than this (a side) are measured with the classifier under auto
+CLASSIFIER_NAME = "bench-classifier/penultimate"  # coral_ft.bench.classifier.ClassifierFeatures.name
+
+
+def choose_network(settings, image_side: int, ref) -> tuple[str, str | None]:
+    """("inception" or "classifier", why auto chose the classifier, else None)."""
+    from coral_ft.metrics.reference import ReferenceStats
+
+    if settings.metric_network != "auto":
+        return settings.metric_network, None
+    if isinstance(ref, ReferenceStats):  # the file says which network it holds
+        if CLASSIFIER_NAME in ref.networks:
+            return "classifier", f"the reference {ref.name} holds the classifier's statistics"
+        return "inception", None
+    if image_side < SMALL_IMAGES:
+        return "classifier", (f"the images are {image_side}x{image_side}, under {SMALL_IMAGES}x{SMALL_IMAGES}, where "
+                              "TF-Inception's features mean little")
+    return "inception", None
+
+
+def default_classifier_path(ref, ref_spec: str, beside: Path, image_side: int) -> Path:
+    """Where the classifier lives unless --classifier says: next to a statistics file (REF.classifier.pt),
+    else in `beside` (the samples' folder, make-ref's output's) named after the reference and size."""
+    from coral_ft.metrics.reference import ReferenceStats
+
+    if isinstance(ref, ReferenceStats) and str(ref_spec).endswith(".npz"):
+        return Path(ref_spec).with_suffix(".classifier.pt")
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(str(ref_spec).rstrip("/")).name.replace(":", "-"))
+    return Path(beside) / f"classifier-{slug}-{image_side}px.pt"
+
+
+def load_metric_classifier(ref, path: Path, train_ok: bool = True):
+    """The classifier of `ref`'s images and classes: loaded from `path`, or trained on `ref`'s images
+    (ReferenceImages) and saved there. A statistics file cannot train one: its file must exist."""
+    from coral_ft.bench.classifier import load_classifier, load_or_train
+    from coral_ft.metrics.reference import ReferenceStats
+
+    if isinstance(ref, ReferenceStats):
+        if not Path(path).is_file():
+            raise UserError(f"the classifier of reference {ref.name} is not at {path}: pass --classifier FILE (the "
+                            "one make-ref used), or a DATASET:SPLIT or image-folder --ref to train one")
+        return load_classifier(path, ref.image_shape[-1], len(ref.class_names))
+    if not Path(path).is_file() and not train_ok:
+        raise UserError(f"classifier file not found: {path}")
+    return load_or_train(path, ref.images, ref.labels, len(ref.class_names))
+
+
+def default_metrics(network: str, settings) -> list[str]:
+    """The metric set `coral-ft eval` runs when none is named: FID, and IS where the network has
+    classifier logits (the classifier; TF-Inception from clean-fid's file, not the pool3-only one)."""
+    if network == "classifier":
+        return ["fid", "is"]
+    from coral_ft.metrics.features.weights import INCEPTION_FILE, find_inception
+
+    try:
+        has_logits = find_inception(settings.weights_dir).path.name == INCEPTION_FILE
+    except UserError:  # no weights: evaluate() says where to get them
+        has_logits = False
+    return ["fid", "is"] if has_logits else ["fid"]
