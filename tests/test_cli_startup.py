@@ -41,3 +41,23 @@ def test_completion_offers_the_names_that_start_with_what_was_typed():
     assert set(options.completing(options.dataset_names)("cifar")) == {n for n in DATASETS if n.startswith("cifar")}
     assert "dpm++" in "".join(options.completing(options.sampler_names)("dpm"))
     assert options.completing(options.recipe_names)("zz-no-such") == []
+
+
+@pytest.mark.parametrize("args, usage", [
+    (["--help"], "Usage: coral-ft [OPTIONS] COMMAND [ARGS]..."),
+    (["export", "--help"], "Usage: coral-ft export [OPTIONS] RUN"),
+    (["data", "stats", "--help"], "Usage: coral-ft data stats [OPTIONS] DATASET"),
+    (["train", "--help"], "Usage: coral-ft train [OPTIONS]"),
+])  # fmt: skip
+def test_help_starts_with_its_usage_line_and_writes_arguments_plainly(args, usage, capsys):
+    from tests.conftest import run_cli
+
+    code, out, _ = run_cli(args, capsys)
+    assert code == 0 and out.splitlines()[0].strip() == usage  # no blank line first, RUN not {RUN}
+
+
+def test_the_readmes_output_folders_are_ignored_by_git():
+    from pathlib import Path
+
+    ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().split()
+    assert {"runs/", "/exported/", "/refs/"} <= set(ignored)

@@ -14,7 +14,10 @@ from typing import Annotated
 import typer
 
 from coral_ft import __version__
+from coral_ft.cli import help as _help
 from coral_ft.errors import RunStopped, UserError
+
+_help.install()  # help that starts with its usage line, arguments written RUN
 
 app = typer.Typer(
     name="coral-ft",
