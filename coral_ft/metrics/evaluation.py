@@ -119,9 +119,11 @@ def check_compatible(samples: Samples, ref, computations, k: int, grouped: bool 
     """Every mismatch between samples and reference that no feature is needed to see."""
     got, want = tuple(samples.images.shape[1:]), _shape_of(ref)
     if got != want:
+        hint = ("; an image folder reads as one channel when every image in it is grey (mode L): save grey "
+                "images as such, e.g. PIL's image.convert('L')") if got[:2] == want[:2] and {got[2], want[2]} == {1, 3} else ""
         raise UserError(
             f"samples are {got[0]}x{got[1]} with {got[2]} channel(s) but the reference is "
-            f"{want[0]}x{want[1]} with {want[2]}; compare images of one size and channel count"
+            f"{want[0]}x{want[1]} with {want[2]}; compare images of one size and channel count{hint}"
         )
     n, ref_count, num_classes = len(samples.images), _count_of(ref), len(ref.class_names)
     for name in computations:
