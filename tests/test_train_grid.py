@@ -59,6 +59,28 @@ def test_a_grid_takes_few_steps_and_the_paper_unet_on_a_cpu_one_image_per_class(
     assert grid.grid_per_class(tiny_unet, 0, cpu) == 0
 
 
+def test_a_large_unet_on_a_cpu_draws_its_grid_a_row_at_a_time_with_the_same_noise(tiny_unet, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from diffusers import DDPMScheduler
+
+    sched = DDPMScheduler(num_train_timesteps=20)
+    cfg = load_config(None, {"train.sample_grid": 1, "sample.sampler": "ddim", "sample.steps": 2})
+    data = SimpleNamespace(num_classes=10, counts=lambda: list(range(20, 10, -1)), class_names=[str(i) for i in range(10)])
+    batches = []
+    real_sample = grid.sample
+
+    def counting(unet, scheduler, labels, seeds, settings, **kwargs):
+        batches.append(list(seeds))
+        return real_sample(unet, scheduler, labels, seeds, settings, **kwargs)
+
+    monkeypatch.setattr(grid, "sample", counting)
+    grid.save_sample_grid(tiny_unet, sched, data, cfg, tmp_path / "one-batch.png")
+    monkeypatch.setattr(grid, "CPU_GRID_MAX_PARAMS", 1000)
+    grid.save_sample_grid(tiny_unet, sched, data, cfg, tmp_path / "rows.png")
+    assert batches == [list(range(10))] + [[i] for i in range(10)]  # sample i: seed i either way
+
+
 def test_a_stop_signal_during_a_grid_stops_at_the_next_denoising_step(tmp_path, tiny_config, monkeypatch):
     calls = []
     real_sample = grid.sample

@@ -6,7 +6,8 @@ A grid is a look at progress, so it costs seconds, not a sampling run's minutes:
   recipes' DPM-Solver++), else DPM-Solver++ with `GRID_STEPS` steps (the paper recipes' 1,000-step
   DDPM: FID 2.0x that of 1000-step DDPM on the digits, docs/sampling.md);
 - on a CPU, a U-Net over `CPU_GRID_MAX_PARAMS` parameters (the paper's 35.7M) draws one image per
-  class, and bf16 only where the CPU computes it natively;
+  class, a row at a time (29 s in bf16, 43 s in fp32 on one thread: docs/measurements/cpu/grid_cost.txt),
+  and bf16 only where the CPU computes it natively;
 - `train.sample_grid = 0` draws none; `should_stop()` is asked after every denoising step (a stop
   signal leaves the grid unfinished, `GridStopped`).
 Grids draw from the EMA copy with generators of their own: training's weights and random streams
@@ -47,10 +48,12 @@ def grid_settings(unet, scheduler, settings, device: torch.device):
     return settings
 
 
+def large_on_cpu(unet, device: torch.device) -> bool:
+    return device.type == "cpu" and sum(p.numel() for p in unet.parameters()) > CPU_GRID_MAX_PARAMS
+
+
 def grid_per_class(unet, per_class: int, device: torch.device) -> int:
-    if device.type == "cpu" and sum(p.numel() for p in unet.parameters()) > CPU_GRID_MAX_PARAMS:
-        return min(per_class, 1)
-    return per_class
+    return min(per_class, 1) if large_on_cpu(unet, device) else per_class
 
 
 def save_sample_grid(unet, scheduler, data, config, path: Path, should_stop: Callable[[], bool] = lambda: False) -> Path | None:
@@ -60,26 +63,31 @@ def save_sample_grid(unet, scheduler, data, config, path: Path, should_stop: Cal
     if per_class == 0:
         return None
     settings = grid_settings(unet, scheduler, config.sample, device)
+    # A large U-Net on a CPU draws a row at a time: a stop is then asked for every second or so
+    chunk = per_class if large_on_cpu(unet, device) else None
     if num_classes_of(unet) is None:  # an unconditional model: rows of samples, no classes
         rows = min(data.num_classes, MAX_GRID_CLASSES)
         labels = torch.arange(rows).repeat_interleave(per_class)
-        images = _draw(unet, scheduler, None, len(labels), settings, should_stop)
+        images = _draw(unet, scheduler, None, len(labels), settings, should_stop, chunk)
         names = [f"unconditional {i + 1}" for i in range(rows)]
         return save_class_grid(images, labels.numpy(), names, path, None, per_class)
     counts = data.counts()
     classes = grid_classes(data.num_classes, counts)
     labels = torch.tensor(classes).repeat_interleave(per_class)  # (rows * per_class,)
-    images = _draw(unet, scheduler, labels, len(labels), settings, should_stop)
+    images = _draw(unet, scheduler, labels, len(labels), settings, should_stop, chunk)
     return save_class_grid(images, labels.numpy(), data.class_names, path, counts, per_class, classes)
 
 
-def _draw(unet, scheduler, labels, n: int, settings, should_stop):
-    """(n, H, W, C) uint8 in one batch (as every grid before; the split changes the last bits):
-    sample i draws from seed i, the same noise at every step, so the grids are comparable."""
+def _draw(unet, scheduler, labels, n: int, settings, should_stop, chunk: int | None = None):
+    """(n, H, W, C) uint8, in one batch (as every grid before: a split changes the last bits) or in
+    batches of `chunk`; sample i draws from seed i, the same noise at every step, so the grids are
+    comparable."""
 
     def check(i, t, x):
         if should_stop():
             raise GridStopped
 
-    images = sample(unet, scheduler, labels, range(n), settings, callback=check)
-    return to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
+    chunk = chunk or n
+    parts = [sample(unet, scheduler, None if labels is None else labels[i:i + chunk], range(i, min(i + chunk, n)),
+                    settings, callback=check) for i in range(0, n, chunk)]
+    return to_uint8(torch.cat(parts)).permute(0, 2, 3, 1).cpu().numpy()
