@@ -94,3 +94,12 @@ def test_asked_bf16_trains_on_a_cpu_that_computes_it(tmp_path, capsys):
     assert code == 0, err
     losses = [json.loads(line)["loss"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_the_bench_falls_back_as_train_does(tmp_path, capsys, cpu_without_bf16):
+    code, out, err = run_cli(["bench", "cifar10-lt", "--data-root", str(tmp_path), "--device", "cpu", "--dry-run",
+                              "--out", str(tmp_path / "b")], capsys)
+    assert code == 0, err
+    assert [line for line in err.splitlines() if "mixed_precision" in line] == [
+        line for line in err.splitlines() if "recipe's train.mixed_precision=bf16" in line and "fp32" in line]
+    assert len(err.strip().splitlines()) == 1
