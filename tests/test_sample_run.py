@@ -1,5 +1,6 @@
 """sample_to_npz: output format, determinism, shards, resume, refusal, bad input, 2 processes."""
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -148,6 +149,9 @@ def test_two_processes_give_the_output_of_one(tiny_model_dir, tmp_path):
     assert np.array_equal(one[1], two[1])
     assert np.abs(one[0].astype(int) - two[0].astype(int)).max() <= 1  # uint8 rounding at most
     assert len(list(shards_dir_for(tmp_path / "two.npz").glob("shard-*.npz"))) == 4  # batches of 2 over 2 ranks
+    with np.load(tmp_path / "two.npz") as f:
+        settings = json.loads(str(f["settings"]))
+    assert settings["processes"] == 2 and settings["drawn_per_process"] == [4, 3]  # both ranks drew their share
 
 
 def test_tf32_is_set_for_sampling_only_and_compile_takes_the_mode(tiny_model_dir, tmp_path, monkeypatch):

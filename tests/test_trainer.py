@@ -172,7 +172,7 @@ TWO_PROCESS_SCRIPT = textwrap.dedent(
                               progress=False)
             out[method] = step_gradients(trainer)  # averaged over the processes by DDP
         if trainer.accelerator.is_main_process:
-            torch.save(out, sys.argv[2])
+            torch.save({{**out, "processes": trainer.accelerator.num_processes}}, sys.argv[2])
 
     debug_launcher(run, num_processes=2)
     """
@@ -194,6 +194,7 @@ def test_two_processes_compute_the_gradient_of_one_process_with_dropout(tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = torch.load(tmp_path / "grads.pt")
+    assert two["processes"] == 2  # DDP averaged two processes' gradients
     for method in METHODS:
         one = step_gradients(Trainer(tiny_config(**{"objective.method": method, "train.max_steps": 1, "model.dropout": DROPOUT}),
                                      tmp_path / "one" / method, progress=False))
@@ -213,6 +214,7 @@ def test_two_processes_train_to_the_weights_of_one_process(tmp_path, tiny_config
         [sys.executable, str(script), str(tmp_path / "two")], cwd=root, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "two").glob("rank-*")) == ["rank-0-of-2", "rank-1-of-2"]
     (a, _), (b, _) = _final_weights(tmp_path / "one"), _final_weights(tmp_path / "two")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
 
@@ -227,6 +229,9 @@ TRAIN_TWO_PROCESSES = textwrap.dedent(
         from coral_ft.train.trainer import train
         train(load_config(None, {overrides!r}), sys.argv[1], progress=False)
 
+        state = PartialState()
+        with open(sys.argv[1] + f"/rank-{{state.process_index}}-of-{{state.num_processes}}", "w"):
+            pass
     debug_launcher(run, num_processes=2)
     """
 )
