@@ -85,9 +85,15 @@ def test_eval_on_the_digits_trains_the_benchs_classifier(tmp_path, capsys):
     from coral_ft.bench.plan import make_plan
     from coral_ft.config import load_config
 
-    plan = make_plan("digits-lt", load_config("digits-lt"), tmp_path / "bench")
+    config = load_config("digits-lt")
+    plan = make_plan("digits-lt", config, tmp_path / "bench")
     real = reference_images(plan)
-    bench_net = metric_network(plan, real)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.runtime.threads)  # as `coral-ft bench digits-lt` runs (use_runtime): 1 thread
+    try:
+        bench_net = metric_network(plan, real)
+    finally:
+        torch.set_num_threads(threads)
     samples = tmp_path / "s.npz"
     np.savez(samples, images=real.images[:200], labels=real.labels[:200])
     code, out, err = run_cli(["eval", "--samples", samples, "--ref", "digits-lt:train-full", "--json", "--no-progress"], capsys)
@@ -96,4 +102,5 @@ def test_eval_on_the_digits_trains_the_benchs_classifier(tmp_path, capsys):
     (cached,) = tmp_path.glob("classifier-*.pt")  # beside the samples; its file's bytes name it, so compare weights
     eval_net = load_classifier(cached, 1, 10)
     bench_weights, eval_weights = bench_net.network.state_dict(), eval_net.network.state_dict()
-    assert all(torch.equal(bench_weights[k], eval_weights[k]) for k in bench_weights)
+    assert all(torch.equal(bench_weights[k], eval_weights[k]) for k in bench_weights)  # trained on the recipe's 1 thread
+    assert torch.get_num_threads() == threads  # eval's own work keeps its threads

@@ -56,7 +56,7 @@ def eval_command(
     # A data set whose reader resizes (digits) is read at the samples' size, e.g. 8x8 digits.
     reference = load_reference(ref, config.data.root, image_size=side)
     network, extractor = metric_network(config.eval, reference, side,
-                                        lambda: default_classifier_path(reference, ref, samples.parent, side))
+                                        lambda: default_classifier_path(reference, ref, samples.parent, side), ref)
     settings = config.eval
     if "metrics" not in given.get("eval", {}):  # none named: those that run with this network
         settings = replace(settings, metrics=default_metrics(network, settings))
@@ -64,10 +64,10 @@ def eval_command(
     typer.echo(json.dumps(result, indent=2) if as_json else format_result(result))
 
 
-def metric_network(settings, reference, side: int, default_path) -> tuple[str, object | None]:
+def metric_network(settings, reference, side: int, default_path, ref_spec: str = "") -> tuple[str, object | None]:
     """("inception" or "classifier", the classifier or None for evaluate()'s TF-Inception / VGG16).
     Says on stderr, in one line, why auto chose the classifier, and when one is trained."""
-    from coral_ft.metrics.network_choice import choose_network, load_metric_classifier
+    from coral_ft.metrics.network_choice import bench_threads, choose_network, load_metric_classifier
 
     network, why = choose_network(settings, side, reference)
     if network != "classifier":
@@ -79,7 +79,7 @@ def metric_network(settings, reference, side: int, default_path) -> tuple[str, o
     said += "; --metric-network inception for TF-Inception" if why else ""
     if trains:  # said before the seconds of training
         typer.secho(said, err=True)
-    net = load_metric_classifier(reference, path)
+    net = load_metric_classifier(reference, path, threads=bench_threads(ref_spec))  # as its bench trains it
     if why and not trains:  # said once the file proved readable: a bad one is one error line
         typer.secho(said, err=True)
     return network, net
@@ -115,7 +115,7 @@ def make_ref_command(
     if spec is not None and spec.resizes and image_size is None and config.data.dataset == dataset:
         image_size = config.data.image_size  # e.g. the digits-lt recipe's 8x8
     images = load_reference(ref, config.data.root, image_size)
-    _, extractor = metric_network(config.eval, images, images.images.shape[1], lambda: out.with_suffix(".classifier.pt"))
+    _, extractor = metric_network(config.eval, images, images.images.shape[1], lambda: out.with_suffix(".classifier.pt"), ref)
     path = make_reference(images, out, config.eval, extractor=extractor, keep_features=features,
                           device=_extractor_device(config), progress=progress)
     typer.echo(f"reference statistics written to {path}")

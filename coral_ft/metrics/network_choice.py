@@ -44,9 +44,13 @@ def default_classifier_path(ref, ref_spec: str, beside: Path, image_side: int) -
     return Path(beside) / f"classifier-{slug}-{image_side}px.pt"
 
 
-def load_metric_classifier(ref, path: Path, train_ok: bool = True):
+def load_metric_classifier(ref, path: Path, train_ok: bool = True, threads: int = 0):
     """The classifier of `ref`'s images and classes: loaded from `path`, or trained on `ref`'s images
-    (ReferenceImages) and saved there. A statistics file cannot train one: its file must exist."""
+    (ReferenceImages) and saved there, on `threads` CPU threads (0: as set). The weights depend on
+    the thread count: a bench trains it under its recipe's runtime.threads (the digits': 1, which
+    is also 10x faster than two busy cores). A statistics file cannot train one: its file must exist."""
+    import torch
+
     from coral_ft.bench.classifier import load_classifier, load_or_train
     from coral_ft.metrics.reference import ReferenceStats
 
@@ -57,7 +61,23 @@ def load_metric_classifier(ref, path: Path, train_ok: bool = True):
         return load_classifier(path, ref.image_shape[-1], len(ref.class_names))
     if not Path(path).is_file() and not train_ok:
         raise UserError(f"classifier file not found: {path}")
-    return load_or_train(path, ref.images, ref.labels, len(ref.class_names))
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return load_or_train(path, ref.images, ref.labels, len(ref.class_names))
+    finally:
+        torch.set_num_threads(before)
+
+
+def bench_threads(ref_spec: str) -> int:
+    """The CPU threads a bench of the data set named by a DATASET:SPLIT reference runs with: its
+    shipped recipe's runtime.threads (0: torch's default), so eval trains the bench's classifier."""
+    from coral_ft.config import read_recipe, shipped_recipes
+
+    dataset = str(ref_spec).split(":", 1)[0] if ":" in str(ref_spec) else None
+    recipe = shipped_recipes().get(dataset)
+    return int(read_recipe(recipe).get("runtime", {}).get("threads", 0)) if recipe else 0
 
 
 def default_metrics(network: str, settings) -> list[str]:
