@@ -139,10 +139,9 @@ def bench_samples(args, out: Path, step_seconds: float | None, seconds_left: flo
     """Train DDPM and CORAL with the time left and write their reported samples to `out`."""
     from accelerate.state import AcceleratorState
 
-    from coral_ft.bench.context import BenchContext, bench_accelerator
+    from coral_ft.bench.context import BenchContext, bench_accelerator, check_data
     from coral_ft.bench.groups import class_groups
     from coral_ft.bench.plan import make_plan
-    from coral_ft.bench.run import check_data
     from coral_ft.bench.stages import sample_stage, train_stage
     from coral_ft.config import load_config
 

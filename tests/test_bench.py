@@ -7,10 +7,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from coral_ft.bench.context import check_data
 from coral_ft.bench.groups import class_groups
 from coral_ft.bench.plan import SELECTION_SEED_OFFSET, fit_smoke_samples, make_plan
 from coral_ft.bench.report import collect, write_report
-from coral_ft.bench.run import check_data, run_bench
+from coral_ft.bench.run import run_bench
 from coral_ft.bench.stages import has_per_class_samples
 from coral_ft.checkpoint.layout import RunDir
 from coral_ft.cli.app import main

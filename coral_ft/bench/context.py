@@ -72,6 +72,13 @@ def bench_accelerator(plan: BenchPlan, device: str):
     return Accelerator(mixed_precision=precision, cpu=device == "cpu")
 
 
+def check_data(plan: BenchPlan):
+    """Load the training split now: a missing data set stops before any work (with how to get it)."""
+    from coral_ft.data.registry import dataset_from_config
+
+    return dataset_from_config(plan.config.data)
+
+
 def build_context(plan: BenchPlan, data, progress: bool = True) -> BenchContext:
     """The accelerator, then (main process) the metric network, reference and memorisation features."""
     from coral_ft.devices import resolved_device

@@ -60,9 +60,9 @@ class TrialJob:
     trial: str  # Trial.name
 
     def __call__(self) -> str:
-        from coral_ft.bench.context import build_context
+        from coral_ft.bench.context import build_context, check_data
         from coral_ft.bench.plan import fit_smoke_samples, make_plan
-        from coral_ft.bench.run import check_data, run_trial
+        from coral_ft.bench.stages import run_trial
         from coral_ft.devices import use_runtime
 
         plan = make_plan(self.name, self.config, Path(self.out))

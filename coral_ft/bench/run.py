@@ -11,15 +11,8 @@ from pathlib import Path
 from coral_ft.bench.context import build_context
 from coral_ft.bench.groups import Groups, class_groups
 from coral_ft.bench.plan import BenchPlan
-from coral_ft.bench.stages import evaluate_stage, sample_stage, sweep_stage, train_stage
+from coral_ft.bench.stages import run_trial
 from coral_ft.errors import UserError
-
-
-def check_data(plan: BenchPlan):
-    """Load the training split now: a missing data set stops before any work (with how to get it)."""
-    from coral_ft.data.registry import dataset_from_config
-
-    return dataset_from_config(plan.config.data)
 
 
 @dataclass(frozen=True)
@@ -35,21 +28,6 @@ def finished_evaluations(plan: BenchPlan) -> dict[str, dict]:
     """trial name -> eval.json, for the trials evaluated so far."""
     return {t.name: json.loads((t.folder / "eval.json").read_text()) for t in plan.trials
             if (t.folder / "eval.json").is_file()}
-
-
-def run_trial(ctx, trial) -> dict | None:
-    """One trial's stages (each skipped when its marker exists) -> its evaluation (main process).
-    A trial with eval.json is finished, even when its model and samples are gone (a restored one)."""
-    done = trial.folder / "eval.json"
-    if done.is_file():
-        return json.loads(done.read_text()) if ctx.is_main else None
-    trial.folder.mkdir(parents=True, exist_ok=True)
-    model_dir = train_stage(ctx, trial)
-    guidance = sweep_stage(ctx, trial, model_dir)
-    samples = sample_stage(ctx, trial, model_dir, guidance)
-    evaluation = evaluate_stage(ctx, trial, samples, guidance) if ctx.is_main else None
-    ctx.accelerator.wait_for_everyone()
-    return evaluation
 
 
 def run_bench(plan: BenchPlan, data, progress: bool = True, report_only: bool = False) -> tuple[Path, str]:

@@ -209,3 +209,19 @@ def picture_classes(counts: list[int], limit: int = 3) -> list[int]:
     memorisation shows first), else the rarest classes."""
     rare = sorted((c for c in range(len(counts)) if 5 <= counts[c] <= 50), key=lambda c: counts[c])
     return (rare or sorted(range(len(counts)), key=lambda c: counts[c]))[:limit]
+
+
+# -- a whole trial ----------------------------------------------------------------------------
+def run_trial(ctx, trial) -> dict | None:
+    """One trial's stages (each skipped when its marker exists) -> its evaluation (main process).
+    A trial with eval.json is finished, even when its model and samples are gone (a restored one)."""
+    done = trial.folder / "eval.json"
+    if done.is_file():
+        return json.loads(done.read_text()) if ctx.is_main else None
+    trial.folder.mkdir(parents=True, exist_ok=True)
+    model_dir = train_stage(ctx, trial)
+    guidance = sweep_stage(ctx, trial, model_dir)
+    samples = sample_stage(ctx, trial, model_dir, guidance)
+    evaluation = evaluate_stage(ctx, trial, samples, guidance) if ctx.is_main else None
+    ctx.accelerator.wait_for_everyone()
+    return evaluation

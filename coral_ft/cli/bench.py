@@ -32,8 +32,9 @@ def bench(
 ) -> None:
     """Per method (or fine-tune arm) and seed: train, (sweep W on a selection set,) sample, evaluate; then
     results.md/.csv/.json, figures, and the table with intervals printed here."""
+    from coral_ft.bench.context import check_data
     from coral_ft.bench.plan import describe, fit_smoke_samples, make_plan
-    from coral_ft.bench.run import check_data, run_bench
+    from coral_ft.bench.run import run_bench
 
     config = o.fit_precision(o.resolve_config(recipe=recipe or dataset, sets=sets, flags=flags), sets, flags)
     out = out or Path("runs") / f"bench-{dataset}"

@@ -16,6 +16,7 @@ from typing import Any
 
 import tomli_w
 
+from coral_ft.config.coerce import build_section
 from coral_ft.errors import check, check_choice, check_positive
 
 DEVICES = ("auto", "cpu", "cuda")  # "cuda:N" is accepted too
@@ -484,6 +485,4 @@ def _strip_none(value):
 
 
 def _build(cls, values, where: str):
-    from coral_ft.config.loading import build_section  # the objective settings' own tables
-
     return build_section(cls, values, where)
