@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
+from coral_ft.bench.eval_network import CLASSIFIER_NAME, choose_network, default_metrics
 from coral_ft.config import EvalConfig
-from coral_ft.metrics.network_choice import CLASSIFIER_NAME, choose_network, default_metrics
 from coral_ft.metrics.reference import ReferenceImages
 from tests._metrics_fakes import write_fake_inception
 from tests.conftest import run_cli

@@ -1,4 +1,4 @@
-"""Which feature network `coral-ft eval` measures with, and its default metric set.
+"""Which feature network `coral-ft eval` measures with (TF-Inception or the bench's classifier), and its default metric set.
 
 TF-Inception's features mean little for 8x8 or 16x16 grey images (upsampled to 299x299), and cost
 minutes on a CPU. Below `SMALL_IMAGES` pixels a side, `eval.metric_network = "auto"` measures with

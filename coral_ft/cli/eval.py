@@ -42,9 +42,9 @@ def eval_command(
         raise UserError("coral-ft eval needs --samples (a .npz or an image folder) and --ref REF (or the make-ref command)")
     from dataclasses import replace
 
+    from coral_ft.bench.eval_network import default_classifier_path, default_metrics
     from coral_ft.config import config_from_dict
     from coral_ft.metrics.evaluation import evaluate, load_reference, load_samples
-    from coral_ft.metrics.network_choice import default_classifier_path, default_metrics
 
     # samples carry no data set name: no recipe unless one is given (the digits default's one thread
     # would slow Inception features on a CPU)
@@ -67,7 +67,7 @@ def eval_command(
 def metric_network(settings, reference, side: int, default_path, ref_spec: str = "") -> tuple[str, object | None]:
     """("inception" or "classifier", the classifier or None for evaluate()'s TF-Inception / VGG16).
     Says on stderr, in one line, why auto chose the classifier, and when one is trained."""
-    from coral_ft.metrics.network_choice import bench_threads, choose_network, load_metric_classifier
+    from coral_ft.bench.eval_network import bench_threads, choose_network, load_metric_classifier
 
     network, why = choose_network(settings, side, reference)
     if network != "classifier":
