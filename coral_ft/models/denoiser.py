@@ -26,6 +26,38 @@ class DenoiserOutput(NamedTuple):
     embedding: torch.Tensor | None  # (B, D) L2-normalised head output, None without a head
 
 
+def mid_block_of(unet: nn.Module) -> nn.Module:
+    """The bottleneck block of a diffusers U-Net: bare, peft-wrapped (peft forwards the attribute),
+    with a fixed context (coral_ft.models.context) or inside DDP/compile (`.module`, `._orig_mod`)."""
+    for candidate in (unet, getattr(unet, "module", None), getattr(unet, "_orig_mod", None)):
+        block = getattr(candidate, "mid_block", None) if candidate is not None else None
+        if block is not None:
+            return block
+    raise ValueError(f"{type(unet).__name__} has no mid_block: CORAL regularises a diffusers U-Net's bottleneck "
+                     "(UNet2DModel, UNet2DConditionModel, or one wrapped by peft)")
+
+
+class BottleneckTap:
+    """A forward hook on a U-Net's mid block that keeps the block's latest output: the bottleneck
+    features of the last forward, for the projection head (the Denoiser's and CoralRegularizer's)."""
+
+    def __init__(self, unet: nn.Module):
+        self.output: torch.Tensor | None = None
+        self.handle = mid_block_of(unet).register_forward_hook(self._capture)
+
+    def _capture(self, module, inputs, output) -> None:
+        self.output = output[0] if isinstance(output, tuple) else output
+
+    def take(self) -> torch.Tensor | None:
+        """The captured bottleneck (B, C_mid, h, w), forgotten here (no reference outlives the step)."""
+        h, self.output = self.output, None
+        return h
+
+    def remove(self) -> None:
+        self.handle.remove()
+        self.output = None
+
+
 class Denoiser(nn.Module):
     def __init__(self, unet: nn.Module, head: nn.Module | None = None):
         # `unet` is called as unet(x, t, class_labels=...).sample: a UNet2DModel, or a
@@ -33,12 +65,8 @@ class Denoiser(nn.Module):
         super().__init__()
         self.unet = unet
         self.head = head
-        self._captured: torch.Tensor | None = None
-        unet.mid_block.register_forward_hook(self._capture)
+        self._tap = BottleneckTap(unet)
         self._dropout = install_keyed_dropout(unet)
-
-    def _capture(self, module, inputs, output) -> None:
-        self._captured = output[0] if isinstance(output, tuple) else output
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None,
                 dropout_keys: torch.Tensor | None = None, null_features: bool = False) -> DenoiserOutput:
@@ -49,12 +77,11 @@ class Denoiser(nn.Module):
         self._dropout.keys = dropout_keys
         try:
             eps = self.unet(x_t, t, class_labels=class_labels).sample
-            h, self._captured = self._captured, None
-            seen = h
+            h = seen = self._tap.take()
             if null_features:  # the null pass draws masks of its own, still a function of the keys
                 self._dropout.keys = None if dropout_keys is None else salted(dropout_keys, NULL_PASS_SALT)
                 seen = null_bottleneck(self.unet, x_t, t)
-            self._captured = None
+            self._tap.output = None
         finally:
             self._dropout.keys = None
         z = self.head(seen) if self.head is not None else None

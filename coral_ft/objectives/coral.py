@@ -69,21 +69,32 @@ class CoralObjective(Objective):
         return LossOutput(diffusion, {"diffusion": diffusion.detach()}, features=out.embedding)
 
     def batch_term(self, embeddings: torch.Tensor, batch: TrainBatch) -> tuple[torch.Tensor, LossTerms]:
-        """lambda-weighted SupCon of the step's embeddings (B, D), in float32 even under autocast:
-        similarities over a temperature of 0.1 and a log-sum-exp lose too much in bf16/fp16."""
-        s = self.settings
-        with torch.autocast(embeddings.device.type, enabled=False):
-            z, labels, t = embeddings.float(), batch.labels, batch.t
-            if not self.ctx.regularise_dropped:  # the official code: SupCon on label-kept samples only
-                kept = batch.cond_labels != self.ctx.null_label
-                z, labels, t = z[kept], labels[kept], t[kept]
-            per_anchor = supcon_per_anchor(z, labels, s.tau_sc, s.supcon_impl)  # (B,)
-            n_valid = has_positive(labels).float().sum().clamp(min=1.0)
-            lam = time_weight(t, self.ctx.schedule.num_train_timesteps, s.weight, s.tau_r)
-            supcon = per_anchor.sum() / n_valid  # pytorch-metric-learning's reduced value
-            if s.lambda_mode == "per-anchor":
-                contrastive = (lam * per_anchor).sum() / n_valid
-            else:  # an empty (all-dropped) set has lam.mean() = nan: no term, as the official code
-                contrastive = supcon * lam.mean().nan_to_num(0.0) * s.tau_sc
-        return contrastive, {"supcon": supcon.detach(), "contrastive": contrastive.detach(),
-                             "lambda_mean": lam.mean().nan_to_num(0.0).detach()}
+        """lambda-weighted SupCon of the step's embeddings (B, D) with the batch's TRUE labels."""
+        z, labels, t = embeddings, batch.labels, batch.t
+        if not self.ctx.regularise_dropped:  # the official code: SupCon on label-kept samples only
+            kept = batch.cond_labels != self.ctx.null_label
+            z, labels, t = z[kept], labels[kept], t[kept]
+        return coral_term(z, labels, t, self.ctx.schedule.num_train_timesteps, self.settings)
+
+
+def coral_term(embeddings: torch.Tensor, labels: torch.Tensor, t: torch.Tensor, num_train_timesteps: int,
+               settings: CoralSettings) -> tuple[torch.Tensor, LossTerms]:
+    """The CORAL term of a batch: lambda(t)-weighted SupCon of its embeddings (B, D), true labels
+    (B,) and timesteps (B,) in 0..T-1, and its logged terms. The one computation of the term: the
+    objective's `batch_term` and `CoralRegularizer` (coral_ft.train.regularizer) both call it.
+
+    In float32 even under autocast: similarities over a temperature of 0.1 and a log-sum-exp lose
+    too much in bf16/fp16."""
+    s = settings
+    with torch.autocast(embeddings.device.type, enabled=False):
+        z = embeddings.float()
+        per_anchor = supcon_per_anchor(z, labels, s.tau_sc, s.supcon_impl)  # (B,)
+        n_valid = has_positive(labels).float().sum().clamp(min=1.0)
+        lam = time_weight(t, num_train_timesteps, s.weight, s.tau_r)
+        supcon = per_anchor.sum() / n_valid  # pytorch-metric-learning's reduced value
+        if s.lambda_mode == "per-anchor":
+            contrastive = (lam * per_anchor).sum() / n_valid
+        else:  # an empty (all-dropped) set has lam.mean() = nan: no term, as the official code
+            contrastive = supcon * lam.mean().nan_to_num(0.0) * s.tau_sc
+    return contrastive, {"supcon": supcon.detach(), "contrastive": contrastive.detach(),
+                         "lambda_mean": lam.mean().nan_to_num(0.0).detach()}

@@ -53,6 +53,7 @@ from coral_ft.models.presets import num_classes_of
 from coral_ft.models.schedule import ForwardProcess
 from coral_ft.objectives import OBJECTIVES, ObjectiveContext, TrainBatch, build_objective, drop_labels
 from coral_ft.train.grid import GridStopped, save_sample_grid
+from coral_ft.train.regularizer import gather_with_grad  # the one gather of CORAL's features (also the API's)
 from coral_ft.train.resume import checkpoint_to_resume, finished_step, truncate_metrics
 from coral_ft.train.signals import StopRequests
 from coral_ft.train.source import FromScratch, UNetSource
@@ -81,15 +82,6 @@ class TrainingStopped(RunStopped):
 def warmup_factor(step: int, warmup_steps: int) -> float:
     """Linear warm-up to the base learning rate, then constant (the peers' schedule)."""
     return 1.0 if warmup_steps == 0 else min(1.0, (step + 1) / warmup_steps)
-
-
-def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate every process's rows, keeping the gradient: the backward pass sums what every
-    process computes for this process's rows, so with DDP's averaging a term over the gathered
-    rows gets its exact gradient."""
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(tensor), dim=0)
 
 
 def make_accelerator(config: RunConfig, run: RunDir) -> Accelerator:
