@@ -2,6 +2,59 @@
 
 The data path, one package each:
 data -> models (denoiser) -> objectives -> train (+ checkpoint) -> sample -> metrics.
+
+The Python API (docs/api.md), imported on first use so that `import coral_ft` and
+`coral-ft --version` load no torch:
+
+- `CoralRegularizer(unet, ...)`: CORAL in your own diffusers training loop;
+- `load_config(recipe, overrides)` -> `RunConfig`; `train(config, out_dir, source=None)` trains
+  (from scratch, or fine-tunes with `source=FinetuneSource(config.finetune)`) and returns the
+  exported model folder; `export_model` turns a run into a plain diffusers folder;
+- `load_model(path)`, `sample_to_npz(model, out, num, config.sample)`, `CoralPipeline`;
+- `evaluate(samples, ref, config.eval)`, `make_reference(ref, out, config.eval)`;
+- `make_plan(name, config, out)`, `check_data(plan)`, `run_bench(plan, data)`: a benchmark.
+
+`coral_ft.train` is both the training package and the `train` function: calling the package
+trains (coral_ft.train.trainer.train), so `from coral_ft import train` works in any import order.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+# name -> the module that defines it (imported by __getattr__ on first use)
+_API = {
+    "CoralRegularizer": "coral_ft.train.regularizer",
+    "RunConfig": "coral_ft.config",
+    "load_config": "coral_ft.config",
+    "FinetuneSource": "coral_ft.finetune.source",
+    "export_model": "coral_ft.finetune.export",
+    "load_model": "coral_ft.checkpoint.model",
+    "sample_to_npz": "coral_ft.sample.run",
+    "CoralPipeline": "coral_ft.sample.pipeline",
+    "evaluate": "coral_ft.metrics.evaluation",
+    "make_reference": "coral_ft.metrics.evaluation",
+    "make_plan": "coral_ft.bench.plan",
+    "check_data": "coral_ft.bench.run",
+    "run_bench": "coral_ft.bench.run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "train":  # the package, callable as the train function (coral_ft/train/__init__.py)
+        return importlib.import_module("coral_ft.train")
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'coral_ft' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API, "train"])
+
+
+__all__ = ["__version__", "train", *_API]
