@@ -226,12 +226,13 @@ TRAIN_TWO_PROCESSES = textwrap.dedent(
     from coral_ft.config import load_config
 
     def run():
+        from accelerate import PartialState
         from coral_ft.train.trainer import train
         train(load_config(None, {overrides!r}), sys.argv[1], progress=False)
-
         state = PartialState()
         with open(sys.argv[1] + f"/rank-{{state.process_index}}-of-{{state.num_processes}}", "w"):
             pass
+
     debug_launcher(run, num_processes=2)
     """
 )
