@@ -38,7 +38,7 @@ _API = {
     "evaluate": "coral_ft.metrics.evaluation",
     "make_reference": "coral_ft.metrics.evaluation",
     "make_plan": "coral_ft.bench.plan",
-    "check_data": "coral_ft.bench.run",
+    "check_data": "coral_ft.bench.context",
     "run_bench": "coral_ft.bench.run",
 }
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from diffusers import UNet2DConditionModel, UNet2DModel
 
 from coral_ft.checkpoint.model import load_head
+from coral_ft.models.denoiser import build_head
 from coral_ft.models.presets import build_unet
 from coral_ft.objectives.coral import CoralSettings, coral_term
 from coral_ft.train.regularizer import CoralRegularizer
@@ -28,7 +29,7 @@ def test_a_users_loop_trains_to_the_weights_of_coral_ft_train(tmp_path, tiny_con
     unet = UNet2DModel.from_config(trainer.module.unet.config)
     unet.load_state_dict(trainer.module.unet.state_dict())
     coral = CoralRegularizer(unet, trainer.scheduler.config.num_train_timesteps, weight=s.weight, tau_sc=s.tau_sc,
-                             tau_r=s.tau_r, head_dim=config.model.head_dim, head_pooling=config.model.head_pooling)
+                             tau_r=s.tau_r, head=build_head(unet, config.model.head_dim, config.model.head_pooling))
     coral.head.load_state_dict(trainer.module.head.state_dict())
     params = [*unet.parameters(), *coral.parameters()]
     optimizer = torch.optim.Adam(params, lr=t_cfg.lr)
@@ -86,7 +87,7 @@ def test_the_term_is_the_heads_supcon_of_the_last_forwards_bottleneck(kind):
     seen = {}
     (unet.base_model.model if kind == "lora" else unet).mid_block.register_forward_hook(
         lambda m, i, o: seen.setdefault("h", o))
-    coral = CoralRegularizer(unet, 1000, weight=0.5, head_dim=16)
+    coral = CoralRegularizer(unet, 1000, weight=0.5, head=16)
     assert [n for n, _ in coral.named_parameters()] == ["head.proj.weight", "head.proj.bias"]  # the head only
     unet(x, t, class_labels=labels, **extra)
     term = coral(labels, t)
@@ -120,7 +121,7 @@ def test_detach_removes_the_hook_and_the_head_saves_and_loads(tmp_path):
     torch.manual_seed(0)
     unet = build_unet("tiny", 16, 1, 4)
     hooks = len(unet.mid_block._forward_hooks)
-    coral = CoralRegularizer(unet, 1000, head_dim=8)
+    coral = CoralRegularizer(unet, 1000, head=8)
     assert len(unet.mid_block._forward_hooks) == hooks + 1
     coral.detach()
     assert len(unet.mid_block._forward_hooks) == hooks and not coral.attached
@@ -132,12 +133,12 @@ def test_detach_removes_the_hook_and_the_head_saves_and_loads(tmp_path):
 
     folder = coral.save_head(tmp_path / "head")
     assert torch.equal(load_head(folder).proj.weight, coral.head.proj.weight)  # the run's RUN/head/ format
-    other = CoralRegularizer(unet, 1000, head_dim=8)
+    other = CoralRegularizer(unet, 1000, head=8)
     weight = other.head.proj.weight
     other.load_head(folder)
     assert other.head.proj.weight is weight and torch.equal(weight, coral.head.proj.weight)  # in place
     with pytest.raises(RuntimeError, match="size mismatch"):
-        CoralRegularizer(unet, 1000, head_dim=16).load_head(folder)
+        CoralRegularizer(unet, 1000, head=16).load_head(folder)
     with pytest.raises(FileNotFoundError):
         other.load_head(tmp_path / "nothing")
 
@@ -168,7 +169,8 @@ TWO_PROCESSES = textwrap.dedent(
     def grads(world):
         import torch.nn.functional as F
         from accelerate import Accelerator
-        from coral_ft.models.presets import build_unet
+        from coral_ft.models.denoiser import build_head
+from coral_ft.models.presets import build_unet
         from coral_ft.train.regularizer import CoralRegularizer
 
         accelerator = Accelerator(cpu=True) if world > 1 else None

@@ -69,22 +69,24 @@ class CoralRegularizer(nn.Module):
     num_train_timesteps: T of the noise schedule (timesteps index 0..T-1, diffusers' convention);
     weight, tau_sc, tau_r: w, the SupCon temperature and lambda's decay temperature of the paper
     (lambda(t) = w exp((1 - t/T) / tau_r)); lambda_mode, supcon_impl: as `[objective.coral]`;
-    head_dim, head_pooling: the head (`model.head_dim`, `model.head_pooling`), or pass a `head`;
-    gather: gather over processes (None: whenever torch.distributed runs several).
+    head: the embedding size of the head built here (`model.head_dim`, average pooling), or a head
+    (e.g. `coral_ft.models.denoiser.build_head(unet, 128, "flatten")`, `model.head_pooling`).
     """
+
+    # Gather over processes: None whenever torch.distributed runs several; False keeps each
+    # process's term to its own samples.
+    gather: bool | None = None
 
     def __init__(self, unet: nn.Module, num_train_timesteps: int = 1000, weight: float = 0.01, tau_sc: float = 0.12,
                  tau_r: float = 0.8, *, lambda_mode: str = "per-anchor", supcon_impl: str = "fused",
-                 head_dim: int = 128, head_pooling: str = "avg", head: nn.Module | None = None,
-                 gather: bool | None = None):
+                 head: nn.Module | int = 128):
         super().__init__()
         self.settings = CoralSettings(weight=weight, tau_sc=tau_sc, tau_r=tau_r, lambda_mode=lambda_mode,
                                       supcon_impl=supcon_impl)
         if int(num_train_timesteps) < 1:
             raise ValueError(f"num_train_timesteps must be at least 1, got {num_train_timesteps}")
         self.num_train_timesteps = int(num_train_timesteps)
-        self.head = head if head is not None else build_head(unet, head_dim, head_pooling)
-        self.gather = gather
+        self.head = build_head(unet, head) if isinstance(head, int) else head
         self.last_terms: LossTerms = {}
         self._tap: BottleneckTap | None = BottleneckTap(unet)  # not a submodule: parameters() is the head's
 
