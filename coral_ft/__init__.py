@@ -7,15 +7,15 @@ The Python API (docs/api.md), imported on first use so that `import coral_ft` an
 `coral-ft --version` load no torch:
 
 - `CoralRegularizer(unet, ...)`: CORAL in your own diffusers training loop;
-- `load_config(recipe, overrides)` -> `RunConfig`; `train(config, out_dir, source=None)` trains
-  (from scratch, or fine-tunes with `source=FinetuneSource(config.finetune)`) and returns the
-  exported model folder; `export_model` turns a run into a plain diffusers folder;
+- `resolve_config(recipe=..., sets=..., flags=...)` (the commands' own resolution) or
+  `load_config(recipe, overrides)` -> `RunConfig`; `coral_ft.api.train / finetune / sample /
+  evaluate / bench` run the pipeline on it, as the commands do; `export_model` turns a run into
+  a plain diffusers folder;
 - `load_model(path)`, `sample_to_npz(model, out, num, config.sample)`, `CoralPipeline`;
 - `evaluate(samples, ref, config.eval)`, `make_reference(ref, out, config.eval)`;
 - `make_plan(name, config, out)`, `check_data(plan)`, `run_bench(plan, data)`: a benchmark.
 
-`coral_ft.train` is both the training package and the `train` function: calling the package
-trains (coral_ft.train.trainer.train), so `from coral_ft import train` works in any import order.
+(`train`, `sample`, `finetune` and `bench` name the packages here: their functions are in coral_ft.api.)
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ _API = {
     "CoralRegularizer": "coral_ft.train.regularizer",
     "RunConfig": "coral_ft.config",
     "load_config": "coral_ft.config",
+    "resolve_config": "coral_ft.config.resolve",
     "FinetuneSource": "coral_ft.finetune.source",
     "export_model": "coral_ft.finetune.export",
     "load_model": "coral_ft.checkpoint.model",
@@ -44,8 +45,6 @@ _API = {
 
 
 def __getattr__(name: str) -> Any:
-    if name == "train":  # the package, callable as the train function (coral_ft/train/__init__.py)
-        return importlib.import_module("coral_ft.train")
     if name in _API:
         value = getattr(importlib.import_module(_API[name]), name)
         globals()[name] = value
@@ -54,7 +53,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_API, "train"])
+    return sorted([*globals(), *_API])
 
 
-__all__ = ["__version__", "train", *_API]
+__all__ = ["__version__", *_API]

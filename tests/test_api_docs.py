@@ -37,9 +37,8 @@ def test_import_coral_ft_loads_no_torch_and_the_api_names_resolve():
         "assert not {'torch', 'diffusers'} & set(sys.modules), 'import coral_ft loaded torch'\n"
         "for name in coral_ft.__all__:\n"
         "    assert getattr(coral_ft, name) is not None, name\n"
-        "from coral_ft import CoralRegularizer, train\n"
-        "import coral_ft.train.trainer as trainer\n"
-        "assert callable(train) and callable(coral_ft.train) and trainer.train is not None\n"
+        "from coral_ft import CoralRegularizer, resolve_config\n"
+        "from coral_ft.api import bench, evaluate, finetune, sample, train\n"
         "print('ok')\n"
     )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
@@ -47,11 +46,18 @@ def test_import_coral_ft_loads_no_torch_and_the_api_names_resolve():
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
 
 
-def test_calling_the_train_package_trains(monkeypatch):
-    import coral_ft
-    import coral_ft.train.trainer as trainer
+def test_the_api_trains_as_the_command_does(tmp_path):
+    # coral_ft.api.train is what `coral-ft train --from-scratch` runs: the same config gives the same weights
+    from safetensors.torch import load_file
 
-    calls = []
-    monkeypatch.setattr(trainer, "train", lambda config, out_dir, **kw: calls.append((config, out_dir, kw)) or "model")
-    assert coral_ft.train("config", "out", resume=True) == "model"
-    assert calls == [("config", "out", {"resume": True})]
+    from coral_ft.api import resolve_config, train
+    from coral_ft.cli.app import main
+
+    sets = ["train.max_steps=2", "train.batch_size=8", "model.preset=micro", "train.sample_every=1000",
+            "train.sample_grid=0", "runtime.device=cpu"]
+    model = train(resolve_config(recipe="digits-lt", sets=sets), tmp_path / "api", progress=False)
+    main(["train", "--from-scratch", "--recipe", "digits-lt", *[a for s in sets for a in ("--set", s)],
+          "--out", str(tmp_path / "cli"), "--no-progress"])
+    a = load_file(model / "diffusion_pytorch_model.safetensors")
+    b = load_file(tmp_path / "cli" / "model" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)

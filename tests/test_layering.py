@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "coral_ft"
 # parts whose names it validates (data sets, presets, objectives, samplers, metrics), which take
 # their settings as plain objects; the commands and the loops that read a config sit above it.
 LAYERS = ["errors", "devices", "data", "models", "objectives", "checkpoint", "sample", "metrics", "config", "finetune", "train",
-          "latents", "bench", "cli"]
+          "latents", "bench", "api", "cli"]
 
 
 def imports_of(path: Path) -> set[str]:

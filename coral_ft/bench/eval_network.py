@@ -92,3 +92,43 @@ def default_metrics(network: str, settings) -> list[str]:
     except UserError:  # no weights: evaluate() says where to get them
         has_logits = False
     return ["fid", "is"] if has_logits else ["fid"]
+
+
+def metric_network(settings, reference, side: int, default_path, ref_spec: str = "", say=None) -> tuple[str, object | None]:
+    """("inception" or "classifier", the classifier or None for evaluate()'s TF-Inception / VGG16).
+    `say` (a one-line message callback) is told why auto chose the classifier, and when one is trained."""
+    network, why = choose_network(settings, side, reference)
+    if network != "classifier":
+        return network, None
+    say = say or (lambda text: None)
+    path = Path(settings.classifier) if settings.classifier else default_path()
+    trains = not path.is_file()
+    said = "eval: the metric network is the bench's small classifier" + (f" ({why})" if why else "")
+    said += f"; trained on the reference once, saved to {path}" if trains else f", from {path}"
+    said += "; --metric-network inception for TF-Inception" if why else ""
+    if trains:  # said before the seconds of training
+        say(said)
+    net = load_metric_classifier(reference, path, threads=bench_threads(ref_spec))  # as its bench trains it
+    if why and not trains:  # said once the file proved readable: a bad one is one error line
+        say(said)
+    return network, net
+
+
+def evaluate_samples(samples, ref: str, config, *, metrics_given: bool, device: str = "cpu", progress: bool = False,
+                     say=None) -> dict:
+    """What `coral-ft eval` computes: the samples (an .npz or an image folder) against `ref` (a
+    stats file, an image folder or DATASET:SPLIT read at the samples' size), with the metric
+    network `config.eval` names or auto picks; without `metrics_given`, the metrics that run with it."""
+    from dataclasses import replace
+
+    from coral_ft.metrics.evaluation import evaluate, load_reference, load_samples
+
+    samples = Path(samples)
+    loaded = load_samples(samples)
+    side = loaded.images.shape[1]
+    # A data set whose reader resizes (digits) is read at the samples' size, e.g. 8x8 digits.
+    reference = load_reference(ref, config.data.root, image_size=side)
+    network, extractor = metric_network(config.eval, reference, side,
+                                        lambda: default_classifier_path(reference, ref, samples.parent, side), ref, say)
+    settings = config.eval if metrics_given else replace(config.eval, metrics=default_metrics(network, config.eval))
+    return evaluate(loaded, reference, settings, extractor=extractor, device=device, progress=progress)

@@ -32,34 +32,29 @@ def bench(
 ) -> None:
     """Per method (or fine-tune arm) and seed: train, (sweep W on a selection set,) sample, evaluate; then
     results.md/.csv/.json, figures, and the table with intervals printed here."""
-    from coral_ft.bench.context import check_data
-    from coral_ft.bench.plan import describe, fit_smoke_samples, make_plan
-    from coral_ft.bench.run import run_bench
-
     config = o.fit_precision(o.resolve_config(recipe=recipe or dataset, sets=sets, flags=flags), sets, flags)
     out = out or Path("runs") / f"bench-{dataset}"
+    if not dry_run:
+        from coral_ft.api import bench as run_bench
+
+        path, summary = run_bench(dataset, config, out, progress=progress, report_only=report)
+        if summary:
+            typer.echo(summary)
+            typer.echo(f"\nfull report: {path}")
+        return
+    from coral_ft.bench.context import check_data
+    from coral_ft.bench.fanout import describe_jobs
+    from coral_ft.bench.plan import describe, fit_smoke_samples, make_plan
+
     plan = make_plan(dataset, config, out)
     data, (num_classes, image_shape) = training_data(plan, check_data, dry_run)
     if plan.scale == "smoke":
         fit_smoke_samples(plan, num_classes)
-    launch = config.bench.launch
-    fanned = launch.launcher == "slurm" or launch.jobs > 1
-    if dry_run:
-        typer.echo(describe(plan, num_classes, image_shape))
-        if data is None:
-            typer.echo("(planned from the data set's known shape: --dry-run reads no data)")
-        if fanned:
-            from coral_ft.bench.fanout import describe_jobs
-
-            typer.echo(describe_jobs(plan))
-        return
-    from coral_ft.devices import use_runtime
-
-    use_runtime(config.runtime)
-    path, summary = run_bench(plan, data, progress=progress, report_only=report)
-    if summary:
-        typer.echo(summary)
-        typer.echo(f"\nfull report: {path}")
+    typer.echo(describe(plan, num_classes, image_shape))
+    if data is None:
+        typer.echo("(planned from the data set's known shape: --dry-run reads no data)")
+    if config.bench.launch.launcher == "slurm" or config.bench.launch.jobs > 1:
+        typer.echo(describe_jobs(plan))
 
 
 def training_data(plan, check_data, dry_run: bool):

@@ -40,49 +40,20 @@ def eval_command(
         return
     if samples is None or ref is None:
         raise UserError("coral-ft eval needs --samples (a .npz or an image folder) and --ref REF (or the make-ref command)")
-    from dataclasses import replace
-
-    from coral_ft.bench.eval_network import default_classifier_path, default_metrics
+    from coral_ft.bench.eval_network import evaluate_samples
     from coral_ft.config import config_from_dict
-    from coral_ft.metrics.evaluation import evaluate, load_reference, load_samples
 
     # samples carry no data set name: no recipe unless one is given (the digits default's one thread
     # would slow Inception features on a CPU)
     given = o.layered(recipe=recipe, sets=sets, flags=flags, default_recipe=False)
     config = config_from_dict(given)
-    device = _extractor_device(config)
-    loaded = load_samples(samples)
-    side = loaded.images.shape[1]
-    # A data set whose reader resizes (digits) is read at the samples' size, e.g. 8x8 digits.
-    reference = load_reference(ref, config.data.root, image_size=side)
-    network, extractor = metric_network(config.eval, reference, side,
-                                        lambda: default_classifier_path(reference, ref, samples.parent, side), ref)
-    settings = config.eval
-    if "metrics" not in given.get("eval", {}):  # none named: those that run with this network
-        settings = replace(settings, metrics=default_metrics(network, settings))
-    result = evaluate(loaded, reference, settings, extractor=extractor, device=device, progress=progress)
+    result = evaluate_samples(samples, ref, config, metrics_given="metrics" in given.get("eval", {}),
+                              device=_extractor_device(config), progress=progress, say=_say)
     typer.echo(json.dumps(result, indent=2) if as_json else format_result(result))
 
 
-def metric_network(settings, reference, side: int, default_path, ref_spec: str = "") -> tuple[str, object | None]:
-    """("inception" or "classifier", the classifier or None for evaluate()'s TF-Inception / VGG16).
-    Says on stderr, in one line, why auto chose the classifier, and when one is trained."""
-    from coral_ft.bench.eval_network import bench_threads, choose_network, load_metric_classifier
-
-    network, why = choose_network(settings, side, reference)
-    if network != "classifier":
-        return network, None
-    path = Path(settings.classifier) if settings.classifier else default_path()
-    trains = not path.is_file()
-    said = "eval: the metric network is the bench's small classifier" + (f" ({why})" if why else "")
-    said += f"; trained on the reference once, saved to {path}" if trains else f", from {path}"
-    said += "; --metric-network inception for TF-Inception" if why else ""
-    if trains:  # said before the seconds of training
-        typer.secho(said, err=True)
-    net = load_metric_classifier(reference, path, threads=bench_threads(ref_spec))  # as its bench trains it
-    if why and not trains:  # said once the file proved readable: a bad one is one error line
-        typer.secho(said, err=True)
-    return network, net
+def _say(text: str) -> None:
+    typer.secho(text, err=True)
 
 
 @eval_app.command("make-ref")
@@ -99,6 +70,7 @@ def make_ref_command(
     flags: dict,
 ) -> None:
     """Compute a reference's features and statistics once (metrics: the networks it must serve)."""
+    from coral_ft.bench.eval_network import metric_network
     from coral_ft.data.registry import DATASETS
     from coral_ft.metrics.evaluation import load_reference, make_reference
 
@@ -115,7 +87,8 @@ def make_ref_command(
     if spec is not None and spec.resizes and image_size is None and config.data.dataset == dataset:
         image_size = config.data.image_size  # e.g. the digits-lt recipe's 8x8
     images = load_reference(ref, config.data.root, image_size)
-    _, extractor = metric_network(config.eval, images, images.images.shape[1], lambda: out.with_suffix(".classifier.pt"), ref)
+    _, extractor = metric_network(config.eval, images, images.images.shape[1], lambda: out.with_suffix(".classifier.pt"),
+                                  ref, _say)
     path = make_reference(images, out, config.eval, extractor=extractor, keep_features=features,
                           device=_extractor_device(config), progress=progress)
     typer.echo(f"reference statistics written to {path}")

@@ -24,17 +24,15 @@ from typing import Annotated, Any
 
 import typer
 
-from coral_ft.config import (
-    OFFICIAL_CODE,
-    SECTIONS,
-    DataConfig,
-    RunConfig,
-    apply_overrides,
-    config_from_dict,
-    find_recipe,
-    parse_override,
-    read_recipe,
-)
+from coral_ft.config import OFFICIAL_CODE, SECTIONS, DataConfig, RunConfig, read_recipe
+
+# the one resolution every command and the Python API use (the commands call these through `o.`)
+from coral_ft.config.resolve import BUNDLES, recipe_names, was_given
+from coral_ft.config.resolve import fit_precision as fitted_precision
+from coral_ft.config.resolve import implied_recipe as implied_recipe
+from coral_ft.config.resolve import layered as layered
+from coral_ft.config.resolve import merged as merged
+from coral_ft.config.resolve import resolve_config as resolve_config
 
 PANEL_DATA, PANEL_MODEL, PANEL_METHOD, PANEL_OPTIM = "Data", "Model", "Method", "Optimisation"
 PANEL_LORA, PANEL_SAMPLE, PANEL_EVAL, PANEL_RUN = "LoRA", "Sampling", "Evaluation", "Run"
@@ -55,7 +53,6 @@ class Bundle:
     values: tuple[tuple[str, Any], ...]
 
 
-BUNDLES = "__bundles__"  # the key of `flags` that carries the bundles a command was given
 
 
 def _default_and_type(path: str) -> tuple[Any, Any]:
@@ -122,12 +119,6 @@ def sampler_names() -> list[str]:
     from coral_ft.sample.registry import SAMPLERS
 
     return list(SAMPLERS)
-
-
-def recipe_names() -> list[str]:
-    from coral_ft.config import shipped_recipes
-
-    return sorted(shipped_recipes())
 
 
 def _sampler_help() -> str:
@@ -327,76 +318,12 @@ def takes(*groups: dict, recipe_defaults: bool = False):
     return decorate
 
 
-def resolve_config(*, recipe: str | Path | None = None, run: str | Path | None = None, base: dict | None = None,
-                   sets: list[str] | None = None, flags: dict[str, Any] | None = None,
-                   default_recipe: bool = True) -> RunConfig:
-    """Recipe (else a saved run config, else `base` plain data) + bundles + --set + flags -> validated RunConfig.
-    `default_recipe`: with no data set named, start from the embedded default's recipe (commands that
-    train or show the default run); False for commands that only read samples (eval)."""
-    return config_from_dict(layered(recipe=recipe, run=run, base=base, sets=sets, flags=flags,
-                                    default_recipe=default_recipe))
-
-
-def layered(*, recipe: str | Path | None = None, run: str | Path | None = None, base: dict | None = None,
-            sets: list[str] | None = None, flags: dict[str, Any] | None = None,
-            default_recipe: bool = True) -> dict[str, Any]:
-    """The plain data every layer gave, before defaults: which fields someone set, and to what.
-
-    Without a recipe or a run, a data set's name brings its shipped recipe (`implied_recipe`), so a
-    name means one thing in every command; `base` (what a model records) goes over it."""
-    if recipe is not None:
-        raw = read_recipe(find_recipe(recipe))
-    elif run is not None:
-        raw = read_recipe(run)
-    else:
-        implied = implied_recipe(sets=sets, flags=flags, base=base, default_recipe=default_recipe)
-        raw = merged(read_recipe(find_recipe(implied)) if implied else {}, base or {})
-    flags = dict(flags or {})
-    for bundle in flags.pop(BUNDLES, []):
-        apply_overrides(raw, bundle)
-    apply_overrides(raw, sets or [])
-    apply_overrides(raw, flags)
-    return raw
-
-
-def implied_recipe(*, sets: list[str] | None = None, flags: dict[str, Any] | None = None,
-                   base: dict | None = None, default_recipe: bool = True) -> str | None:
-    """The shipped recipe a data set name brings when no recipe is given: the one of the same
-    name (digits-lt, cifar10-lt, ...). With no data set named and nothing else to start from
-    (`base`: what a model records), the embedded default's, if `default_recipe`."""
-    given = dict(apply_overrides(merged({}, base or {}), [s for s in sets or [] if s.startswith("data.dataset=")]))
-    dataset = (flags or {}).get("data.dataset") or given.get("data", {}).get("dataset")
-    if dataset is None and base is None and default_recipe:
-        dataset = DataConfig.dataset
-    return dataset if dataset in recipe_names() else None
-
-
-def was_given(path: str, sets: list[str] | None = None, flags: dict[str, Any] | None = None) -> bool:
-    """Did the user set config field `path` (a flag, a flag bundle or --set), rather than a recipe
-    or a saved run? A recipe's value is a wish some fields treat as one (`fit_precision`)."""
-    flags = flags or {}
-    if path in flags or any(path in bundle for bundle in flags.get(BUNDLES, [])):
-        return True
-    return any(".".join(parse_override(item)[0]) == path for item in sets or [])
-
-
 def fit_precision(config: RunConfig, sets: list[str] | None = None, flags: dict[str, Any] | None = None) -> RunConfig:
-    """train.mixed_precision for the device the run trains on: a recipe's (or saved run's) that the
-    device lacks falls back to what it supports, said once on stderr; the user's is checked (a
-    ConfigError where the device cannot run it). coral_ft.devices.training_precision."""
-    from coral_ft.devices import resolved_device, training_precision
-
-    precision, note = training_precision(config.train.mixed_precision, resolved_device(config.runtime.device),
-                                         was_given("train.mixed_precision", sets, flags))
+    """train.mixed_precision for the device the run trains on (coral_ft.config.resolve.fit_precision),
+    its note said once on stderr."""
+    config, note = fitted_precision(config, was_given("train.mixed_precision", sets, flags))
     if note:
         typer.secho(note, err=True)
-        config.train.mixed_precision = precision
     return config
 
 
-def merged(under: dict, over: dict) -> dict:
-    """`over` laid on `under`, table by table."""
-    out = dict(under)
-    for key, value in over.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out

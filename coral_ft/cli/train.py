@@ -50,20 +50,20 @@ def base_run_data(spec: str | None) -> dict | None:
     return {"data": read_recipe(RunDir(spec).config).get("data", {})}
 
 
-def show_or_train(config, out: Path, resume: bool, progress: bool, dry_run: bool, source=None, notes=()) -> None:
+def show_or_train(config, out: Path, resume: bool, progress: bool, dry_run: bool, finetune: bool = False,
+                  notes=()) -> None:
     if dry_run:
         for note in notes:
             typer.echo(note, err=True)
         typer.echo(config.to_toml())
         return
+    from coral_ft import api
     from coral_ft.checkpoint.layout import RunDir
-    from coral_ft.devices import use_runtime
     from coral_ft.train.resume import finished_step
-    from coral_ft.train.trainer import train
 
-    use_runtime(config.runtime)
     finished = resume and finished_step(config, RunDir(out)) is not None  # train() says so, and writes nothing
-    model_dir = train(config, out, resume=resume, source=source, progress=progress, notes=notes)
+    run = api.finetune if finetune else api.train
+    model_dir = run(config, out, resume=resume, progress=progress, notes=notes)
     if not finished:
         typer.echo(f"model written to {model_dir}")
 
@@ -117,6 +117,5 @@ def finetune_command(
     if lora_only and not config.finetune.lora:
         raise UserError(f"{', '.join(lora_only)} set{'s' if len(lora_only) == 1 else ''} LoRA adapters, but this "
                         f"fine-tune trains every weight: add --lora, or drop {', '.join(lora_only)}")
-    source = FinetuneSource(config.finetune)
-    source.locate()  # a missing or unreadable base fails now, before the data is read
-    show_or_train(config, out, resume, progress, dry_run, source, notes)
+    FinetuneSource(config.finetune).locate()  # a missing or unreadable base fails now, also in a dry run
+    show_or_train(config, out, resume, progress, dry_run, finetune=True, notes=notes)
