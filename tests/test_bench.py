@@ -204,13 +204,18 @@ def test_collect_without_a_ddpm_baseline_has_no_paired_differences(tmp_path):
 def test_bench_with_two_cpu_processes_runs_two_and_both_take_a_share(tmp_path):
     # Multi-process training and sampling as on a cluster: 2 CPU processes, gloo. torchrun starts
     # them (with the pinned accelerate, `accelerate launch --cpu --num_processes 2` starts one).
+    import socket
     import subprocess
     import sys
 
     out = tmp_path / "b"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+    with socket.socket() as free:  # a port of our own for the two processes' rendezvous
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port),
            "-m", "coral_ft", "bench", "digits-lt", "--scale", "smoke", "--methods", "coral", "--guidance-sweep", "0,1",
-           "--selection-samples", "20", "--sample-batch-size", "8", "--out", str(out), "--no-progress"]
+           "--selection-samples", "20", "--out", str(out), "--no-progress"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     trial = out / "coral" / "seed-0"

@@ -45,7 +45,7 @@ SMOKE_MAX_SAMPLES = 500  # smoke stays a minutes-long CPU check
 SMOKE_OVERRIDES = {
     "model.preset": "micro", "train.max_steps": 4, "train.batch_size": 16, "train.warmup_steps": 2,
     "train.log_every": 2, "train.checkpoint_every": 2, "train.sample_every": 10**9, "train.sample_grid": 2,
-    "sample.sampler": "ddim", "sample.steps": 3, "sample.batch_size": 64,
+    "sample.sampler": "ddim", "sample.steps": 3, "sample.batch_size": 16,  # several batches: every process samples
     # a CPU check: the GPU recipes' fast path (bf16, channels-last, compile) stays off
     "train.mixed_precision": "no", "train.channels_last": False, "train.compile": False, "train.compile_mode": "default",
     "sample.precision": "no", "sample.compile": False,
