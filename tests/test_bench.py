@@ -155,7 +155,7 @@ def test_report_puts_paper_values_beside_measured(tmp_path):
     path, summary = write_report(report_context(plan, counts), evaluations)
     md = path.read_text()
     assert "| coral | 0.80 | 7.00 ± 2.48 (5.37) |" in md  # mean 7, t(2) 4.303 * 1 / sqrt(3) = 2.48
-    assert "**-2.00 [-2.00, -2.00] better**" in md  # the same gap at every seed
+    assert "-2.00 (same on every seed: no evidence)" in md  # the same gap at every seed: no finding
     assert summary in md
     assert "| ccua | 0.80 | 8.00 ± 2.48 (-) |" in md and "- ccua: CCUA (arXiv 2507.09052) reports CIFAR100-LT" in md
     results = json.loads((tmp_path / "results.json").read_text())

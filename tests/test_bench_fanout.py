@@ -13,6 +13,17 @@ from coral_ft.config import load_config
 SMOKE = ["--scale", "smoke", "--seeds", "2", "--threads", "1", "--no-progress"]
 
 
+def _same(a, b) -> bool:
+    """Equal structure, strings, ints and booleans; floats equal to 1e-5 relative."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return b == pytest.approx(a, rel=1e-5, abs=1e-9, nan_ok=True)
+    return a == b
+
+
 def _without_costs(path):
     results = json.loads(path.read_text())
     for row in results["methods"].values():
@@ -24,7 +35,10 @@ def _without_costs(path):
 def test_two_jobs_give_the_results_of_one(tmp_path):
     main(["bench", "digits-lt", *SMOKE, "--jobs", "1", "--out", str(tmp_path / "one")])
     main(["bench", "digits-lt", *SMOKE, "--jobs", "2", "--out", str(tmp_path / "two")])
-    assert _without_costs(tmp_path / "two" / "results.json") == _without_costs(tmp_path / "one" / "results.json")
+    one, two = _without_costs(tmp_path / "one" / "results.json"), _without_costs(tmp_path / "two" / "results.json")
+    # every value equal; a float may differ in its last digits (seen once, 4e-6 relative, in a
+    # selection FID on oversubscribed cores: the CPU kernels' threading), never a choice or a count
+    assert _same(one, two)
     logs = list((tmp_path / "two" / "jobs").rglob("*_log.out"))
     assert len(logs) == 4  # one submitit job per trial
     # a finished bench asked again starts no job: every trial is done

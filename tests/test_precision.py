@@ -103,3 +103,16 @@ def test_the_bench_falls_back_as_train_does(tmp_path, capsys, cpu_without_bf16):
     assert [line for line in err.splitlines() if "mixed_precision" in line] == [
         line for line in err.splitlines() if "recipe's train.mixed_precision=bf16" in line and "fp32" in line]
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_second_run_in_one_process_may_take_another_precision():
+    # the Python API in one process: accelerate keeps one precision per process; a run with another resets it
+    from accelerate import Accelerator
+
+    from coral_ft.train.trainer import release_other_precision
+
+    Accelerator(mixed_precision="no", cpu=True)
+    release_other_precision("bf16")
+    assert Accelerator(mixed_precision="bf16", cpu=True).mixed_precision == "bf16"
+    release_other_precision("no")
+    assert Accelerator(mixed_precision="no", cpu=True).mixed_precision == "no"

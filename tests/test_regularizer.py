@@ -170,7 +170,7 @@ TWO_PROCESSES = textwrap.dedent(
         import torch.nn.functional as F
         from accelerate import Accelerator
         from coral_ft.models.denoiser import build_head
-from coral_ft.models.presets import build_unet
+        from coral_ft.models.presets import build_unet
         from coral_ft.train.regularizer import CoralRegularizer
 
         accelerator = Accelerator(cpu=True) if world > 1 else None

@@ -62,6 +62,7 @@ def bench_accelerator(plan: BenchPlan, device: str):
     from accelerate import Accelerator
 
     from coral_ft.devices import training_precision
+    from coral_ft.train.trainer import release_other_precision
 
     precisions = {trial.config.train.mixed_precision for trial in plan.trials}
     if len(precisions) > 1:
@@ -69,6 +70,7 @@ def bench_accelerator(plan: BenchPlan, device: str):
                         "one bench process takes one: set it for all with --set train.mixed_precision=...")
     precision = precisions.pop()
     training_precision(precision, device, given=True)  # as each trial's trainer checks it (make_accelerator)
+    release_other_precision(precision)
     return Accelerator(mixed_precision=precision, cpu=device == "cpu")
 
 

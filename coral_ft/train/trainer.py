@@ -94,11 +94,22 @@ def make_accelerator(config: RunConfig, run: RunDir) -> Accelerator:
     check_tracker(t.report_to)
     if t.report_to != "none":
         kwargs = {"log_with": t.report_to, "project_dir": str(run.root / "logs")}
+    release_other_precision(t.mixed_precision)
     accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=device == "cpu", **kwargs)
     if accelerator.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = t.tf32
         torch.backends.cudnn.allow_tf32 = t.tf32
     return accelerator
+
+
+def release_other_precision(mixed_precision: str) -> None:
+    """accelerate keeps one mixed-precision setting per process and refuses another: a second run in
+    the same process (the Python API, a notebook) with another precision resets that setting. The
+    distributed state (the processes, their group) is kept."""
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state.get("_mixed_precision", mixed_precision) != mixed_precision:
+        AcceleratorState._reset_state()
 
 
 class Trainer:
@@ -107,13 +118,14 @@ class Trainer:
         self.config, self.run_dir, self.progress = config, RunDir(out_dir), progress
         self.source = source or FromScratch()
         t = config.train
+        # the data first: a missing data set is the first thing to say
+        self.data: LabeledImages = data if data is not None else dataset_from_config(config.data, "train")
         self.accelerator = acc = make_accelerator(config, self.run_dir)
         if t.batch_size % (t.grad_accum * acc.num_processes):
             raise ConfigError(f"train.batch_size {t.batch_size} must divide evenly into grad_accum {t.grad_accum} "
                               f"x {acc.num_processes} process(es)")
         self.micro_global = t.batch_size // t.grad_accum  # images per micro-step, all processes
         self.micro_local = self.micro_global // acc.num_processes
-        self.data: LabeledImages = data if data is not None else dataset_from_config(config.data, "train")
 
         torch.manual_seed(t.seed)  # identical initialisation on every process
         self.module = self._build_denoiser()  # the plain module (weights, EMA, export)
