@@ -1,7 +1,7 @@
 """Written files follow the user's umask: a colleague on a shared machine can read a model.
 
 safetensors writes through a private temporary file (mode 0600 whatever the umask), so every
-weights file coral-ft writes is widened to what the umask allows (coral_ft.checkpoint.files).
+weights file coral-ft writes is widened to what the umask allows (coral_ft.files).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from coral_ft.checkpoint.files import respect_umask
+from coral_ft.files import respect_umask
 from tests.conftest import run_cli
 
 WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".bin")

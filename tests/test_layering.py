@@ -7,7 +7,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "coral_ft"
 # Lowest first. A package may import itself and anything listed before it. `config` sits above the
 # parts whose names it validates (data sets, presets, objectives, samplers, metrics), which take
 # their settings as plain objects; the commands and the loops that read a config sit above it.
-LAYERS = ["errors", "devices", "data", "models", "objectives", "checkpoint", "sample", "metrics", "config", "finetune", "train",
+LAYERS = ["errors", "files", "devices", "data", "models", "objectives", "checkpoint", "sample", "metrics", "config", "finetune", "train",
           "latents", "bench", "api", "cli"]
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from coral_ft.data.longtail import select_per_class
+from coral_ft.files import atomic_path
 
 FEATURE_DIM = 64
 EPOCHS = 30
@@ -96,9 +97,8 @@ def load_or_train(path: Path, images: np.ndarray, labels: np.ndarray, num_classe
             images, labels = images[keep], labels[keep]
         net = train_classifier(images, labels, num_classes)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(net.state_dict(), tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            torch.save(net.state_dict(), tmp)
     return load_classifier(path, images.shape[-1], num_classes)
 
 

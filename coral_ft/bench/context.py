@@ -14,6 +14,7 @@ import numpy as np
 from coral_ft.bench.groups import Groups, class_groups
 from coral_ft.bench.plan import BenchPlan
 from coral_ft.errors import UserError
+from coral_ft.files import atomic_path
 
 MEMORISATION_FILE = "memorisation.npz"
 REFERENCE_FILE = "reference.npz"
@@ -161,7 +162,6 @@ def memorisation_features(ctx: BenchContext) -> dict | None:
         "train_features": net.features(nchw_to_nhwc(ctx.data.images.numpy())), "train_labels": ctx.data.labels.numpy(),
         "heldout_features": net.features(nchw_to_nhwc(held.images.numpy())), "heldout_labels": held.labels.numpy(),
     }
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, **feats)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **feats)
     return feats

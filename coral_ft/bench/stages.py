@@ -18,6 +18,7 @@ from coral_ft.bench.context import BenchContext
 from coral_ft.bench.cost import RunCost, measure_training
 from coral_ft.bench.plan import SELECTION_SEED_OFFSET, Trial
 from coral_ft.checkpoint.layout import RunDir
+from coral_ft.files import write_text_atomically
 from coral_ft.metrics.fid import MIN_SAMPLES
 
 PER_CLASS_MIN_SAMPLES = 10  # fewer samples of a class make its FID meaningless: skip per-class FID
@@ -26,9 +27,7 @@ CONDITIONAL_SUBDIR = "conditional"  # finetune: the base with a zero-initialised
 
 def write_json(path: Path, info: dict) -> None:
     """Atomically: a marker or result is complete on disk or absent."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info, indent=1, default=float))
-    tmp.replace(path)
+    write_text_atomically(path, json.dumps(info, indent=1, default=float))
 
 
 def _marker(trial: Trial, stage: str) -> Path:

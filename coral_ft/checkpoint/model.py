@@ -25,9 +25,9 @@ from diffusers import DDPMScheduler
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from coral_ft.checkpoint.files import respect_umask
 from coral_ft.checkpoint.layout import MODEL_SUBDIR
 from coral_ft.errors import UserError
+from coral_ft.files import respect_umask
 from coral_ft.models.class_embedding import ensure_class_embedding
 from coral_ft.models.context import load_context
 from coral_ft.models.convert_peer import convert_peer_checkpoint

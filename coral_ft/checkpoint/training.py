@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from coral_ft.checkpoint.files import respect_umask
 from coral_ft.errors import UserError
+from coral_ft.files import respect_umask
 
 CHECKPOINT_RE = re.compile(r"^step-(\d+)$")
 

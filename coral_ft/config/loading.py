@@ -16,6 +16,7 @@ else:  # pragma: no cover
 from coral_ft.config.coerce import build_section
 from coral_ft.config.sections import SECTIONS, RunConfig
 from coral_ft.errors import ConfigError, check
+from coral_ft.files import write_text_atomically
 
 
 def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
@@ -82,9 +83,7 @@ def load_config(
 
 def save_config(config: RunConfig, path: str | Path) -> None:
     path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(config.to_toml())
-    tmp.replace(path)
+    write_text_atomically(path, config.to_toml())
 
 
 # -- shipped recipes ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from coral_ft.errors import DataError
+from coral_ft.files import atomic_path
 
 IMAGE_SIZE = 64
 CELEBA_CLASSES = ("black", "brown", "blond", "gray", "bald")
@@ -54,9 +55,8 @@ def write_packed(out: Path, paths: list[Path], labels: list[int], classes: list[
     """Read, resize and save one split; written to a temporary name first so a crash leaves none."""
     images = np.stack([load_square(p) for p in tqdm(paths, desc=desc, unit="img")]) if paths else np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".partial.npz")
-    np.savez(tmp, images=images, labels=np.asarray(labels, dtype=np.int64), classes=np.asarray(classes))
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        np.savez(tmp, images=images, labels=np.asarray(labels, dtype=np.int64), classes=np.asarray(classes))
     return out
 
 

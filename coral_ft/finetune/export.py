@@ -12,7 +12,6 @@ import json
 import shutil
 from pathlib import Path
 
-from coral_ft.checkpoint.files import respect_umask
 from coral_ft.checkpoint.model import (
     load_info,
     load_model,
@@ -23,6 +22,7 @@ from coral_ft.checkpoint.model import (
     write_info,
 )
 from coral_ft.errors import UserError
+from coral_ft.files import respect_umask
 from coral_ft.models.context import inner_unet, save_context
 from coral_ft.models.lora import is_lora, merge_lora
 from coral_ft.sample.card import write_model_card

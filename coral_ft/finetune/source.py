@@ -14,9 +14,9 @@ from pathlib import Path
 
 from torch import nn
 
-from coral_ft.checkpoint.files import respect_umask
 from coral_ft.checkpoint.model import ModelInfo, save_model, write_finetune_meta, write_info
 from coral_ft.errors import ConfigError, UserError
+from coral_ft.files import respect_umask
 from coral_ft.finetune.bases import base_scheduler_config, check_base_fits, check_base_schedule
 from coral_ft.models.class_embedding import ensure_class_embedding
 from coral_ft.models.context import inner_unet, make_context, needs_context, save_context, wrap_with_context

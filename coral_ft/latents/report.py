@@ -12,6 +12,7 @@ import json
 import math
 from pathlib import Path
 
+from coral_ft.files import write_text_atomically
 from coral_ft.latents.scores import SCORE_NAMES
 
 REPORT_FILE = "latents.json"
@@ -23,9 +24,7 @@ def write_report(report: dict, out_dir: str | Path) -> Path:
     """latents.json (atomically: a reader never sees half a file) and latents.txt."""
     out_dir = Path(out_dir)
     path = out_dir / REPORT_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(path)
+    write_text_atomically(path, json.dumps(report, indent=2))
     (out_dir / TABLE_FILE).write_text(format_tables(report) + "\n")
     return path
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from coral_ft.errors import UserError
+from coral_ft.files import atomic_path
 from coral_ft.metrics.fid import gaussian_stats
 
 STATS_FORMAT = "coral-ft-reference-stats/2"  # /2: records the resize; no stored class statistics
@@ -123,9 +124,8 @@ def save_reference_stats(stats: ReferenceStats, path: Path) -> Path:
     arrays["meta"] = np.array(json.dumps(meta))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)  # atomic: a half-written file never looks like a reference
+    with atomic_path(path) as tmp:  # a half-written file never looks like a reference
+        np.savez(tmp, **arrays)
     return path
 
 

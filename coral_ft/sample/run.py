@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch
 from coral_ft.checkpoint.model import load_model
 from coral_ft.data.batches import to_uint8
 from coral_ft.errors import UserError
+from coral_ft.files import atomic_path
 from coral_ft.models.presets import num_classes_of
 from coral_ft.sample.labels import make_labels, parse_label_spec, sample_seeds
 from coral_ft.sample.samplers import resolved_steps, sample
@@ -94,11 +94,8 @@ def _done_indices(folder: Path, num: int) -> np.ndarray:
 
 def _write_npz(path: Path, **arrays) -> None:
     """Atomically: a shard or output is either complete on disk or absent."""
-    # The temporary name must not match SHARD_GLOB: a run killed mid-write leaves it behind.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:  # a file object: np.savez appends no suffix
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # a dot name: SHARD_GLOB never matches it
+        np.savez(tmp, **arrays)
 
 
 def _assemble(folder: Path, num: int) -> dict[str, np.ndarray]:

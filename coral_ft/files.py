@@ -1,4 +1,9 @@
-"""Written files get the permissions the user's umask asks for.
+"""How coral-ft writes files: whole or not at all (`atomic_path`), with the permissions the
+user's umask asks for (`respect_umask`).
+
+A result, a marker, a reference or a shard is written under a temporary name beside it and renamed
+into place when complete, so a reader (a resumed run, a bench in another process) never sees half a
+file and a crash leaves none.
 
 safetensors (0.6 and later) writes through a private temporary file that it renames into place,
 so every `save_file` and every `save_pretrained` (diffusers, peft) leaves a weights file of mode
@@ -9,9 +14,30 @@ the mode a plain `open()` would have given them (0644 under umask 022).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary name beside `path` to write to; it becomes `path` when the block ends without
+    error and is removed otherwise. It keeps the suffix (np.savez adds none) and starts with a dot
+    and holds the process id (no glob for the final names matches it, no other process shares it)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomically(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def current_umask() -> int:
