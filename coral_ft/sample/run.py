@@ -15,7 +15,6 @@ main process assembles the .npz once every process is done.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -27,6 +26,7 @@ from coral_ft.checkpoint.model import load_model
 from coral_ft.data.batches import to_uint8
 from coral_ft.errors import UserError
 from coral_ft.files import atomic_path
+from coral_ft.models.lora import weights_fingerprint
 from coral_ft.models.presets import num_classes_of
 from coral_ft.sample.labels import make_labels, parse_label_spec, sample_seeds
 from coral_ft.sample.samplers import resolved_steps, sample
@@ -50,15 +50,6 @@ def check_output(out, num: int) -> Path:
     if num <= 0:
         raise UserError(f"--num must be positive; got {num}")
     return out
-
-
-def model_fingerprint(unet) -> str:
-    """sha256 over the U-Net's parameter names and bytes: the identity of the weights sampled."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(unet.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def _load(model, device):
@@ -148,7 +139,8 @@ def sample_to_npz(model, out, num: int, settings, *, png_dir=None, accelerator=N
 
     folder = shards_dir_for(out)
     manifest = {
-        "model": model_fingerprint(unet), "guidance": float(settings.guidance), "sampler": settings.sampler,
+        "model": weights_fingerprint(unet),  # the identity of the weights sampled
+        "guidance": float(settings.guidance), "sampler": settings.sampler,
         "steps": steps, "eta": float(settings.eta), "clip_x0": settings.clip_x0, "labels": settings.labels,
         "seed": settings.seed, "precision": settings.precision,
         "scheduler": {k: v for k, v in scheduler.config.items() if not k.startswith("_")},
