@@ -258,8 +258,15 @@ def short_cell(metric: str, entry: dict | None) -> str:
     return f"{num(metric, entry['mean'])} [{num(metric, lo)}, {num(metric, hi)}]"
 
 
+def seeds_cell(r: dict) -> str:
+    """The seeds a row's numbers are over (the common ones), and how many more it has apart."""
+    used = len(r.get("common_seeds", r["seeds"]))
+    extra = len(r["seeds"]) - used
+    return f"{used} (+{extra} apart)" if extra else str(used)
+
+
 def method_table(results: dict, metrics: list[str]) -> str:
-    rows = [[name, str(len(r["seeds"]))] + [short_cell(m, r["measured"].get(m)) for m in metrics]
+    rows = [[name, seeds_cell(r)] + [short_cell(m, r["measured"].get(m)) for m in metrics]
             for name, r in results["methods"].items()]
     return table(["method", "seeds", *metrics], rows)
 
@@ -277,7 +284,8 @@ def seeds_line(results: dict) -> str:
     if all(n >= planned for n in done.values()):
         return f"All {planned} seeds of every {'arm' if results.get('protocol') == 'finetune' else 'method'} ran."
     return (f"Seeds finished when these files were collected (of {planned} planned): "
-            + ", ".join(f"{name} {n}" for name, n in done.items()) + ". Intervals over fewer seeds are wider; a method with one seed has none.")
+            + ", ".join(f"{name} {n}" for name, n in done.items()) + ". Means and intervals are over the seeds every "
+            "row has (the seeds column; the rest are in results.json's extra_values); one seed gives no interval.")
 
 
 def optional(path: Path) -> dict | None:
@@ -404,14 +412,10 @@ def block_ft_latents() -> str:
 
 def paired_sd(results: dict, metric: str) -> tuple[float, int] | None:
     """The pooled standard deviation of the arms' paired differences from ddpm, and its degrees of freedom."""
-    ss, dof = 0.0, 0
-    for name, r in results["methods"].items():
-        values = r.get("vs_ddpm", {}).get(metric, {}).get("values") or []
-        if name != "base" and len(values) > 1:
-            mean = sum(values) / len(values)
-            ss += sum((v - mean) ** 2 for v in values)
-            dof += len(values) - 1
-    return (math.sqrt(ss / dof), dof) if dof else None
+    from coral_ft.bench.stats import pooled_sd
+
+    return pooled_sd([r.get("vs_ddpm", {}).get(metric, {}).get("values") or []
+                      for name, r in results["methods"].items() if name != "base"])
 
 
 def block_ft_power() -> str:
@@ -480,7 +484,7 @@ def block_readme_ft() -> str:
         d = x.get("vs_ddpm", {}).get(TAIL)
         paired = "-" if not d else (diff_cell(TAIL, d) if d.get("ci95") else num(TAIL, d["diff"], True))
         cost = x.get("cost") or {}
-        rows.append([name, str(len(x["seeds"])), short_cell("fid", x["measured"].get("fid")),
+        rows.append([name, seeds_cell(x), short_cell("fid", x["measured"].get("fid")),
                      short_cell(TAIL, x["measured"].get(TAIL)), paired,
                      f"{cost['trainable_parameters'] / 1e6:.2f}M" if cost else "-"])
     return table(["arm", "seeds", "fid", "tail fid", "tail fid vs ddpm (paired)", "trainable"], rows) + "\n"
