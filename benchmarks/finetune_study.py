@@ -18,6 +18,7 @@ with the from-scratch study's classifier and reference statistics (copied), so a
 feature space. Every stage resumes after a kill; `--jobs 2` runs two trials at a time (the bench's
 own fan-out, one core each with --threads 1) and the bench writes the report when the last ends.
 
+    python benchmarks/finetune_study.py --phase restore                      # a fresh checkout: runs/ from docs/measurements/
     python benchmarks/finetune_study.py --threads 1 --jobs 2                 # both bases, 5 fine-tune seeds
     python benchmarks/finetune_study.py --bases lt --seeds 8                 # more seeds (resumes the first 5)
     python benchmarks/finetune_study.py --phase latents                      # null- and true-label latents
@@ -36,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cpu_study import RECIPE, SHARED_METRIC_FILES, _csv, run  # noqa: E402
-from study_files import collect_bench, collect_latents  # noqa: E402
+from study_files import collect_bench, collect_latents, restore_bench  # noqa: E402
 
 ARMS = ("ddpm", "coral", "coral-null", "ddpm-lora", "coral-lora", "coral-null-lora")
 SEEDS = 5
@@ -58,6 +59,49 @@ def lt_base(opts) -> Path:
         run(["bench", RECIPE, "--methods", "ddpm", "--seeds", "1", "--guidance-sweep", GUIDANCE_SWEEP,
              "--out", str(opts.scratch / "main"), *common(opts)], opts.threads)
     return run_dir
+
+
+BASE_MODEL_FILES = ("config.json", "diffusion_pytorch_model.safetensors", "scheduler_config.json", "coral_ft.json")
+
+
+def keep_base(opts) -> None:
+    """Check in the LT base's weights (the from-scratch DDPM, seed 0: retraining reproduces them bit
+    for bit on one thread, as its evaluation does) beside the raw numbers, so a fresh checkout
+    fine-tunes without training the base again (runs/ is never committed)."""
+    model = lt_base(opts) / "model"
+    dest = opts.measurements / "lt-base"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (*BASE_MODEL_FILES, "../config.toml"):
+        if (model / name).is_file():
+            shutil.copy2(model / name, dest / Path(name).name)
+
+
+def restore_phase(opts) -> None:
+    """A fresh checkout: every collected trial of both studies back into runs/ (a trial with
+    eval.json is finished), the from-scratch study's selection, and the LT base's weights as the
+    from-scratch DDPM seed 0's run, so nothing collected is trained again."""
+    scratch_saved = opts.measurements.parent / "fashion-scratch"
+    restore_bench(scratch_saved, opts.scratch / "main")
+    if (scratch_saved / "study.json").is_file() and not (opts.scratch / "study.json").is_file():
+        shutil.copy2(scratch_saved / "study.json", opts.scratch / "study.json")
+    for base in opts.bases:
+        if (opts.measurements / base).is_dir():
+            restore_bench(opts.measurements / base, opts.out / base)
+            for condition in ("null", "true"):
+                saved = opts.measurements / "latents" / f"{base}-{condition}"
+                if saved.is_dir() and not (opts.out / "latents" / saved.name).exists():
+                    shutil.copytree(saved, opts.out / "latents" / saved.name)
+    saved_base = opts.measurements / "lt-base"
+    run_dir = opts.scratch / "main" / "ddpm" / "seed-0" / "run"
+    if saved_base.is_dir() and not (run_dir / "model").is_dir():
+        (run_dir / "model").mkdir(parents=True)
+        for name in BASE_MODEL_FILES:
+            shutil.copy2(saved_base / name, run_dir / "model" / name)
+        shutil.copy2(saved_base / "config.toml", run_dir / "config.toml")
+        marker = run_dir.parent / "train.done.json"  # restored above from the collected train.json
+        info = json.loads(marker.read_text())
+        marker.write_text(json.dumps({**info, "model": str((run_dir / "model").resolve())}, indent=1))
+    print(f"restored {opts.out} and {opts.scratch} from {opts.measurements.parent}")
 
 
 def common(opts) -> list[str]:
@@ -113,13 +157,16 @@ def latents_phase(opts) -> None:
 
 
 def collect_phase(opts) -> None:
-    """Each base's report of its finished trials (nothing trained), then the copies."""
+    """Each base's report of its finished trials (nothing trained), then the copies (and the LT
+    base's weights, once)."""
     for base in opts.bases:
         if any((opts.out / base).glob("*/seed-*/eval.json")):
             run([*finetune_bench(opts, base, opts.arms, opts.seeds), "--report"], opts.threads)
             collect_bench(opts.out / base, opts.measurements / base)
         for condition in ("null", "true"):
             collect_latents(opts.out / "latents" / f"{base}-{condition}", opts.measurements / "latents" / f"{base}-{condition}")
+    if "lt" in opts.bases and not (opts.measurements / "lt-base").is_dir():
+        keep_base(opts)
     print(f"raw numbers -> {opts.measurements}")
 
 
@@ -130,13 +177,17 @@ def main() -> None:
     parser.add_argument("--data-root", default=None, help="Folder with Fashion-MNIST's IDX files (default: Debian's).")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per command (default: torch's).")
     parser.add_argument("--jobs", type=int, default=1, help="Trials at once (the bench's --jobs).")
-    parser.add_argument("--phase", choices=("all", "bench", "latents", "collect"), default="all")
+    parser.add_argument("--phase", choices=("restore", "all", "bench", "latents", "collect"), default="all",
+                        help="restore: a fresh checkout's runs/ from the checked-in files (run it first)")
     parser.add_argument("--measurements", type=Path, default=Path("docs/measurements/cpu/fashion-finetune"),
                         help="Where the collect phase copies the raw numbers (checked in).")
     parser.add_argument("--bases", type=_csv(str), default=["lt", "uncond"], help="lt, uncond or both.")
     parser.add_argument("--arms", type=_csv(str), default=list(ARMS))
     parser.add_argument("--seeds", type=int, default=SEEDS, help="Fine-tune seeds per arm.")
     opts = parser.parse_args()
+    if opts.phase == "restore":
+        restore_phase(opts)
+        return
     for base in opts.bases:
         if opts.phase in ("all", "bench"):
             print(f"{base}: {bench_phase(opts, base)}", flush=True)
