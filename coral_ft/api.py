@@ -77,14 +77,8 @@ def bench(name: str, config: RunConfig, out: str | Path, *, progress: bool = Tru
           ) -> tuple[Path, str]:
     """A benchmark (`coral-ft bench`): every trial of `config.bench`, resumed where it stopped, run
     as `config.bench.launch` says, then the report -> (results.md, the summary table)."""
-    from coral_ft.bench.context import check_data
-    from coral_ft.bench.plan import fit_smoke_samples, make_plan
+    from coral_ft.bench.context import prepared_plan
     from coral_ft.bench.run import run_bench
-    from coral_ft.devices import use_runtime
 
-    plan = make_plan(name, config, Path(out))
-    data = check_data(plan)  # a missing data set stops here, with what to download or prepare
-    if plan.scale == "smoke":
-        fit_smoke_samples(plan, data.num_classes)
-    use_runtime(config.runtime)
+    plan, data = prepared_plan(name, config, out)
     return run_bench(plan, data, progress=progress, report_only=report_only)

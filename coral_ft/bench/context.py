@@ -82,6 +82,20 @@ def check_data(plan: BenchPlan):
     return dataset_from_config(plan.config.data)
 
 
+def prepared_plan(name: str, config, out):
+    """(plan, training data) of a bench as every process that runs it prepares them: the plan,
+    the data (a missing data set stops here), the smoke scale's sample counts, the runtime."""
+    from coral_ft.bench.plan import fit_smoke_samples, make_plan
+    from coral_ft.devices import use_runtime
+
+    plan = make_plan(name, config, Path(out))
+    data = check_data(plan)
+    if plan.scale == "smoke":
+        fit_smoke_samples(plan, data.num_classes)
+    use_runtime(config.runtime)
+    return plan, data
+
+
 def build_context(plan: BenchPlan, data, progress: bool = True) -> BenchContext:
     """The accelerator, then (main process) the metric network, reference and memorisation features."""
     from coral_ft.devices import resolved_device

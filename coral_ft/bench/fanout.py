@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from coral_ft.bench.plan import BenchPlan, Trial
 from coral_ft.errors import UserError
@@ -60,16 +59,10 @@ class TrialJob:
     trial: str  # Trial.name
 
     def __call__(self) -> str:
-        from coral_ft.bench.context import build_context, check_data
-        from coral_ft.bench.plan import fit_smoke_samples, make_plan
+        from coral_ft.bench.context import build_context, prepared_plan
         from coral_ft.bench.stages import run_trial
-        from coral_ft.devices import use_runtime
 
-        plan = make_plan(self.name, self.config, Path(self.out))
-        data = check_data(plan)
-        if plan.scale == "smoke":
-            fit_smoke_samples(plan, data.num_classes)
-        use_runtime(plan.config.runtime)
+        plan, data = prepared_plan(self.name, self.config, self.out)
         trial = next(t for t in plan.trials if t.name == self.trial)
         trial.folder.mkdir(parents=True, exist_ok=True)
         run_trial(build_context(plan, data, progress=False), trial)
