@@ -284,7 +284,7 @@ def test_small_scale_warms_up_the_ema_of_a_constant_decay_recipe(tmp_path):
 
 def test_a_trials_samples_are_read_from_disk_once(smoke_bench, monkeypatch):
     from coral_ft.bench.context import build_context
-    from coral_ft.bench.stages import evaluate_stage
+    from coral_ft.bench.stages import evaluate_stage, sweep_stage
 
     config = load_config("digits-lt", {"bench.scale": "smoke", "bench.run": ["ddpm", "coral"], "bench.seeds": 2,
                                        "bench.guidance_sweep": [0.0, 2.0], "bench.selection_samples": 40})
@@ -296,7 +296,9 @@ def test_a_trials_samples_are_read_from_disk_once(smoke_bench, monkeypatch):
     reads = []
     real_load = np.load
     monkeypatch.setattr(np, "load", lambda f, *a, **k: reads.append(str(f)) or real_load(f, *a, **k))
-    after = evaluate_stage(ctx, trial, trial.folder / "samples.npz", before["guidance"])
+    swept = sweep_stage(ctx, trial, trial.run_dir / "model")  # the selection is on disk: W is read back
+    assert swept.config.sample.guidance == before["guidance"]
+    after = evaluate_stage(ctx, swept, trial.folder / "samples.npz")
     assert [r for r in reads if r.endswith("samples.npz")] == [str(trial.folder / "samples.npz")]
     assert after["metrics"]["fid"]["value"] == pytest.approx(before["metrics"]["fid"]["value"])
 
@@ -321,7 +323,7 @@ def test_a_toy_metric_is_one_registry_entry_and_its_function(smoke_bench, monkey
     for trial in plan.trials:
         (trial.folder / "eval.json").rename(trial.folder / "eval.json.kept")
         try:
-            result = evaluate_stage(ctx, trial, trial.folder / "samples.npz", 0.0)
+            result = evaluate_stage(ctx, trial, trial.folder / "samples.npz")
         finally:
             (trial.folder / "eval.json.kept").replace(trial.folder / "eval.json")
         with np.load(trial.folder / "samples.npz") as f:

@@ -174,6 +174,6 @@ def test_the_trainer_takes_resampled_batches(tmp_path, tiny_config):
     labels = []
     for step in range(30):
         trainer.step = step
-        labels.append(trainer.global_batch().labels)
+        labels.append(trainer.batches.draw(trainer.step).labels)
     counts = torch.bincount(torch.cat(labels), minlength=10)
     assert counts.min() > 0.5 * counts.float().mean()  # class-balanced, though digits-LT runs 139 .. 13

@@ -168,7 +168,7 @@ def test_official_code_bundle_per_batch_drop_skips_supcon_and_cbdm_on_dropped_ba
                           tmp_path / method, progress=False)
         seen = set()
         for _ in range(8):
-            dropped = bool((trainer.global_batch().cond_labels == trainer.null_label).all())
+            dropped = bool((trainer.batches.draw(trainer.step).cond_labels == trainer.null_label).all())
             value = trainer.train_step()[term].item()
             assert (value == 0) == dropped, (method, trainer.step, value)
             seen.add(dropped)

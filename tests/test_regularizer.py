@@ -36,7 +36,7 @@ def test_a_users_loop_trains_to_the_weights_of_coral_ft_train(tmp_path, tiny_con
     warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: warmup_factor(i, t_cfg.warmup_steps))
     unet.train()
     for _ in range(steps):
-        batch = trainer.global_batch()  # drawn from (seed, step): the batch train_step draws next
+        batch = trainer.batches.draw(trainer.step)  # drawn from (seed, step): the batch train_step draws next
         logged = trainer.train_step()
         noisy = trainer.scheduler.add_noise(batch.x0, batch.noise, batch.t)
         pred = unet(noisy, batch.t, class_labels=batch.cond_labels).sample

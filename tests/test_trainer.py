@@ -134,7 +134,7 @@ def test_gradient_accumulation_matches_one_big_batch_with_dropout(tmp_path, tiny
 def test_dropout_is_active_in_the_equivalence_tests(tmp_path, tiny_config):
     # The equality above would hold trivially if no mask were drawn: other keys, other gradient.
     trainer = Trainer(tiny_config(**{"train.max_steps": 1, "model.dropout": DROPOUT}), tmp_path, progress=False)
-    batch = trainer.micro_batch(trainer.global_batch(), 0)
+    batch = trainer.batches.split(trainer.batches.draw(trainer.step), trainer.step)[0]
     x_t = trainer.process.add_noise(batch.x0, batch.noise, batch.t)
     trainer.model.train()
     a = trainer.model(x_t, batch.t, batch.cond_labels, dropout_keys=batch.keys).eps
@@ -310,16 +310,16 @@ def test_the_gpu_data_path_gives_the_host_paths_batches(tmp_path, tiny_config):
     # train.data_on_device = "always" runs the GPU branch on a CPU: the data set kept "on the device",
     # indexed and flipped there, the noise drawn from the device's own seeded generator.
     from coral_ft.data.batches import derived_seed
-    from coral_ft.train.trainer import STREAM_DEVICE_NOISE
+    from coral_ft.train.batches import STREAM_DEVICE_NOISE
 
     host = Trainer(tiny_config(**{"train.data_on_device": "never"}), tmp_path / "h", progress=False)
     device = Trainer(tiny_config(**{"train.data_on_device": "always", "data.hflip": True}), tmp_path / "d", progress=False)
     host_flip = Trainer(tiny_config(**{"train.data_on_device": "never", "data.hflip": True}), tmp_path / "f", progress=False)
-    assert device.data_on_device and not host.data_on_device
+    assert device.batches.noise_on_device and not host.batches.noise_on_device
     dropped = []
     for step in range(40):
         device.step = host_flip.step = step
-        a, b = host_flip.global_batch(), device.global_batch()
+        a, b = host_flip.batches.draw(step), device.batches.draw(step)
         for name in ("x0", "labels", "t", "keys"):  # images, flips, timesteps, dropout keys: the same
             assert torch.equal(getattr(a, name), getattr(b, name)), name
         g = torch.Generator().manual_seed(derived_seed(device.config.train.seed, step, STREAM_DEVICE_NOISE))

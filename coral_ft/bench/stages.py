@@ -96,13 +96,14 @@ def _sample(ctx: BenchContext, model_dir: Path, path: Path, num: int, settings) 
     sample_to_npz(model_dir, path, num, settings, accelerator=ctx.accelerator, progress=ctx.progress)
 
 
-def sweep_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> float:
+def sweep_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> Trial:
     """Paper Figure 8's protocol: sample a selection set (its own sampling seed) at each W of the
-    sweep, pick the W with the lowest FID. The reported samples are drawn afterwards, with the
-    reported seed, at that W: nothing is selected on the samples that are reported."""
+    sweep, pick the W with the lowest FID -> the trial, its config's sample.guidance the chosen W.
+    The reported samples are drawn afterwards, with the reported seed, at that W: nothing is
+    selected on the samples that are reported."""
     plan = ctx.plan
     if not plan.sweep:
-        return trial.config.sample.guidance
+        return trial
     folder = trial.folder / "selection"
     result_path = folder / "selection.json"
     if not result_path.is_file():
@@ -120,7 +121,8 @@ def sweep_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> float:
             write_json(result_path, {"fid": {f"{w:g}": v for w, v in fids.items()}, "chosen": best,
                                      "samples": plan.config.bench.selection_samples, "seed": base.seed})
         ctx.accelerator.wait_for_everyone()
-    return float(json.loads(result_path.read_text())["chosen"])
+    chosen = float(json.loads(result_path.read_text())["chosen"])
+    return replace(trial, config=replace(trial.config, sample=replace(trial.config.sample, guidance=chosen)))
 
 
 def selection_fid(ctx: BenchContext, path: Path) -> float:
@@ -130,14 +132,14 @@ def selection_fid(ctx: BenchContext, path: Path) -> float:
     return result["metrics"]["fid"]["value"]
 
 
-def sample_stage(ctx: BenchContext, trial: Trial, model_dir: Path, guidance: float) -> Path:
+def sample_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> Path:
     marker, path = _marker(trial, "sample"), trial.folder / "samples.npz"
     if marker.is_file():
         return path
-    settings = replace(trial.config.sample, guidance=guidance, labels=ctx.plan.label_mode)
+    settings = replace(trial.config.sample, labels=ctx.plan.label_mode)
     _sample(ctx, model_dir, path, ctx.plan.num_samples, settings)
     if ctx.is_main:
-        write_json(marker, {"samples": ctx.plan.num_samples, "guidance": guidance, "sampler": settings.sampler,
+        write_json(marker, {"samples": ctx.plan.num_samples, "guidance": settings.guidance, "sampler": settings.sampler,
                             "steps": settings.steps})
     ctx.accelerator.wait_for_everyone()
     return path
@@ -150,7 +152,7 @@ def has_per_class_samples(labels: np.ndarray, num_classes: int) -> bool:
     return counts.size > 0 and int(counts.min()) >= max(PER_CLASS_MIN_SAMPLES, MIN_SAMPLES)
 
 
-def evaluate_stage(ctx: BenchContext, trial: Trial, samples_path: Path, guidance: float) -> dict:
+def evaluate_stage(ctx: BenchContext, trial: Trial, samples_path: Path) -> dict:
     """The registry's metrics overall and per group, the classifier's sample accuracy, the memorised
     share, and the trial's grid and memorisation picture; the samples are read once."""
     from coral_ft.metrics.evaluation import evaluate, load_samples
@@ -160,6 +162,7 @@ def evaluate_stage(ctx: BenchContext, trial: Trial, samples_path: Path, guidance
     path = trial.folder / "eval.json"
     if path.is_file():
         return json.loads(path.read_text())
+    guidance = trial.config.sample.guidance
     samples = load_samples(samples_path)
     num_classes = ctx.data.num_classes
     save_class_grid(samples.images, samples.labels, ctx.data.class_names, trial.folder / "grid.png", ctx.counts,
@@ -219,8 +222,8 @@ def run_trial(ctx, trial) -> dict | None:
         return json.loads(done.read_text()) if ctx.is_main else None
     trial.folder.mkdir(parents=True, exist_ok=True)
     model_dir = train_stage(ctx, trial)
-    guidance = sweep_stage(ctx, trial, model_dir)
-    samples = sample_stage(ctx, trial, model_dir, guidance)
-    evaluation = evaluate_stage(ctx, trial, samples, guidance) if ctx.is_main else None
+    trial = sweep_stage(ctx, trial, model_dir)
+    samples = sample_stage(ctx, trial, model_dir)
+    evaluation = evaluate_stage(ctx, trial, samples) if ctx.is_main else None
     ctx.accelerator.wait_for_everyone()
     return evaluation

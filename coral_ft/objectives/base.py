@@ -70,11 +70,12 @@ class ObjectiveContext:
 
 
 class Objective:
-    """Base class: subclasses set `name`, `settings_cls`, `uses_head`, and implement __call__."""
+    """Base class: subclasses set `name`, `settings_cls`, `uses_head`, `needs_labels`, and implement __call__."""
 
     name: ClassVar[str]
     settings_cls: ClassVar[type]
     uses_head: ClassVar[bool] = False  # build the projection head (only when the method uses it)
+    needs_labels: ClassVar[bool] = True  # False: it also trains an unconditional U-Net (no class embedding)
     # (features of the whole step (B, D), the step's global batch) -> (term, logged terms); None: no such term
     batch_term: ClassVar[Callable | None] = None
 

@@ -16,6 +16,7 @@ class DDPMSettings:
 class DDPMObjective(Objective):
     name = "ddpm"
     settings_cls = DDPMSettings
+    needs_labels = False
 
     def __call__(self, denoiser, batch: TrainBatch) -> LossOutput:
         out = denoiser(self.noised(batch), batch.t, batch.cond_labels)

@@ -30,8 +30,8 @@ import inspect
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -60,16 +60,6 @@ def guided_eps(unet, x: torch.Tensor, t, labels: torch.Tensor | None, guidance: 
     eps = unet(torch.cat([x, x]), t, class_labels=torch.cat([labels, null])).sample  # (2B, C, H, W)
     eps_cond, eps_null = eps.chunk(2)  # (B, C, H, W) each
     return combine(eps_cond, eps_null, guidance)
-
-
-@dataclass(frozen=True)
-class Guided:
-    """How `denoise` runs (a coral-ft SampleConfig has the same fields)."""
-
-    guidance: float = 0.0  # w of paper eq. 4
-    eta: float = 0.0  # DDIM's eta
-    clip_x0: bool = False  # clamp each step's x0 prediction to [-1, 1]
-    precision: str = "no"  # autocast of the U-Net: no, bf16 or fp16
 
 
 def sample_seeds(seed: int, indices) -> list[int]:
@@ -124,7 +114,8 @@ def denoise(unet, sched, labels: torch.Tensor | None, seeds, settings, *, eps_fn
             callback: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor | None] | None = None) -> torch.Tensor:
     """The reverse process with a ready diffusers scheduler (timesteps set); -> (B, C, H, W) in [-1, 1].
 
-    settings: guidance, eta, clip_x0, precision (`Guided`, or coral-ft's SampleConfig). Any diffusers
+    settings: an object with guidance (w of paper eq. 4), eta, clip_x0 and precision, coral-ft's
+    SampleConfig (the pipeline passes a namespace: this file imports no coral-ft). Any diffusers
     scheduler: the initial noise is scaled by `init_noise_sigma` and the model input by
     `scale_model_input` (both no-ops but for Euler-like schedulers); each sample's step noise comes
     from its own CPU generator. `callback(i, t, x)` runs after every step; a tensor it returns replaces x.
@@ -280,7 +271,7 @@ class CoralPipeline(DiffusionPipeline):
         unknown = set(callback_on_step_end_tensor_inputs or ["latents"]) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(f"callback_on_step_end_tensor_inputs can only hold {self._callback_tensor_inputs}; got {sorted(unknown)}")
-        settings = Guided(guidance=self._guidance(guidance, guidance_scale), eta=eta)
+        settings = SimpleNamespace(guidance=self._guidance(guidance, guidance_scale), eta=eta, clip_x0=False, precision="no")
         labels = self._labels(class_labels, batch_size)  # None: an unconditional model, batch_size images
         seeds = self._seeds(batch_size if labels is None else len(labels), seed, generator)
         self.scheduler.set_timesteps(num_inference_steps or self.scheduler.config.num_train_timesteps)
@@ -316,4 +307,4 @@ class CoralPipeline(DiffusionPipeline):
         return [int(torch.randint(0, 2**63 - 1, (1,), generator=g)) for g in gens]
 
 
-__all__ = ["CoralPipeline", "Guided", "denoise", "guided_eps", "sample_seeds"]
+__all__ = ["CoralPipeline", "denoise", "guided_eps", "sample_seeds"]

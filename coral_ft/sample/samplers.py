@@ -20,23 +20,10 @@ processes.
 from __future__ import annotations
 
 import inspect
-from typing import Protocol
-
 import torch
 
 from coral_ft.sample.pipeline import denoise, guided_eps
 from coral_ft.sample.registry import SAMPLERS
-
-
-class SamplingSettings(Protocol):
-    """What `sample` reads: an `SampleConfig` (coral_ft.config) or any object with these fields."""
-
-    guidance: float
-    sampler: str
-    steps: int | None
-    eta: float
-    clip_x0: bool
-    precision: str
 
 
 def resolved_steps(scheduler, sampler: str, steps: int | None) -> int:
@@ -65,10 +52,10 @@ def make_sampler_scheduler(scheduler, sampler: str, steps: int | None):
 
 
 @torch.no_grad()
-def sample(unet, scheduler, labels: torch.Tensor, seeds, settings: SamplingSettings, *, eps_fn=guided_eps,
+def sample(unet, scheduler, labels: torch.Tensor, seeds, settings, *, eps_fn=guided_eps,
            callback=None) -> torch.Tensor:
-    """Generate len(labels) images, (B, C, H, W) in [-1, 1], as `settings` say (sampler, steps,
-    guidance, eta, clip_x0, precision). `eps_fn` computes the guided prediction (default: paper
+    """Generate len(labels) images, (B, C, H, W) in [-1, 1], as `settings` (a SampleConfig,
+    coral_ft.config: this layer sits below it) say: sampler, steps, guidance, eta, clip_x0, precision. `eps_fn` computes the guided prediction (default: paper
     eq. 4 on one doubled-batch forward)."""
     sched = make_sampler_scheduler(scheduler, settings.sampler, settings.steps)
     return denoise(unet, sched, labels, seeds, settings, eps_fn=eps_fn, callback=callback)

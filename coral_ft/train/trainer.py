@@ -1,17 +1,11 @@
-"""The training loop, on accelerate. It knows no method: it draws the randomness every method
-shares, calls the objective, and steps (`Trainer.train_step` is the whole step, top to bottom).
+"""The training loop, on accelerate. It knows no method: it draws the step's batches
+(coral_ft.train.batches), calls the objective, adds a batch-level term over the whole step
+(coral_ft.train.step_term) and steps; `Trainer.train_step` is the whole step, top to bottom.
 
-Batches: `train.batch_size` is the GLOBAL batch of one optimiser step. It is split into
-`grad_accum` micro-batches, each split over the processes. All randomness of a step (which
-images, flips, timesteps, noise, dropped labels, dropout keys, a method's own draws) is drawn
-for the whole global batch from generators seeded by (seed, step) and each process takes its
-slice, so
-- an interrupted and resumed run sees exactly the batches an uninterrupted run sees, and
-- N processes and K micro-batches compute the gradient one process computes on the whole batch
-  (a method's batch-level term, CORAL's SupCon, is taken over the whole step's features).
-With the data set kept on the GPU (`train.data_on_device`), each batch's noise is drawn there from
-a generator of its own and the labels are dropped by the shared stream's next draws: the same
-distributions as on the host, other draws, and still the same on every process and on resume.
+`train.batch_size` is the GLOBAL batch of one optimiser step, split into `grad_accum`
+micro-batches, each split over the processes; N processes and K micro-batches compute the
+gradient one process computes on the whole batch, and a resumed run sees exactly the batches an
+uninterrupted run sees.
 
 Stopping: SIGTERM (a cluster's pre-emption signal) or Ctrl-C finishes the current step, writes a
 checkpoint and raises `TrainingStopped`; `--resume` continues from it. A NaN loss stops with the
@@ -35,37 +29,22 @@ from coral_ft.checkpoint.layout import RunDir
 from coral_ft.checkpoint.model import ModelInfo, save_head
 from coral_ft.checkpoint.training import list_checkpoints, load_checkpoint, save_checkpoint
 from coral_ft.config import RunConfig, save_config
-from coral_ft.data.batches import (
-    derived_seed,
-    global_batch_indices,
-    random_hflip,
-    resampled_batch_indices,
-    step_generator,
-    to_model_range,
-)
 from coral_ft.data.registry import LabeledImages, dataset_from_config
 from coral_ft.devices import resolved_device, training_precision
 from coral_ft.errors import ConfigError, RunStopped, UserError
 from coral_ft.models.denoiser import Denoiser, KeyedForward, build_head
-from coral_ft.models.dropout import sample_keys
 from coral_ft.models.presets import null_label as null_label_of
 from coral_ft.models.presets import num_classes_of
 from coral_ft.models.schedule import ForwardProcess
-from coral_ft.objectives import OBJECTIVES, ObjectiveContext, TrainBatch, build_objective, drop_labels
+from coral_ft.objectives import OBJECTIVES, ObjectiveContext, build_objective
+from coral_ft.train.batches import StepBatches
 from coral_ft.train.grid import GridStopped, save_sample_grid
-from coral_ft.train.regularizer import gather_with_grad  # the one gather of CORAL's features (also the API's)
 from coral_ft.train.resume import checkpoint_to_resume, finished_step, truncate_metrics
 from coral_ft.train.signals import StopRequests
 from coral_ft.train.source import FromScratch, UNetSource
+from coral_ft.train.step_term import StepTerm
 from coral_ft.train.tracking import check_tracker, log_image, start_tracking
 
-# Random streams within one step (keys of coral_ft.data.batches.step_generator). Every draw that
-# shapes a step is made for the whole global batch, so it does not depend on the split.
-STREAM_SHARED = 0  # flips, timesteps, noise, label dropout of the whole global batch
-STREAM_MODEL = 1  # torch's global RNG, per micro-batch and process (no coral-ft model draws from it)
-STREAM_PREPARE = 3  # a method's own draws over the whole global batch (objective.prepare)
-STREAM_DEVICE_NOISE = 4  # the global batch's noise when it is drawn on a GPU
-STREAM_DROPOUT = 5  # the samples' dropout keys (coral_ft.models.dropout)
 # A data set up to this size lives on the GPU: indexing, conversion and flips of a batch then cost
 # nothing on the host, which otherwise bounds a `ddpm-cifar` step on an H100 (docs/speed.md).
 DEVICE_DATA_LIMIT = 8 * 2**30
@@ -124,8 +103,6 @@ class Trainer:
         if t.batch_size % (t.grad_accum * acc.num_processes):
             raise ConfigError(f"train.batch_size {t.batch_size} must divide evenly into grad_accum {t.grad_accum} "
                               f"x {acc.num_processes} process(es)")
-        self.micro_global = t.batch_size // t.grad_accum  # images per micro-step, all processes
-        self.micro_local = self.micro_global // acc.num_processes
 
         torch.manual_seed(t.seed)  # identical initialisation on every process
         self.module = self._build_denoiser()  # the plain module (weights, EMA, export)
@@ -147,10 +124,11 @@ class Trainer:
             self.process, self.data.num_classes, self.null_label, self.data.counts(), self.source.from_scratch,
             config.objective.regularise_dropped))
         placement = t.data_on_device
-        self.data_on_device = placement == "always" or (
+        on_device = placement == "always" or (
             placement == "auto" and acc.device.type == "cuda" and self.data.images.numel() <= DEVICE_DATA_LIMIT)
-        self.images = self.data.images.to(acc.device) if self.data_on_device else self.data.images  # (N, C, H, W) uint8
-        self.labels = self.data.labels
+        images = self.data.images.to(acc.device) if on_device else self.data.images  # (N, C, H, W) uint8
+        self.batches = StepBatches(config, images, self.data.labels, self.objective, self.null_label, acc, on_device)
+        self.step_term = StepTerm(self.objective, self.model, acc, self.batches.micro_global, self.batches.micro_local)
         self.step = 0
         # The logged terms summed over the steps since the last metrics.jsonl line; checkpointed, so
         # a resumed run logs the lines an uninterrupted one logs.
@@ -162,11 +140,11 @@ class Trainer:
         config = self.config
         unet = self.source.build(self.data, config)
         self.null_label = null_label_of(unet) if num_classes_of(unet) is not None else None  # None: unconditional
-        if self.null_label is None and config.objective.method != "ddpm":
-            raise ConfigError(f"an unconditional U-Net (model.conditional = false) trains with the ddpm method only; "
-                              f"{config.objective.method} needs class labels")
-        uses_head = OBJECTIVES[config.objective.method].cls.uses_head
-        head = build_head(unet, config.model.head_dim, config.model.head_pooling) if uses_head else None
+        method = OBJECTIVES[config.objective.method].cls
+        if self.null_label is None and method.needs_labels:
+            raise ConfigError(f"an unconditional U-Net (model.conditional = false) trains with a method that needs no "
+                              f"class labels (ddpm); {config.objective.method} needs them")
+        head = build_head(unet, config.model.head_dim, config.model.head_pooling) if method.uses_head else None
         denoiser = Denoiser(unet, head)
         return denoiser.to(memory_format=torch.channels_last) if config.train.channels_last else denoiser
 
@@ -218,71 +196,21 @@ class Trainer:
         self.step = ckpt["state"]["step"]
 
     # -- one step ---------------------------------------------------------------------------
-    def global_batch(self) -> TrainBatch:
-        """The current step's global batch and its shared randomness, identical on every process."""
-        cfg, step = self.config, self.step
-        B = cfg.train.batch_size
-        g = step_generator(cfg.train.seed, step, STREAM_SHARED)
-        if cfg.data.resample_power == 1.0:  # consecutive slices of seeded epoch shuffles
-            idx = global_batch_indices(len(self.labels), B, cfg.train.seed, step)  # (B,)
-        else:  # batch resampling: classes drawn by a power of their counts
-            idx = resampled_batch_indices(self.labels, cfg.data.resample_power, B, cfg.train.seed, step)
-        images = to_model_range(self.images[idx.to(self.images.device)])  # (B, C, H, W), where the data lives
-        if cfg.data.hflip:
-            images = random_hflip(images, g)
-        t = torch.randint(0, self.process.num_train_timesteps, (B,), generator=g)
-        if not self.data_on_device:
-            noise = torch.randn(images.shape, generator=g)
-        else:  # drawn where it is used: every process draws the same global noise on its device
-            device_g = torch.Generator(device=images.device)
-            device_g.manual_seed(derived_seed(cfg.train.seed, step, STREAM_DEVICE_NOISE))
-            noise = torch.randn(images.shape, generator=device_g, device=images.device)
-        labels = self.labels[idx]
-        cond = None if self.null_label is None else drop_labels(labels, cfg.model.p_uncond, self.null_label,
-                                                                cfg.model.label_drop, g)
-        keys = sample_keys(derived_seed(cfg.train.seed, step, STREAM_DROPOUT), B)  # dropout masks, by position
-        batch = TrainBatch(images, labels, cond, t, noise, step_generator(cfg.train.seed, step, STREAM_PREPARE), keys=keys)
-        batch.extras = self.objective.prepare(batch)  # a method's own draws, on the whole global batch
-        batch.generator = None
-        return batch
-
-    def micro_batch(self, batch: TrainBatch, micro: int) -> TrainBatch:
-        """This process's slice of micro-batch `micro` of the global batch, on its device."""
-        start = micro * self.micro_global + self.accelerator.process_index * self.micro_local
-        part, dev = slice(start, start + self.micro_local), self.accelerator.device
-        # Dropout draws from the samples' keys; anything else in a model that drew from torch's
-        # global RNG would get this (seed, step, micro, rank) stream: exact on resume, not on a new split.
-        torch.manual_seed(derived_seed(self.config.train.seed, self.step, STREAM_MODEL, micro,
-                                       self.accelerator.process_index))
-        sliced = {k: None if v is None else v[part].to(dev) for k, v in vars(batch).items() if k not in ("generator", "extras")}
-        return TrainBatch(**sliced, generator=None, extras={k: v[part].to(dev) for k, v in batch.extras.items()})
-
     def train_step(self) -> dict[str, torch.Tensor]:
         """One optimiser step over the global batch: every micro-batch's loss, plus the method's
         batch-level term over the whole step, then clip, step, schedule, EMA."""
         acc, accum = self.accelerator, self.config.train.grad_accum
         self.model.train()
-        batch = self.global_batch()
-        micro = [self.micro_batch(batch, m) for m in range(accum)]
-        spans_step = self.objective.batch_term is not None
-        if spans_step and accum > 1:  # the term on the whole step first, and its gradient per feature row
-            term, step_logged, feature_grads = self._batch_term_gradients(micro, batch)
+        batch = self.batches.draw(self.step)  # all of the step's randomness, for the whole global batch
+        micro = self.batches.split(batch, self.step)  # this process's share of each micro-batch
+        self.step_term.begin(micro, batch)
         logged: dict[str, torch.Tensor] = {}
         for m, mb in enumerate(micro):
             with self._sync_on(m), acc.autocast():
                 out = self.objective(KeyedForward(self.model, mb.keys), mb)
-                loss = out.loss / accum
-                if spans_step and accum == 1:  # this pass is the whole step: the term with its graph
-                    features = gather_with_grad(out.features) if acc.num_processes > 1 else out.features
-                    term, step_logged = self.objective.batch_term(features, _to(batch, acc.device))
-                    loss = loss + term
-                elif spans_step:  # the term's gradient through this micro-batch's features
-                    loss = loss + (out.features.float() * feature_grads[m]).sum()
-                acc.backward(loss)
+                acc.backward(self.step_term.added(m, out.features, out.loss / accum))
             _add(logged, {"loss": out.loss, **out.logged}, 1 / accum)
-        if spans_step:
-            logged["loss"] = logged["loss"] + term.detach().float()
-            logged.update(step_logged)
+        self.step_term.log_into(logged)
         acc.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -290,22 +218,6 @@ class Trainer:
         self.ema.step([p for p in self.module.parameters() if p.requires_grad])
         self.step += 1
         return logged
-
-    def _batch_term_gradients(self, micro: list[TrainBatch], batch: TrainBatch) -> tuple[torch.Tensor, dict, list]:
-        """Several micro-batches: the batch-level term over the features of the whole step (a pass
-        without graph, gathered over processes), its logged terms, and its gradient with respect to
-        each of this process's micro-batches' feature rows. Dropout masks are functions of the
-        samples' keys, so the graph passes of `train_step` reproduce these features exactly."""
-        acc = self.accelerator
-        with torch.no_grad(), acc.autocast():
-            features = [acc.gather(self.objective(KeyedForward(self.model, mb.keys), mb).features.float()) for mb in micro]
-        features = torch.cat(features).requires_grad_(True)  # (B, D): global-batch order
-        term, logged = self.objective.batch_term(features, _to(batch, acc.device))
-        # DDP averages the processes' gradients: each scales its share up to keep the sum exact.
-        grad = torch.autograd.grad(term, features)[0] * acc.num_processes
-        mine = slice(acc.process_index * self.micro_local, (acc.process_index + 1) * self.micro_local)
-        rows = [grad[m * self.micro_global:(m + 1) * self.micro_global][mine] for m in range(len(micro))]
-        return term, logged, rows
 
     def _sync_on(self, micro: int):
         """DDP synchronises gradients on the last micro-batch of a step only."""
@@ -414,12 +326,6 @@ class Trainer:
                 f.write(json.dumps(record) + "\n")
         if self.config.train.report_to != "none":
             self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=self.step)
-
-
-def _to(batch: TrainBatch, device) -> TrainBatch:
-    """The global batch's per-sample tensors on the training device (a batch-level term's labels and timesteps)."""
-    moved = {k: None if v is None else v.to(device) for k, v in vars(batch).items() if k not in ("generator", "extras")}
-    return TrainBatch(**moved, generator=None, extras={k: v.to(device) for k, v in batch.extras.items()})
 
 
 def _add(totals: dict, terms: dict, weight: float) -> None:
