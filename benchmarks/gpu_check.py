@@ -32,16 +32,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
-from speed import time_sampling, training_times  # noqa: E402
-from step_cost import make_trainer, random_data  # noqa: E402
+from common import SHAPES, make_trainer, random_data, time_sampling, training_times
 
 BF16_TOLERANCE = 2e-2  # relative difference of a bf16 loss or gradient: 2^-8 per rounding, summed over a step
 GPU_VARIANTS = ("fp32", "bf16+cl+compile", "bf16+cl+cudagraphs")
@@ -107,8 +103,6 @@ SAMPLE_SIDES = {  # side -> (precision, channels_last, compile, compile mode)
 
 def sampling_numerics(kind: str, preset: str, device: str, count: int, steps: int) -> dict:
     """The same seeds and labels sampled by each side of SAMPLE_SIDES[kind]: uint8 differences."""
-    from step_cost import SHAPES
-
     from coral_ft.config import SampleConfig
     from coral_ft.data.batches import to_uint8
     from coral_ft.models.presets import build_unet
