@@ -12,11 +12,9 @@ import argparse
 import platform
 
 import torch
-from timing import interleaved_medians
+from common import SHAPES, interleaved_medians
 
 from coral_ft.models.presets import build_unet
-
-SHAPES = {"micro": (1, 8), "tiny": (1, 16), "small": (1, 16), "ddpm-cifar": (3, 32), "ddpm-64": (3, 64)}  # (channels, size)
 
 
 def step_fn(preset: str, batch: int, dtype):

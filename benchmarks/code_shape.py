@@ -13,6 +13,8 @@ import argparse
 import ast
 from pathlib import Path
 
+from common import ROOT
+
 EXEMPT_DIRS = ("cli",)  # typer commands: one parameter per option
 EXEMPT = {("sample/pipeline.py", "__call__")}  # diffusers' pipeline calling convention
 LIMIT = 8
@@ -37,7 +39,7 @@ def exempt(file: str, name: str) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
+    parser.add_argument("--root", type=Path, default=ROOT)
     parser.add_argument("--top", type=int, default=8)
     args = parser.parse_args()
     package = args.root / "coral_ft"

@@ -35,44 +35,25 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from study_files import collect_bench, collect_latents  # noqa: E402
+from common import (
+    GUIDANCE_SWEEP,
+    RECIPE,
+    SHARED_METRIC_FILES,
+    collect_bench,
+    collect_latents,
+    copy_missing,
+    coral_ft,
+    csv,
+    latents,
+    study_options,
+)
 
-RECIPE = "fashion-mnist-lt"
 WEIGHTS = (0.01,)  # w of paper eq. 7 (the paper's value); --weights 0.01,0.1 widens the grid
 TAU_RS = (0.4, 0.8)  # tau_r: the paper's best and a sharper concentration at low t
-# The reported runs sweep W over the two values the selection runs found best (on their own
-# selection sets: W = 0 and 2 were far worse), saving a third of the sampling.
-MAIN_GUIDANCE_SWEEP = "0.5,1"
-SHARED_METRIC_FILES = ("classifier.pt", "reference.npz", "memorisation.npz")
 SELECTION_SEED = 100  # training seed of the selection runs; the reported runs use 0, 1, 2
 SEEDS = 3
-LATENT_TIMESTEPS = "100,500"
-
-
-def run(args: list[str], threads: int | None) -> None:
-    """One coral-ft command in a process of its own; `threads` also sizes the BLAS pools (FID's
-    matrix square root), as every reported run was made."""
-    env = dict(os.environ)
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [sys.executable, "-m", "coral_ft", *args]
-    print("+", " ".join(cmd), flush=True)
-    if subprocess.run(cmd, env=env).returncode:
-        raise SystemExit(f"failed: coral-ft {' '.join(args)}; run the script again to resume it")
-
-
-def common(opts) -> list[str]:
-    extra = ["--no-progress"]
-    if opts.data_root:
-        extra += ["--data-root", opts.data_root]
-    return extra
 
 
 def jobs(opts) -> list[str]:
@@ -86,9 +67,9 @@ def selection_phase(opts) -> dict:
         out = opts.out / "selection" / f"w{w:g}-tau_r{tau_r:g}"
         selection_file = out / "coral" / "seed-0" / "selection" / "selection.json"
         if not selection_file.is_file():  # the score needs only the selection set, not the reported samples
-            run(["bench", RECIPE, "--methods", "coral", "--seeds", "1", "--out", str(out),
-                 "--set", f"train.seed={SELECTION_SEED}", "--set", f"objective.coral.weight={w}",
-                 "--set", f"objective.coral.tau_r={tau_r}", *common(opts), *jobs(opts)], opts.threads)
+            coral_ft(["bench", RECIPE, "--methods", "coral", "--seeds", "1", "--out", str(out),
+                      "--set", f"train.seed={SELECTION_SEED}", "--set", f"objective.coral.weight={w}",
+                      "--set", f"objective.coral.tau_r={tau_r}", *study_options(opts), *jobs(opts)], opts.threads)
         selection = json.loads(selection_file.read_text())
         scores[f"w={w:g}, tau_r={tau_r:g}"] = {"weight": w, "tau_r": tau_r, "chosen_W": selection["chosen"],
                                                "selection_fid": min(selection["fid"].values()), "fid_by_W": selection["fid"]}
@@ -99,25 +80,22 @@ def selection_phase(opts) -> dict:
 def share_metric_network(opts, out: Path) -> None:
     """Every phase scores with the same classifier and reference statistics: copied from the first
     selection run, so all FIDs share one feature space (and parallel benches do not race to build them)."""
-    out.mkdir(parents=True, exist_ok=True)
     first = opts.out / "selection" / f"w{opts.weights[0]:g}-tau_r{opts.tau_rs[0]:g}"
-    for name in SHARED_METRIC_FILES:
-        if (first / name).is_file() and not (out / name).is_file():
-            shutil.copy2(first / name, out / name)
+    copy_missing([(first / name, out / name) for name in SHARED_METRIC_FILES])
 
 
 def main_bench(opts, chosen: dict | None, methods: list[str]) -> list[str]:
     """The main phase's bench command for these methods (CORAL at the selection's w, tau_r)."""
     coral = ["--set", f"objective.coral.weight={chosen['weight']}", "--set", f"objective.coral.tau_r={chosen['tau_r']}"] if chosen else []
     return ["bench", RECIPE, "--methods", ",".join(methods), "--seeds", str(opts.seeds), "--out", str(opts.out / "main"),
-            "--guidance-sweep", MAIN_GUIDANCE_SWEEP, *coral, *common(opts), *jobs(opts)]
+            "--guidance-sweep", GUIDANCE_SWEEP, *coral, *study_options(opts), *jobs(opts)]
 
 
 def main_phase(opts, chosen: dict | None) -> Path:
     """One bench over every method and seed: its trials run --jobs at a time (coral_ft.bench.fanout)."""
     out = opts.out / "main"
     share_metric_network(opts, out)
-    run(main_bench(opts, chosen, opts.methods), opts.threads)
+    coral_ft(main_bench(opts, chosen, opts.methods), opts.threads)
     return out / "results.json"
 
 
@@ -133,9 +111,7 @@ def latents_phase(opts) -> dict:
         for condition in ("null", "true"):
             out = opts.out / "latents" / f"seed-{seed}-{'-'.join(m for m, _ in models)}-{condition}"
             if not (out / "latents.json").is_file():
-                pairs = [a for m, path in models for a in ("--model", str(path), "--name", m)]
-                run(["latents", *pairs, "--condition", condition, "--timesteps", LATENT_TIMESTEPS, "--plot", "none",
-                     "--out", str(out), *common(opts)], opts.threads)
+                latents(opts, models, condition, out)
             reports[f"seed-{seed}-{condition}"] = str(out / "latents.json")
     return reports
 
@@ -143,7 +119,7 @@ def latents_phase(opts) -> dict:
 def collect_phase(opts, summary: dict) -> None:
     """The joint report of every method's finished trials (nothing trained), then the copies."""
     dest = opts.measurements
-    run([*main_bench(opts, summary.get("selection", {}).get("chosen"), opts.methods), "--report"], opts.threads)
+    coral_ft([*main_bench(opts, summary.get("selection", {}).get("chosen"), opts.methods), "--report"], opts.threads)
     collect_bench(opts.out / "main", dest)
     for name, report in summary.get("latents", {}).items():
         collect_latents(Path(report).parent, dest / "latents" / name)
@@ -161,9 +137,9 @@ def main() -> None:
                         help="Where the collect phase copies the raw numbers (checked in).")
     parser.add_argument("--jobs", type=int, default=1, help="Trials at once (the bench's --jobs).")
     parser.add_argument("--seeds", type=int, default=SEEDS, help="Training seeds per method in the main phase.")
-    parser.add_argument("--methods", type=_csv(str), default=["ddpm", "coral"], help="Methods of the main phase.")
-    parser.add_argument("--weights", type=_csv(float), default=list(WEIGHTS), help="CORAL w grid of the selection phase.")
-    parser.add_argument("--tau-rs", type=_csv(float), default=list(TAU_RS), help="CORAL tau_r grid of the selection phase.")
+    parser.add_argument("--methods", type=csv(str), default=["ddpm", "coral"], help="Methods of the main phase.")
+    parser.add_argument("--weights", type=csv(float), default=list(WEIGHTS), help="CORAL w grid of the selection phase.")
+    parser.add_argument("--tau-rs", type=csv(float), default=list(TAU_RS), help="CORAL tau_r grid of the selection phase.")
     opts = parser.parse_args()
     opts.out.mkdir(parents=True, exist_ok=True)
     summary_path = opts.out / "study.json"
@@ -183,10 +159,6 @@ def main() -> None:
     if opts.phase in ("all", "collect"):
         collect_phase(opts, summary)
     print(json.dumps(summary.get("selection", {}).get("chosen")), "->", opts.out / "main" / "results.md")
-
-
-def _csv(kind):
-    return lambda text: [kind(v) for v in text.split(",") if v.strip()]
 
 
 if __name__ == "__main__":

@@ -16,32 +16,21 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
+import tempfile
 
-STEP_SCRIPT = """
-import json, sys, tempfile, time, torch
-threads = int(sys.argv[3])
-if threads:
-    torch.set_num_threads(threads)
-sys.path.insert(0, sys.argv[4])
-from step_cost import make_trainer, random_data
-with tempfile.TemporaryDirectory() as d:
-    trainer = make_trainer("coral", sys.argv[1], 64, random_data(sys.argv[1]), d)
-    trainer.train_step()  # warm-up
-    start = time.perf_counter()
-    for _ in range(int(sys.argv[2])):
-        trainer.train_step()
-    print(json.dumps({"steps_per_sec": int(sys.argv[2]) / (time.perf_counter() - start), "threads": torch.get_num_threads()}))
-"""
+from common import make_trainer, random_data, timed, worker_json
 
 
-def steps_per_sec(preset: str, steps: int, threads: int) -> tuple[float, int]:
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run([sys.executable, "-c", STEP_SCRIPT, preset, str(steps), str(threads), here],
-                         capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    return result["steps_per_sec"], result["threads"]
+def worker(preset: str, steps: int, threads: int) -> dict:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as d:
+        trainer = make_trainer("coral", preset, 64, random_data(preset), d)
+        trainer.train_step()  # warm-up
+        seconds = timed(lambda: [trainer.train_step() for _ in range(steps)])
+    return {"steps_per_sec": steps / seconds, "threads": torch.get_num_threads()}
 
 
 def main() -> None:
@@ -50,7 +39,11 @@ def main() -> None:
     parser.add_argument("--threads", default="1,0", help="thread counts; 0 = torch's default (one per core)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)  # PRESET STEPS THREADS: one count's process
     args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), int(args.worker[2]))))
+        return
     counts = [int(t) for t in args.threads.split(",")]
     print(f"{os.cpu_count()} CPUs; load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}; "
           f"CORAL training steps at batch 64, median of {args.rounds} interleaved rounds")
@@ -59,8 +52,9 @@ def main() -> None:
         used = {}
         for _ in range(args.rounds):
             for t in counts:
-                rate, used[t] = steps_per_sec(preset, args.steps, t)
-                rates[t].append(rate)
+                result = worker_json([__file__, "--worker", preset, str(args.steps), str(t)])
+                rates[t].append(result["steps_per_sec"])
+                used[t] = result["threads"]
         med = {t: statistics.median(v) for t, v in rates.items()}
         base = med[counts[0]]
         cells = ", ".join(f"{used[t]} thread(s){' (torch default)' if t == 0 else ''}: {med[t]:.2f} steps/s "

@@ -16,11 +16,12 @@ import json
 import resource
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-CHECKED_IN = Path(__file__).resolve().parents[1] / "docs" / "measurements" / "cpu" / "digits-demo" / "results.json"
+from common import ROOT, coral_ft
+
+CHECKED_IN = ROOT / "docs" / "measurements" / "cpu" / "digits-demo" / "results.json"
 
 
 def numbers(path: Path) -> dict:
@@ -33,8 +34,7 @@ def run(jobs: int, out: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "coral_ft", "bench", "digits-lt", "--jobs", str(jobs), "--out", str(out),
-                    "--no-progress"], check=True, stdout=subprocess.DEVNULL)
+    coral_ft(["bench", "digits-lt", "--jobs", str(jobs), "--out", str(out), "--no-progress"], stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)}

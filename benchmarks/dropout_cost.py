@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 
 import torch
-from timing import device_name, interleaved_medians
+from common import SHAPES, device_name, interleaved_medians
 
 from coral_ft.models.denoiser import Denoiser, build_head
 from coral_ft.models.dropout import sample_keys
 from coral_ft.models.presets import build_unet
-
-SHAPES = {"micro": (1, 8), "tiny": (1, 16), "small": (1, 16), "ddpm-cifar": (3, 32), "ddpm-64": (3, 64)}
 
 
 def main() -> None:

@@ -32,17 +32,24 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from cpu_study import RECIPE, SHARED_METRIC_FILES, _csv, run  # noqa: E402
-from study_files import collect_bench, collect_latents, restore_bench  # noqa: E402
+from common import (
+    GUIDANCE_SWEEP,
+    RECIPE,
+    SHARED_METRIC_FILES,
+    collect_bench,
+    collect_latents,
+    copy_missing,
+    coral_ft,
+    csv,
+    latents,
+    restore_bench,
+    study_options,
+)
 
 ARMS = ("ddpm", "coral", "coral-null", "ddpm-lora", "coral-lora", "coral-null-lora")
 SEEDS = 5
-GUIDANCE_SWEEP = "0.5,1"  # what the from-scratch selection found best (W = 0 and 2 far worse)
-LATENT_TIMESTEPS = "100,500"
 
 
 def coral_settings(scratch: Path) -> list[str]:
@@ -56,8 +63,8 @@ def lt_base(opts) -> Path:
     """The from-scratch study's DDPM, seed 0: trained (with its own evaluation) if missing."""
     run_dir = opts.scratch / "main" / "ddpm" / "seed-0" / "run"
     if not (opts.scratch / "main" / "ddpm" / "seed-0" / "train.done.json").is_file():
-        run(["bench", RECIPE, "--methods", "ddpm", "--seeds", "1", "--guidance-sweep", GUIDANCE_SWEEP,
-             "--out", str(opts.scratch / "main"), *common(opts)], opts.threads)
+        coral_ft(["bench", RECIPE, "--methods", "ddpm", "--seeds", "1", "--guidance-sweep", GUIDANCE_SWEEP,
+                  "--out", str(opts.scratch / "main"), *study_options(opts)], opts.threads)
     return run_dir
 
 
@@ -82,8 +89,7 @@ def restore_phase(opts) -> None:
     from-scratch DDPM seed 0's run, so nothing collected is trained again."""
     scratch_saved = opts.measurements.parent / "fashion-scratch"
     restore_bench(scratch_saved, opts.scratch / "main")
-    if (scratch_saved / "study.json").is_file() and not (opts.scratch / "study.json").is_file():
-        shutil.copy2(scratch_saved / "study.json", opts.scratch / "study.json")
+    copy_missing([(scratch_saved / "study.json", opts.scratch / "study.json")])
     for base in opts.bases:
         if (opts.measurements / base).is_dir():
             restore_bench(opts.measurements / base, opts.out / base)
@@ -104,16 +110,8 @@ def restore_phase(opts) -> None:
     print(f"restored {opts.out} and {opts.scratch} from {opts.measurements.parent}")
 
 
-def common(opts) -> list[str]:
-    return ["--no-progress", *(["--data-root", opts.data_root] if opts.data_root else [])]
-
-
 def share_metric_network(opts, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for name in SHARED_METRIC_FILES:
-        source = opts.scratch / "main" / name
-        if source.is_file() and not (out / name).is_file():
-            shutil.copy2(source, out / name)
+    copy_missing([(opts.scratch / "main" / name, out / name) for name in SHARED_METRIC_FILES])
 
 
 def finetune_bench(opts, base: str, arms: list[str], seeds: int) -> list[str]:
@@ -121,7 +119,7 @@ def finetune_bench(opts, base: str, arms: list[str], seeds: int) -> list[str]:
     base_args = ["--base", str(lt_base(opts))] if base == "lt" else ["--base-kind", "uncond-balanced"]
     return ["bench", RECIPE, "--protocol", "finetune", *base_args, "--arms", ",".join(arms),
             "--seeds", str(seeds), "--guidance-sweep", GUIDANCE_SWEEP, "--out", str(opts.out / base),
-            *coral_settings(opts.scratch), *common(opts)]
+            *coral_settings(opts.scratch), *study_options(opts)]
 
 
 def bench_phase(opts, base: str) -> Path:
@@ -130,7 +128,7 @@ def bench_phase(opts, base: str) -> Path:
     part-way has the same seeds in every arm."""
     out = opts.out / base
     share_metric_network(opts, out)
-    run([*finetune_bench(opts, base, opts.arms, opts.seeds), "--jobs", str(opts.jobs)], opts.threads)
+    coral_ft([*finetune_bench(opts, base, opts.arms, opts.seeds), "--jobs", str(opts.jobs)], opts.threads)
     return out / "results.json"
 
 
@@ -151,9 +149,7 @@ def latents_phase(opts) -> None:
         for condition in ("null", "true"):
             out = opts.out / "latents" / f"{base}-{condition}"
             if not covers(out / "latents.json", [name for name, _ in models]):  # redone as more arms finish
-                args = ["latents", *[a for name, path in models for a in ("--model", str(path), "--name", name)],
-                        "--condition", condition, "--timesteps", LATENT_TIMESTEPS, "--plot", "none", "--out", str(out)]
-                run([*args, *common(opts)], opts.threads)
+                latents(opts, models, condition, out)
 
 
 def collect_phase(opts) -> None:
@@ -161,7 +157,7 @@ def collect_phase(opts) -> None:
     base's weights, once)."""
     for base in opts.bases:
         if any((opts.out / base).glob("*/seed-*/eval.json")):
-            run([*finetune_bench(opts, base, opts.arms, opts.seeds), "--report"], opts.threads)
+            coral_ft([*finetune_bench(opts, base, opts.arms, opts.seeds), "--report"], opts.threads)
             collect_bench(opts.out / base, opts.measurements / base)
         for condition in ("null", "true"):
             collect_latents(opts.out / "latents" / f"{base}-{condition}", opts.measurements / "latents" / f"{base}-{condition}")
@@ -181,8 +177,8 @@ def main() -> None:
                         help="restore: a fresh checkout's runs/ from the checked-in files (run it first)")
     parser.add_argument("--measurements", type=Path, default=Path("docs/measurements/cpu/fashion-finetune"),
                         help="Where the collect phase copies the raw numbers (checked in).")
-    parser.add_argument("--bases", type=_csv(str), default=["lt", "uncond"], help="lt, uncond or both.")
-    parser.add_argument("--arms", type=_csv(str), default=list(ARMS))
+    parser.add_argument("--bases", type=csv(str), default=["lt", "uncond"], help="lt, uncond or both.")
+    parser.add_argument("--arms", type=csv(str), default=list(ARMS))
     parser.add_argument("--seeds", type=int, default=SEEDS, help="Fine-tune seeds per arm.")
     opts = parser.parse_args()
     if opts.phase == "restore":

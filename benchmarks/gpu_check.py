@@ -17,12 +17,13 @@ CIFAR10-LT DDPM/CORAL run whose samples come back for TF-Inception evaluation el
    the largest and mean pixel differences of the uint8 images, beside those of bf16 against fp32.
 3. Speed. benchmarks/speed.py's training ms/step and guided-sampling images/s of `ddpm-cifar`
    for the variants the recipes use, and the hours they project.
-4. The bench. `cifar10-lt` at the `small` scale (EMA warm-up, 20-step DPM-Solver++), DDPM and
-   CORAL, one seed each, as many training steps as the time left allows (from part 3's step
-   time), then 5,000 reported samples each at the recipe's W, written as
-   OUT/samples-<method>.npz (uint8, 15 MB: under the 16 MiB a file may have to come back). No
-   evaluation here: the device has no TF-Inception weights; evaluate the returned files with
-   `coral-ft eval --resize legacy-pytorch` against a CIFAR-10 train reference (docs/speed.md).
+4. The bench. `coral-ft bench cifar10-lt` (coral_ft.api.bench) at the `small` scale (EMA
+   warm-up, 20-step DPM-Solver++), DDPM and CORAL, one seed each, as many training steps as the
+   time left allows (from part 3's step time), then 5,000 reported samples each at the recipe's
+   W, copied to OUT/samples-<method>.npz (uint8, 15 MB: under the 16 MiB a file may have to come
+   back). The bench scores them with its small classifier only (`bench.metric_network =
+   "classifier"`, as docs/measurements/h100/c10-small ran): the device has no TF-Inception
+   weights; evaluate the returned files with benchmarks/gpu_check_eval.py (docs/speed.md).
 
 OUT/gpu_check.json holds every figure; the lines printed say the same.
 """
@@ -32,16 +33,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
-from speed import time_sampling, training_times  # noqa: E402
-from step_cost import make_trainer, random_data  # noqa: E402
+from common import SHAPES, make_trainer, random_data, time_sampling, training_times
 
 BF16_TOLERANCE = 2e-2  # relative difference of a bf16 loss or gradient: 2^-8 per rounding, summed over a step
 GPU_VARIANTS = ("fp32", "bf16+cl+compile", "bf16+cl+cudagraphs")
@@ -52,6 +49,7 @@ NUMERICS = {  # side -> config overrides; "anchor" is what both are also compare
     "cpu": {"anchor": [], "default": [], "graphs": ["train.channels_last=true"]},
 }
 REPORTED_SAMPLES = 5000
+SCORING_SECONDS = 60  # the bench's classifier (30 epochs on the CPU), reference and evaluation
 GRAPH_WARMUP = 3  # CUDA-graph trees record after a few calls; the measured step is a replay
 
 
@@ -107,8 +105,6 @@ SAMPLE_SIDES = {  # side -> (precision, channels_last, compile, compile mode)
 
 def sampling_numerics(kind: str, preset: str, device: str, count: int, steps: int) -> dict:
     """The same seeds and labels sampled by each side of SAMPLE_SIDES[kind]: uint8 differences."""
-    from step_cost import SHAPES
-
     from coral_ft.config import SampleConfig
     from coral_ft.data.batches import to_uint8
     from coral_ft.models.presets import build_unet
@@ -136,41 +132,38 @@ def sampling_numerics(kind: str, preset: str, device: str, count: int, steps: in
 
 
 def bench_samples(args, out: Path, step_seconds: float | None, seconds_left: float) -> dict:
-    """Train DDPM and CORAL with the time left and write their reported samples to `out`."""
+    """DDPM and CORAL through the bench itself (coral_ft.api.bench), trained for the time left; their
+    reported samples copied to `out`. The bench scores them with its small classifier: the device
+    has no TF-Inception weights (gpu_check_eval.py gives those FIDs elsewhere)."""
     from accelerate.state import AcceleratorState
 
-    from coral_ft.bench.context import BenchContext, bench_accelerator, check_data
-    from coral_ft.bench.groups import class_groups
-    from coral_ft.bench.plan import make_plan
-    from coral_ft.bench.stages import sample_stage, train_stage
+    from coral_ft.api import bench
     from coral_ft.config import load_config
 
     if args.smoke:
-        name, overrides = "digits-lt", {"bench.scale": "smoke", "bench.num_samples": 40}
+        name, overrides = "digits-lt", {"bench.scale": "smoke"}
     else:
-        per_method = seconds_left / 2 - args.overhead_seconds  # compile, sampling, writing
+        per_method = (seconds_left - SCORING_SECONDS) / 2 - args.overhead_seconds  # compile, sampling, writing
         steps = max(200, int(per_method / (step_seconds * 1.15)))  # logging, EMA, checkpoints: about 15%
+        # the carried training split is blank outside the long-tailed subset (cifar_carry.py): the
+        # classifier and the reference take the 5,000 carried test images instead
         name, overrides = "cifar10-lt", {"bench.scale": "small", "train.max_steps": steps * 10,  # small: a tenth
                                          "train.warmup_steps": 200, "bench.num_samples": REPORTED_SAMPLES,
-                                         "sample.compile": False, "data.root": args.data_root}
-    overrides.update({"bench.run": ["ddpm", "coral"], "bench.seeds": 1, "bench.guidance_sweep": []})
-    plan = make_plan(name, load_config(name, overrides), out / "bench")
-    data = check_data(plan)
-    if args.smoke:
-        plan.num_samples = 40
-    AcceleratorState._reset_state(True)
-    accelerator = bench_accelerator(plan, args.device)
-    ctx = BenchContext(plan, accelerator, args.device, data, class_groups(data.counts()), None, None, None, False)
-    result = {"data_set": name, "steps": plan.trials[0].config.train.max_steps, "samples": plan.num_samples}
-    for trial in plan.trials:
-        trial.folder.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        model_dir = train_stage(ctx, trial)
-        trained = time.perf_counter() - start
-        samples = sample_stage(ctx, trial, model_dir, trial.config.sample.guidance)
-        shutil.copyfile(samples, out / f"samples-{trial.arm}.npz")
-        result[trial.arm] = {"train_seconds": trained, "sample_seconds": time.perf_counter() - start - trained,
-                             "guidance": trial.config.sample.guidance, "file": f"samples-{trial.arm}.npz"}
+                                         "sample.compile": False, "data.root": args.data_root,
+                                         "bench.reference_split": "test"}
+    overrides.update({"bench.run": ["ddpm", "coral"], "bench.seeds": 1, "bench.guidance_sweep": [],
+                      "bench.metric_network": "classifier", "runtime.device": args.device})
+    AcceleratorState._reset_state(True)  # the parts before trained in other precisions in this process
+    start = time.perf_counter()
+    bench(name, load_config(name, overrides), out / "bench", progress=False)
+    results = json.loads((out / "bench" / "results.json").read_text())
+    result = {"data_set": name, "seconds": time.perf_counter() - start, "samples": results["num_samples"]}
+    for arm, r in results["methods"].items():
+        shutil.copyfile(out / "bench" / arm / "seed-0" / "samples.npz", out / f"samples-{arm}.npz")
+        trained = json.loads((out / "bench" / arm / "seed-0" / "train.done.json").read_text())
+        result["steps"] = trained["steps"]
+        result[arm] = {"step_seconds": trained["cost"]["step_seconds"], "guidance": r["measured"]["W"]["mean"],
+                       "classifier_fid": r["measured"]["fid"]["mean"], "file": f"samples-{arm}.npz"}
     return result
 
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from common import interleaved_medians, peak_rss_bytes, random_data, worker_json
 
 MODES = ("full", "lora")
 
@@ -39,10 +38,6 @@ def worker(mode: str, base: str, batch_size: int, steps: int, warmup: int, rank:
     from coral_ft.finetune.source import FinetuneSource
     from coral_ft.train.trainer import Trainer
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from step_cost import random_data
-    from timing import interleaved_medians
-
     cfg = load_config(None, {
         "objective.method": "coral", "train.batch_size": batch_size, "train.warmup_steps": 0,
         "finetune.base": base, "finetune.lora": mode == "lora", "finetune.rank": rank, "finetune.alpha": float(rank),
@@ -50,7 +45,7 @@ def worker(mode: str, base: str, batch_size: int, steps: int, warmup: int, rank:
     trainer = Trainer(cfg, f"{workdir}/{mode}", FinetuneSource(cfg.finetune), progress=False, data=random_data("ddpm-cifar"))
     cuda = trainer.accelerator.device.type == "cuda"
     step_s = interleaved_medians({mode: trainer.train_step}, steps, warmup)[mode]
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # training only, before saving
+    peak_rss = peak_rss_bytes()  # training only, before saving
     trainer.save_checkpoint()
     model_dir = trainer.export()
     denoiser = trainer.denoiser
@@ -72,10 +67,9 @@ def run_mode(mode: str, args, base: Path, workdir: str) -> dict:
     env = dict(os.environ)
     if args.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
-    cmd = [sys.executable, __file__, "--worker", mode, "--base", str(base), "--workdir", workdir,
-           "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup), "--rank", str(args.rank)]  # fmt: skip
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return worker_json([__file__, "--worker", mode, "--base", str(base), "--workdir", workdir, "--batch-size",
+                        str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup), "--rank", str(args.rank)],
+                       env)
 
 
 def mib(n) -> str:

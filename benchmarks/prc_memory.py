@@ -15,19 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 
 import numpy as np
 import torch
-from timing import timed
+from common import peak_rss_bytes, timed
 
 from coral_ft.metrics.precision_recall import DEFAULT_BLOCK, precision_recall
 
 GIB = 1 << 30
-
-
-def rss_peak_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
 def main() -> None:
@@ -38,7 +33,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    baseline = rss_peak_bytes()
+    baseline = peak_rss_bytes()
     rng = np.random.default_rng(0)
     samples = rng.standard_normal((args.n, args.dim), dtype=np.float32)
     ref = rng.standard_normal((args.n, args.dim), dtype=np.float32) + 0.1
@@ -52,8 +47,8 @@ def main() -> None:
         "n": args.n, "dim": args.dim, "block": args.block, "device": args.device, "k": pr.k,
         "precision": round(pr.precision, 4), "recall": round(pr.recall, 4), "seconds": round(seconds, 1),
         "input_features_gib": round(inputs / GIB, 3),
-        "peak_rss_gib": round(rss_peak_bytes() / GIB, 3),
-        "peak_rss_above_start_gib": round((rss_peak_bytes() - baseline) / GIB, 3),
+        "peak_rss_gib": round(peak_rss_bytes() / GIB, 3),
+        "peak_rss_above_start_gib": round((peak_rss_bytes() - baseline) / GIB, 3),
     }
     if args.device.startswith("cuda"):
         report["peak_gpu_allocated_gib"] = round(torch.cuda.max_memory_allocated() / GIB, 3)

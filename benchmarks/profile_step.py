@@ -10,8 +10,7 @@ import argparse
 import tempfile
 
 import torch
-from step_cost import SHAPES, make_trainer, random_data
-from timing import timed
+from common import SHAPES, make_trainer, random_data, timed
 
 
 def device_time_us(events) -> float:

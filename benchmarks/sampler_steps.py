@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from timing import timed
+from common import timed
 
 from coral_ft.bench.classifier import load_or_train
 from coral_ft.checkpoint.model import load_model

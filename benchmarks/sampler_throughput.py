@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from timing import interleaved_medians
+from common import SHAPES, interleaved_medians
 
 from coral_ft.config import SampleConfig
 from coral_ft.models.presets import build_unet, null_label
@@ -23,7 +23,6 @@ from coral_ft.models.schedule import make_scheduler
 from coral_ft.sample.guidance import guided_eps, guided_eps_two_pass
 from coral_ft.sample.samplers import sample
 
-SHAPES = {"tiny": (1, 16), "ddpm-cifar": (3, 32), "ddpm-64": (3, 64)}  # (channels, size)
 MODES = {"doubled": guided_eps, "two-pass": guided_eps_two_pass}
 
 

@@ -22,64 +22,11 @@ import json
 import tempfile
 
 import torch
-from accelerate.state import AcceleratorState
-from step_cost import SHAPES, make_trainer, random_data
-from timing import interleaved_medians
+from common import SHAPES, VARIANTS, device_name, random_data, time_sampling, training_times
 
-from coral_ft.config import SampleConfig
-from coral_ft.models.presets import build_unet
-from coral_ft.models.schedule import make_scheduler
-from coral_ft.sample.labels import sample_seeds
-from coral_ft.sample.samplers import SAMPLERS, sample
+from coral_ft.sample.samplers import SAMPLERS
 
-VARIANTS = {  # name -> (train.mixed_precision, channels_last, compile, compile mode)
-    "fp32": ("no", False, False, "default"),
-    "bf16": ("bf16", False, False, "default"),
-    "bf16+cl": ("bf16", True, False, "default"),
-    "bf16+compile": ("bf16", False, True, "default"),
-    "bf16+cl+compile": ("bf16", True, True, "default"),
-    "bf16+cl+cudagraphs": ("bf16", True, True, "reduce-overhead"),
-}
 TRAIN_STEPS, SAMPLES, SAMPLE_STEPS = 150_000, 50_000, 1000
-
-
-def training_times(methods: list[str], variants: list[str], args, data, workdir) -> dict[str, float]:
-    """Median seconds per step of every (method, variant), their steps interleaved round-robin so
-    that clock ramps and drift hit all alike; compiled variants are warmed through compilation."""
-    trainers = {}
-    for method in methods:
-        for variant in variants:
-            precision, channels_last, compiled, mode = VARIANTS[variant]
-            sets = [f'train.mixed_precision="{precision}"', f"train.channels_last={str(channels_last).lower()}",
-                    f"train.compile={str(compiled).lower()}", f'train.compile_mode="{mode}"']
-            AcceleratorState._reset_state(True)  # one process, several precisions: accelerate keeps one state
-            trainer = make_trainer(method, args.preset, args.batch_size, data, f"{workdir}/{method}-{variant}", sets)
-            for _ in range(args.warmup + (5 if compiled else 0)):
-                trainer.train_step()
-            trainers[f"{method}/{variant}"] = trainer
-    return interleaved_medians({k: t.train_step for k, t in trainers.items()}, args.steps, warmup=0)
-
-
-def time_sampling(variant: str, samplers: list[str], args, device) -> dict[str, float]:
-    """Seconds per guided denoising step for args.sample_batch images, per sampler (one model:
-    `ddim` with eta 0 draws no step noise, so ddpm - ddim is the cost of the per-sample noise)."""
-    precision, channels_last, compiled, mode = VARIANTS[variant]
-    channels, size = SHAPES[args.preset]
-    torch.manual_seed(0)
-    unet = build_unet(args.preset, size, channels, 10).to(device).eval()
-    if channels_last:
-        unet = unet.to(memory_format=torch.channels_last)
-    net = torch.compile(unet, mode=mode) if compiled else unet
-    labels = torch.arange(args.sample_batch) % 10
-    seeds = sample_seeds(0, range(args.sample_batch))
-    scheduler = make_scheduler()
-    out = {}
-    for name in samplers:
-        settings = SampleConfig(guidance=1.0, sampler=name, steps=args.timed_sample_steps, precision=precision)
-        # the first round warms up (and compiles)
-        run = interleaved_medians({name: lambda s=settings: sample(net, scheduler, labels, seeds, s)}, args.sample_rounds)
-        out[name] = run[name] / args.timed_sample_steps
-    return out
 
 
 def main() -> None:
@@ -100,7 +47,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as training and sampling set them
     variants = args.variants.split(",")
-    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    where = device_name()
     print(f"{args.preset} on {where}, torch {torch.__version__}")
     figures: dict = {"device": where, "preset": args.preset, "train": {}, "sample": {}}
     if args.part in ("all", "train"):

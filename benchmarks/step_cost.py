@@ -16,42 +16,21 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-import torch
-from timing import device_name, interleaved_medians
+from common import SHAPES, device_name, interleaved_medians, make_trainer, random_data
 
-from coral_ft.config import BENCH_VARIANTS, apply_overrides, config_from_dict
-from coral_ft.data.registry import LabeledImages
-from coral_ft.train.trainer import Trainer
-
-SHAPES = {"micro": (1, 8), "tiny": (1, 16), "small": (1, 16), "ddpm-cifar": (3, 32), "ddpm-64": (3, 64)}  # (channels, size)
-METHODS = ("ddpm", "cbdm", "t2h", "ambient", "coral", "coral-null", "ccua", "dispersive")
 CORAL_TARGET = 1.05
 
 
-def random_data(preset: str, num_classes: int = 10, per_class: int = 64) -> LabeledImages:
-    channels, size = SHAPES[preset]
-    g = torch.Generator().manual_seed(0)
-    n = num_classes * per_class
-    images = torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8, generator=g)
-    return LabeledImages(images, torch.arange(n) % num_classes, [str(i) for i in range(num_classes)])
-
-
-def make_trainer(method: str, preset: str, batch_size: int, data: LabeledImages, workdir: str, sets=()) -> Trainer:
-    """A trainer of a method or of a bench variant (coral-null) on in-memory data."""
-    variant = BENCH_VARIANTS.get(method)
-    given = {"objective.method": variant.method if variant else method, **(variant.overrides if variant else {}),
-             "model.preset": preset, "train.batch_size": batch_size}
-    cfg = config_from_dict(apply_overrides(apply_overrides({}, given), list(sets)))
-    return Trainer(cfg, f"{workdir}/{method}", progress=False, data=data)
-
-
 def main() -> None:
+    from coral_ft.config import BENCH_VARIANTS
+    from coral_ft.objectives import OBJECTIVES
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny", choices=sorted(SHAPES))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20, help="timed steps per method")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default=",".join(sorted({*OBJECTIVES, *BENCH_VARIANTS})), help="default: every one")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. train.mixed_precision=bf16")
     args = parser.parse_args()
     methods = ["ddpm"] + [m for m in args.methods.split(",") if m != "ddpm"]

@@ -19,8 +19,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # coral_ft from this checkout, installed or not
+from common import ROOT
+
+from coral_ft.bench.formatting import fmt
+from coral_ft.bench.stats import half_width, pooled_sd
+
 PAGES = (ROOT / "docs" / "study.md", ROOT / "README.md")
 MEASURED = ROOT / "docs" / "measurements"
 FASHION = MEASURED / "cpu" / "fashion-study"  # sections 1-3: the first runs and their classifier
@@ -28,7 +31,7 @@ SCRATCH = MEASURED / "cpu" / "fashion-scratch"  # from scratch again, every meth
 FINETUNE = MEASURED / "cpu" / "fashion-finetune"  # the fine-tuning study: lt/, uncond/, latents/
 BLOCK = re.compile(r"(<!-- begin: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end: (?P=name) -->)", re.S)
 SEED_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
-METRIC_DIGITS = {"fid": 2, "is": 2, "W": 2, "kid": 3}  # else 3 decimals
+PAGE_DIGITS = {"kid": 3}  # the report writes 4; the pages' KID cells were written with 3 and stay so
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -71,13 +74,9 @@ def latents_per_class(path: Path, t: int = 100, kind: str = "bottleneck") -> dic
 
 
 # -- formatting -------------------------------------------------------------------------------------
-def digits(metric: str) -> int:
-    return METRIC_DIGITS.get(metric.split(":")[-1], 3)
-
-
 def num(metric: str, value: float, sign: bool = False) -> str:
-    text = f"{value:+.{digits(metric)}f}" if sign else f"{value:.{digits(metric)}f}"
-    return text
+    digits = PAGE_DIGITS.get(metric.split(":")[-1])
+    return fmt(metric, value, sign) if digits is None else f"{value:{'+' if sign else ''}.{digits}f}"
 
 
 def cell(metric: str, entry: dict) -> str:
@@ -188,9 +187,7 @@ def block_tail_gap() -> str:
 def block_power() -> str:
     r = fashion_results()
     diffs = r["methods"]["coral"]["vs_ddpm"]["fid"]["values"]
-    n = len(diffs)
-    mean = sum(diffs) / n
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    sd = pooled_sd([diffs])[0]
     fid = r["methods"]["ddpm"]["measured"]["fid"]["mean"]
     effect = 0.14  # the paper's CIFAR10-LT FID change, 6.17 -> 5.32
     need = seeds_for_half_width(sd, effect * fid)
@@ -199,12 +196,10 @@ def block_power() -> str:
             f"(+-{effect * fid:.2f}) needs about {need} paired seeds at this scale.\n")
 
 
-def seeds_for_half_width(sd: float, half_width: float, max_seeds: int = 100) -> int:
-    """The fewest paired seeds n with t_{n-1} * sd / sqrt(n) <= half_width."""
-    from scipy import stats
-
+def seeds_for_half_width(sd: float, half: float, max_seeds: int = 100) -> int:
+    """The fewest paired seeds n whose 95% interval is at most +-`half`."""
     for n in range(2, max_seeds):
-        if stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) <= half_width:
+        if half_width(sd, n) <= half:
             return n
     return max_seeds
 
@@ -412,8 +407,6 @@ def block_ft_latents() -> str:
 
 def paired_sd(results: dict, metric: str) -> tuple[float, int] | None:
     """The pooled standard deviation of the arms' paired differences from ddpm, and its degrees of freedom."""
-    from coral_ft.bench.stats import pooled_sd
-
     return pooled_sd([r.get("vs_ddpm", {}).get(metric, {}).get("values") or []
                       for name, r in results["methods"].items() if name != "base"])
 
@@ -430,9 +423,7 @@ def block_ft_power() -> str:
     # the seeds of the arms that have an interval (arms still at 0 or 1 seed say nothing yet)
     n = min(len(x["seeds"]) for name, x in r["methods"].items() if name != "base" and len(x["seeds"]) > 1)
     need = seeds_for_half_width(sd, 0.10 * tail)
-    from scipy import stats
-
-    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) if n > 1 else float("inf")
+    half = half_width(sd, n) if n > 1 else float("inf")
     rough = "; a rough figure on so few" if dof < 5 else ""
     return (f"The arms' paired tail-FID differences from plain fine-tuning have a pooled standard deviation of {sd:.2f} "
             f"({dof} degree{'s' if dof != 1 else ''} of freedom{rough}) on a plain fine-tuned tail FID of {tail:.2f}: "

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 
 import torch
+from common import device_name, interleaved_medians
 from peer_unet import PeerUNet
-from timing import device_name, interleaved_medians
 
 from coral_ft.models.presets import build_unet
 

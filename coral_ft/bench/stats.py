@@ -58,8 +58,13 @@ def t_interval(values, level: float = LEVEL) -> Interval:
     mean = float(x.mean())
     if len(x) < 2:
         return Interval(mean, None, x.tolist())
-    half = float(stats.t.ppf((1 + level) / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    half = half_width(x.std(ddof=1), len(x), level)
     return Interval(mean, (mean - half, mean + half), x.tolist())
+
+
+def half_width(sd: float, n: int, level: float = LEVEL) -> float:
+    """t_{n-1, (1+level)/2} * sd / sqrt(n): the half-width of the interval of a mean of n values."""
+    return float(stats.t.ppf((1 + level) / 2, n - 1) * sd / math.sqrt(n))
 
 
 def paired_difference(values, baseline, level: float = LEVEL) -> Interval:
