@@ -20,6 +20,7 @@ processes.
 from __future__ import annotations
 
 import inspect
+
 import torch
 
 from coral_ft.sample.pipeline import denoise, guided_eps
