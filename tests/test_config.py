@@ -133,5 +133,5 @@ def test_bench_method_configs_take_their_guidance_and_overrides():
 
 
 def test_an_image_size_on_a_fixed_size_data_set_is_refused_not_ignored():
-    with pytest.raises(ConfigError, match="cifar10-lt has a fixed size"):
+    with pytest.raises(ConfigError, match="cifar10-lt has a fixed image size"):
         load_config(None, {"data.dataset": "cifar10-lt", "data.image_size": 64})

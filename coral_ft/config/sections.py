@@ -48,17 +48,10 @@ class DataConfig:
     resample_power: float = 1.0
 
     def __post_init__(self) -> None:
-        from coral_ft.data.registry import DATASETS
+        from coral_ft.data.registry import check_data_settings
 
-        check_choice("data.dataset", self.dataset, sorted(DATASETS))
-        check(0.0 < self.imbalance <= 1.0, f"data.imbalance (rho) must be in (0, 1]; got {self.imbalance}")
+        check_data_settings(self.dataset, self.root, self.imbalance, self.image_size)
         check(self.resample_power >= 0, f"data.resample_power must be >= 0; got {self.resample_power}")
-        check(self.image_size is None or self.image_size >= 8, f"data.image_size must be at least 8; got {self.image_size}")
-        resizing = sorted(n for n, s in DATASETS.items() if s.resizes)
-        check(
-            self.image_size is None or DATASETS[self.dataset].resizes,
-            f"data.image_size applies only to {', '.join(resizing)}; {self.dataset} has a fixed size: remove it",
-        )
 
 
 @dataclass

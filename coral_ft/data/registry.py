@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from coral_ft.errors import ConfigError
+from coral_ft.errors import check, check_choice
 
 if TYPE_CHECKING:
     import numpy as np
@@ -146,6 +146,19 @@ def declared_shape(data) -> tuple[int, tuple[int, int, int]] | None:
     return spec.classes, (c, size or h, size or w)
 
 
+def check_data_settings(name: str, root: str | None, imbalance: float, image_size: int | None) -> DatasetSpec:
+    """The rules of a [data] section, checked where one is built (DataConfig) and where a data set is read."""
+    check(name in DATASETS, f"unknown data set (data.dataset) {name!r}; choose from {', '.join(sorted(DATASETS))}")
+    spec = DATASETS[name]
+    check(root is None or not spec.bundled, f"{name} ships with scikit-learn and reads no --data-root; drop --data-root {root}")
+    check(0.0 < imbalance <= 1.0, f"data.imbalance (rho) must be in (0, 1]; got {imbalance}")
+    check(image_size is None or image_size >= 8, f"data.image_size must be at least 8; got {image_size}")
+    resizing = ", ".join(n for n, s in DATASETS.items() if s.resizes)
+    check(image_size is None or spec.resizes,
+          f"{name} has a fixed image size; data.image_size applies only to {resizing}: remove it")
+    return spec
+
+
 def load_dataset(
     name: str,
     root: str | None = None,
@@ -155,18 +168,8 @@ def load_dataset(
     seed: int = 0,
 ) -> LabeledImages:
     """Read a named data set split into memory (uint8)."""
-    if name not in DATASETS:
-        raise ConfigError(f"unknown data set {name!r}; choose from {', '.join(sorted(DATASETS))}")
-    if split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-    spec = DATASETS[name]
-    if root is not None and spec.bundled:
-        raise ConfigError(f"{name} ships with scikit-learn and reads no --data-root; drop --data-root {root}")
-    if image_size is not None and not spec.resizes:
-        raise ConfigError(f"{name} has a fixed image size; an image size applies only to "
-                          f"{', '.join(n for n, s in DATASETS.items() if s.resizes)}")
-    if not 0.0 < imbalance <= 1.0:
-        raise ConfigError(f"imbalance (rho) must be in (0, 1]; got {imbalance}")
+    spec = check_data_settings(name, root, imbalance, image_size)
+    check_choice("split", split, SPLITS)
     import numpy as np
     import torch
 
