@@ -15,11 +15,9 @@ import copy
 import dataclasses
 import functools
 import inspect
-import pkgutil
 import types
 import typing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -33,6 +31,7 @@ from coral_ft.config.resolve import implied_recipe as implied_recipe
 from coral_ft.config.resolve import layered as layered
 from coral_ft.config.resolve import merged as merged
 from coral_ft.config.resolve import resolve_config as resolve_config
+from coral_ft.objectives import method_names
 
 PANEL_DATA, PANEL_MODEL, PANEL_METHOD, PANEL_OPTIM = "Data", "Model", "Method", "Optimisation"
 PANEL_LORA, PANEL_SAMPLE, PANEL_EVAL, PANEL_RUN = "LoRA", "Sampling", "Evaluation", "Run"
@@ -97,12 +96,6 @@ def option(path: str, *names: str, help: str, panel: str, **kwargs):
 
 
 # -- names the help and the shell completion offer, read without importing torch -----------------
-def method_names() -> list[str]:
-    """The objectives, without importing them: each method is the module of its name."""
-    folder = Path(__file__).resolve().parents[1] / "objectives"
-    return sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name != "base" and not m.name.startswith("_"))
-
-
 def dataset_names() -> list[str]:
     from coral_ft.data.registry import DATASETS
 

@@ -44,7 +44,6 @@ def draw_negatives(labels: torch.Tensor, num_classes: int, generator: torch.Gene
 
 @register
 class AmbientObjective(Objective):
-    name = "ambient"
     settings_cls = AmbientSettings
 
     def prepare(self, batch: TrainBatch) -> dict[str, torch.Tensor]:

@@ -70,9 +70,9 @@ class ObjectiveContext:
 
 
 class Objective:
-    """Base class: subclasses set `name`, `settings_cls`, `uses_head`, `needs_labels`, and implement __call__."""
+    """Base class: subclasses set `settings_cls`, `uses_head`, `needs_labels`, and implement __call__."""
 
-    name: ClassVar[str]
+    name: ClassVar[str]  # set by `register`: the module's name
     settings_cls: ClassVar[type]
     uses_head: ClassVar[bool] = False  # build the projection head (only when the method uses it)
     needs_labels: ClassVar[bool] = True  # False: it also trains an unconditional U-Net (no class embedding)
@@ -121,7 +121,9 @@ OBJECTIVES: dict[str, ObjectiveEntry] = {}
 
 
 def register(cls: type[Objective]) -> type[Objective]:
-    """Class decorator: make a method selectable by its `name`."""
+    """Class decorator: make a method selectable by its name, the name of its module (so the
+    names are known without importing any method: coral_ft.objectives.method_names)."""
+    cls.name = cls.__module__.rsplit(".", 1)[-1]
     OBJECTIVES[cls.name] = ObjectiveEntry(cls, cls.settings_cls)
     return cls
 

@@ -46,7 +46,6 @@ def per_sample_sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @register
 class CBDMObjective(Objective):
-    name = "cbdm"
     settings_cls = CBDMSettings
 
     def target_probs(self) -> torch.Tensor:

@@ -62,7 +62,6 @@ def unsupervised_infonce(features: torch.Tensor, temperature: float) -> torch.Te
 
 @register
 class CCUAObjective(Objective):
-    name = "ccua"
     settings_cls = CCUASettings
 
     def __call__(self, denoiser, batch: TrainBatch) -> LossOutput:

@@ -58,7 +58,6 @@ def time_weight(t: torch.Tensor, num_timesteps: int, weight: float, tau_r: float
 
 @register
 class CoralObjective(Objective):
-    name = "coral"
     settings_cls = CoralSettings
     uses_head = True
 

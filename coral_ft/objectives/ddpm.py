@@ -14,7 +14,6 @@ class DDPMSettings:
 
 @register
 class DDPMObjective(Objective):
-    name = "ddpm"
     settings_cls = DDPMSettings
     needs_labels = False
 

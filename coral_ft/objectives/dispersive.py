@@ -71,7 +71,6 @@ def dispersive_loss(features: torch.Tensor, variant: str, temperature: float = 0
 
 @register
 class DispersiveObjective(Objective):
-    name = "dispersive"
     settings_cls = DispersiveSettings
 
     def __call__(self, denoiser, batch: TrainBatch) -> LossOutput:

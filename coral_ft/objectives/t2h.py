@@ -71,7 +71,6 @@ def transfer_indices(
 
 @register
 class T2HObjective(Objective):
-    name = "t2h"
     settings_cls = T2HSettings
 
     def __init__(self, settings, ctx):
