@@ -1,5 +1,5 @@
 """How coral-ft writes files: whole or not at all (`atomic_path`), with the permissions the
-user's umask asks for (`respect_umask`).
+user's umask asks for (`respect_umask`); and the TOML reader of every layer (`tomllib`).
 
 A result, a marker, a reference or a shard is written under a temporary name beside it and renamed
 into place when complete, so a reader (a resumed run, a bench in another process) never sees half a
@@ -17,8 +17,16 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["atomic_path", "respect_umask", "tomllib", "write_text_atomically"]
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from coral_ft.checkpoint.model import load_info
 from tests.conftest import one_error_line, run_cli
 
 TINY = [
@@ -31,11 +32,14 @@ def test_train_end_to_end_on_the_tiny_preset(tmp_path, capsys):
     code, out, err = run_cli(["train", "--from-scratch", "--out", str(tmp_path / "r"), "--resume", "--max-steps", "3", "--no-progress"], capsys)
     assert code == 0 and "is already finished (step 3 of train.max_steps = 3)" in err and "model written" not in out, err
     assert written == {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*") if p.is_file()}
-    # a finished run resumed with other [sample] settings writes its model again, recording them
+    # a finished run resumed with other [sample] settings writes its model (and card) again; the
+    # settings are kept once, in config.toml, and the model folder reads them from there
     code, out, err = run_cli(["train", "--from-scratch", "--out", str(tmp_path / "r"), "--resume", "--set", "sample.guidance=0.25",
                               "--no-progress"], capsys)
     assert code == 0 and "model written to" in out, err
-    assert json.loads((tmp_path / "r" / "model" / "coral_ft.json").read_text())["extra"]["sample"]["guidance"] == 0.25
+    assert "sample" not in json.loads((tmp_path / "r" / "model" / "coral_ft.json").read_text())["extra"]
+    assert load_info(tmp_path / "r" / "model").extra["sample"]["guidance"] == 0.25
+    assert "guidance W (paper eq. 4) | 0.25 |" in (tmp_path / "r" / "model" / "README.md").read_text()
 
 
 @pytest.mark.parametrize(

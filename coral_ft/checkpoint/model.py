@@ -3,7 +3,9 @@
 `RUN/model/` is a plain diffusers folder: `UNet2DModel.from_pretrained(RUN/model)` loads it
 without coral_ft. Beside the U-Net weights it holds the noise schedule (`scheduler_config.json`,
 the DDPMScheduler the model was trained with) and `coral_ft.json` (class names, class counts,
-data set, the run's sampling settings). Fine-tuned models add `finetune.json`:
+data set). How the model samples by default is the run's [sample] section, kept once, in the run's
+config.toml; a folder outside a run (exported, converted) records it in its coral_ft.json.
+Fine-tuned models add `finetune.json`:
 
 - full fine-tuning: the diffusers weights, as above;
 - LoRA: `config.json` (the U-Net's architecture) + the peft adapter files; the frozen base is
@@ -25,9 +27,9 @@ from diffusers import DDPMScheduler
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from coral_ft.checkpoint.layout import MODEL_SUBDIR
+from coral_ft.checkpoint.layout import MODEL_SUBDIR, RunDir
 from coral_ft.errors import UserError
-from coral_ft.files import respect_umask
+from coral_ft.files import respect_umask, tomllib
 from coral_ft.models.class_embedding import ensure_class_embedding
 from coral_ft.models.context import load_context
 from coral_ft.models.convert_peer import convert_peer_checkpoint
@@ -54,11 +56,6 @@ class ModelInfo:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    @property
-    def guidance(self) -> float | None:
-        """The run's sampling guidance W (its [sample] settings), used when none is given."""
-        return self.extra.get("sample", {}).get("guidance")
 
 
 def save_model(folder: str | Path, unet, scheduler: DDPMScheduler, info: ModelInfo) -> Path:
@@ -119,6 +116,9 @@ def load_info(model_dir: Path) -> ModelInfo:
     info = ModelInfo(**data)
     if legacy is not None:
         info.extra.setdefault("sample", {}).setdefault("guidance", legacy)
+    run = RunDir.of_model(model_dir)
+    if run is not None and "sample" not in info.extra:  # a run's model samples as its config.toml says
+        info.extra["sample"] = tomllib.loads(run.config.read_text()).get("sample", {})
     return info
 
 

@@ -3,20 +3,14 @@ into the typed sections (the conversion of each value: coral_ft.config.coerce)."
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from coral_ft.config.coerce import build_section
 from coral_ft.config.sections import SECTIONS, RunConfig
 from coral_ft.errors import ConfigError, check
-from coral_ft.files import write_text_atomically
+from coral_ft.files import tomllib, write_text_atomically
 
 
 def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:

@@ -43,9 +43,11 @@ def export_model(run: str | Path, out: str | Path, merge: bool = False, pipeline
         raise UserError(f"{model_dir} holds full weights, not LoRA adapters: there is nothing to merge; drop --merge")
     if pipeline:
         return _export_pipeline(model_dir, out, metrics)
+    info = load_info(model_dir)  # with the run's [sample] settings, which the folder records once it leaves the run
     if not merge and meta is not None and meta["kind"] == "lora":
         shutil.copytree(model_dir, out, dirs_exist_ok=True)
-        write_model_card(out, load_info(out), metrics)
+        write_info(out, info)
+        write_model_card(out, info, metrics)
         respect_umask(out)  # a copy keeps the source's modes
         return out
     unet, scheduler, info = load_model(model_dir)
@@ -64,7 +66,7 @@ def export_model(run: str | Path, out: str | Path, merge: bool = False, pipeline
 def _export_pipeline(model_dir: Path, out: Path, metrics: dict | None) -> Path:
     from coral_ft.sample.pipeline import CoralPipeline
 
-    unet, scheduler, info = load_model(model_dir)
+    unet, scheduler, info = load_model(model_dir)  # load_info's: with the run's [sample] settings
     core = inner_unet(unet)
     if core is not unet:
         raise UserError("a cross-attention U-Net with a fixed context cannot be exported as a pipeline; export it as a model folder")

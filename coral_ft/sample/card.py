@@ -1,7 +1,8 @@
 """The model card of a model folder: README.md in the Hugging Face format, what the model is and
 how to sample it.
 
-The card's table and its code snippet read the same [sample] settings (coral_ft.json) and the same
+The card's table and its code snippet read the same [sample] settings (the run's config.toml, or
+an exported folder's coral_ft.json: `coral_ft.checkpoint.model.load_info`) and the same
 sampler registry, so the snippet runs the sampler and the number of steps the table names (the
 scheduler coral-ft's own sampler builds, `coral_ft.sample.samplers.sampler_options`).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coral_ft.checkpoint.model import ModelInfo
+from coral_ft.checkpoint.model import ModelInfo, load_info
 from coral_ft.sample.registry import SAMPLERS
 
 CARD_FILE = "README.md"
@@ -27,10 +28,10 @@ def sampler_steps(sample: dict) -> int | str | None:
 def write_model_card(folder: Path, info: ModelInfo, metrics: dict | None = None, pipeline: bool = False) -> Path:
     """README.md in the Hugging Face model-card format: what the model is, how to sample it."""
     extra = info.extra
-    sample = extra.get("sample", {})
+    sample = extra.get("sample") or load_info(folder).extra.get("sample", {})
     rows = [("data set", info.dataset), ("imbalance (rho)", extra.get("imbalance")), ("method", extra.get("method")),
             ("training steps", extra.get("step")), ("classes", info.num_classes or None),
-            ("guidance W (paper eq. 4)", info.guidance), ("sampler", sample.get("sampler")),
+            ("guidance W (paper eq. 4)", sample.get("guidance")), ("sampler", sample.get("sampler")),
             ("sampler steps", sampler_steps(sample))]
     lines = ["---", "library_name: diffusers", "tags: [coral-ft, diffusion, class-conditional, long-tailed]", "---", "",
              f"# {extra.get('method', 'class-conditional').upper()} U-Net{f' on {info.dataset}' if info.dataset else ''}", "",
@@ -46,19 +47,17 @@ def write_model_card(folder: Path, info: ModelInfo, metrics: dict | None = None,
         counts = extra.get("class_counts")
         names = [f"{n} ({c})" for n, c in zip(info.class_names, counts)] if counts else info.class_names
         lines += ["", "Classes (training images): " + ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")]
-    lines += ["", "```python", *_how_to_load(info, pipeline), *_how_to_sample(info), "```", ""]
+    lines += ["", "```python", *_how_to_load(info, pipeline), *_how_to_sample(sample), "```", ""]
     path = Path(folder) / CARD_FILE
     path.write_text("\n".join(lines))
     return path
 
 
-def _how_to_sample(info: ModelInfo) -> list[str]:
-    """The snippet's sampling lines: the table's sampler (as coral-ft builds its scheduler) and steps."""
+def _how_to_sample(sample: dict) -> list[str]:
+    """The snippet's sampling lines: the table's sampler (as coral-ft builds its scheduler), steps and W."""
     from coral_ft.sample.samplers import sampler_options
 
-    sample = info.extra.get("sample", {})
-    w = info.guidance if info.guidance is not None else 0.0
-    call = f"class_labels=[0, 1], guidance={w:g}"
+    call = f"class_labels=[0, 1], guidance={sample.get('guidance', 0.0):g}"
     name = sample.get("sampler")
     if name not in SAMPLERS:  # no sampler recorded: the folder's own scheduler, every timestep
         return [f"images = pipe({call}).images  # guidance: w of eq. 4"]

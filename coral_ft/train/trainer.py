@@ -250,7 +250,7 @@ class Trainer:
                 class_names=self.data.class_names,
                 dataset=self.config.data.dataset,
                 extra={"method": self.config.objective.method, "step": self.step, "class_counts": self.data.counts(),
-                       "imbalance": self.config.data.imbalance, "sample": self.config.to_dict()["sample"]},
+                       "imbalance": self.config.data.imbalance},  # [sample]: the run's config.toml
             )
             ema = self.ema_denoiser()
             self.source.save(ema.unet, self.run_dir.model, self.scheduler, info)
