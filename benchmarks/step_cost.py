@@ -19,7 +19,8 @@ import tempfile
 import torch
 from timing import device_name, interleaved_medians
 
-from coral_ft.config import BENCH_VARIANTS, apply_overrides, config_from_dict
+from coral_ft.bench.schema import BENCH_VARIANTS
+from coral_ft.config import apply_overrides, config_from_dict
 from coral_ft.data.registry import LabeledImages
 from coral_ft.train.trainer import Trainer
 

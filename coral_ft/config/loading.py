@@ -33,7 +33,7 @@ def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
             settings = {k: section.pop(k) for k in list(section) if isinstance(section[k], Mapping)}
             section["settings"] = settings
         kwargs[name] = build_section(cls, section, name)
-    return RunConfig(**kwargs)
+    return RunConfig.of(kwargs)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

@@ -3,7 +3,9 @@ once, here) and what values it takes. Each section validates itself on construct
 are read from recipes, `--set` and flags is `coral_ft.config.loading`'s job.
 
 Method-specific settings live in each objective's own settings dataclass (registered by the
-objective module) under `[objective.<method>]`, so adding a method never edits this file. The
+objective module) under `[objective.<method>]`, so adding a method never edits this file; the
+bench's settings live in its own package (coral_ft.bench.schema, registered with
+`register_section`), which this one sits below. The
 library functions below this layer (samplers, metrics) take these sections as plain objects;
 they never import this package.
 """
@@ -31,6 +33,7 @@ OFFICIAL_CODE = {
 PRECISIONS = ("no", "bf16", "fp16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 DATA_PLACEMENTS = ("auto", "always", "never")
+METRIC_NETWORKS = ("auto", "inception", "classifier")
 
 
 @dataclass
@@ -106,7 +109,7 @@ class ObjectiveConfig:
         unknown = set(self.settings) - set(OBJECTIVES)
         check(not unknown, f"unknown objective section(s): {', '.join(sorted(unknown))}")
         self.settings = {
-            name: given if dataclasses.is_dataclass(given) else _build(entry.settings_cls, given, f"objective.{name}")
+            name: given if dataclasses.is_dataclass(given) else build_section(entry.settings_cls, given, f"objective.{name}")
             for name, entry in OBJECTIVES.items()
             for given in [self.settings.get(name, {})]
         }
@@ -256,147 +259,6 @@ class LatentsConfig:
         check_choice("latents.metric", self.metric, ("euclidean", "cosine"))
 
 
-BENCH_SCALES = ("paper", "small", "smoke")
-METRIC_NETWORKS = ("auto", "inception", "classifier")
-
-
-@dataclass
-class BenchMethod:
-    """One method of a bench: its objective, guidance W, config overrides for its run, the paper's numbers.
-
-    An entry whose name is not an objective is a variant of one (`method`), e.g. `coral-null`."""
-
-    method: str | None = None  # the objective; None: the entry's own name
-    guidance: float | None = None  # None: the recipe's sample.guidance
-    overrides: dict[str, Any] = field(default_factory=dict)  # dotted config overrides of its run
-    paper: dict[str, float] = field(default_factory=dict)  # metric -> the paper's value
-    # where the paper's numbers come from and how its protocol differs from the recipe's (sample
-    # count, sampler, FID resize), or why there are none; results.md prints it beside the table
-    paper_note: str = ""
-
-    def __post_init__(self) -> None:
-        check(self.guidance is None or self.guidance >= 0, f"bench method guidance must be >= 0; got {self.guidance}")
-
-
-# Variants every bench knows besides the objectives (a recipe's [bench.methods.NAME] may redefine them).
-BENCH_VARIANTS = {
-    # CORAL whose head reads the bottleneck of a null-label pass: SupCon cannot be met through the labels.
-    "coral-null": BenchMethod(method="coral", overrides={"objective.coral.features": "null"}),
-}
-PROTOCOLS = ("scratch", "finetune")
-LORA_SUFFIX = "-lora"  # a fine-tune arm "<method>-lora" trains LoRA adapters, "<method>" every weight
-BASE_KINDS = ("lt", "uncond-balanced")
-
-
-@dataclass
-class BenchFinetune:
-    """`bench --protocol finetune`: one base per base seed, then every arm fine-tunes it alike."""
-
-    arms: list[str] = field(default_factory=lambda: ["ddpm", "coral", "ddpm-lora", "coral-lora"])
-    base: str = ""  # the user's base (any --base form); empty: the bench trains it (base_kind)
-    # lt: a class-conditional DDPM trained on the long-tailed set; uncond-balanced: an unconditional
-    # DDPM trained on the balanced set (fine-tuning adds a zero-initialised class embedding).
-    base_kind: str = "lt"
-    base_seeds: int = 1  # bases; each is fine-tuned with `bench.seeds` fine-tune seeds per arm
-    overrides: dict[str, Any] = field(default_factory=dict)  # dotted overrides of every arm's run (steps, lr, ...)
-    base_overrides: dict[str, Any] = field(default_factory=dict)  # dotted overrides of the base's training run
-
-    def __post_init__(self) -> None:
-        check(bool(self.arms), "bench.finetune.arms is empty: name the arms, e.g. ddpm,coral,ddpm-lora,coral-lora")
-        check(len(set(self.arms)) == len(self.arms), f"bench.finetune.arms lists an arm twice: {self.arms}")
-        check(all(arm != "base" for arm in self.arms), "bench.finetune.arms: `base` is always reported; do not list it")
-        check_choice("bench.finetune.base_kind", self.base_kind, BASE_KINDS)
-        check_positive("bench.finetune", self, "base_seeds")
-        # one given base fine-tuned base_seeds times would repeat identical runs and narrow the intervals
-        check(not self.base or self.base_seeds == 1, f"bench.finetune.base_seeds = {self.base_seeds} with a given base "
-              f"({self.base}): one base is one base seed; set base_seeds = 1, or let the bench train its bases")
-
-
-LAUNCHERS = ("local", "slurm")
-
-
-@dataclass
-class BenchLaunch:
-    """How the bench runs its trials: one after another in this process (local, jobs = 1), side by
-    side on this machine (local, jobs > 1: each trial a process pinned to its GPUs or its share of
-    the cores), or one SLURM job per trial through submitit (slurm)."""
-
-    launcher: str = "local"
-    jobs: int = 1  # local: trials at once
-    gpus_per_trial: int = 1  # GPUs each trial gets (on a machine or a cluster with GPUs)
-    cpus_per_trial: int = 0  # 0: local, the cores shared out between the jobs; slurm, 8
-    partition: str = ""  # slurm: the partition (empty: the cluster's default)
-    time_min: int = 24 * 60  # slurm: each trial's time limit; a pre-empted or timed-out trial is requeued
-    mem_gb: int = 0  # slurm: memory per trial (0: the cluster's default)
-    slurm: dict[str, Any] = field(default_factory=dict)  # further sbatch parameters (account, qos, constraint, ...)
-
-    def __post_init__(self) -> None:
-        check_choice("bench.launch.launcher", self.launcher, LAUNCHERS)
-        check_positive("bench.launch", self, "jobs", "time_min")
-        check(self.gpus_per_trial >= 0 and self.cpus_per_trial >= 0 and self.mem_gb >= 0,
-              "bench.launch.gpus_per_trial, cpus_per_trial and mem_gb must be >= 0")
-
-
-def arm_method(arm: str) -> tuple[str, bool]:
-    """A fine-tune arm's method (or variant) and whether it trains LoRA adapters."""
-    return (arm[: -len(LORA_SUFFIX)], True) if arm.endswith(LORA_SUFFIX) else (arm, False)
-
-
-@dataclass
-class BenchConfig:
-    """`coral-ft bench`: which methods to compare, how often, how they sample, the paper's numbers."""
-
-    title: str = ""  # empty: the data set's name
-    metrics: list[str] = field(default_factory=lambda: ["fid", "is", "precision", "recall"])
-    num_samples: int = 50_000  # reported samples per method and seed (the paper: 50k)
-    methods: dict[str, BenchMethod] = field(default_factory=dict)  # per-method settings; absent: defaults
-    run: list[str] = field(default_factory=lambda: ["ddpm", "cbdm", "t2h", "coral"])  # methods to run
-    scale: str = "paper"  # paper, small (a tenth, one GPU) or smoke (CPU plumbing check)
-    seeds: int = 1  # training seeds per method (seed index i trains with train.seed + i)
-    guidance_sweep: list[float] = field(default_factory=list)  # W values tried on a selection set; empty: no sweep
-    selection_samples: int = 1_000  # samples per W on the selection set (its own sampling seed)
-    # auto: TF-Inception for the paper's data sets, the bench's small classifier for digits,
-    # Fashion-MNIST and the smoke scale; "classifier" also serves where Inception's weights are absent.
-    metric_network: str = "auto"
-    reference_split: str = ""  # the real images metrics compare against; empty: the data set's default
-    protocol: str = "scratch"  # scratch: train every method from scratch; finetune: fine-tune one base per arm
-    finetune: BenchFinetune = field(default_factory=BenchFinetune)
-    launch: BenchLaunch = field(default_factory=BenchLaunch)
-
-    def __post_init__(self) -> None:
-        from coral_ft.metrics.registry import METRICS
-        from coral_ft.objectives import OBJECTIVES
-
-        for m in self.metrics:
-            check_choice("bench.metrics", m, [name for name, spec in METRICS.items() if spec.computation])
-        for name, spec in self.methods.items():
-            if spec.method is not None or name not in OBJECTIVES:
-                check_choice(f"bench.methods.{name}.method", spec.method or "(none given)", sorted(OBJECTIVES))
-        known = sorted({*OBJECTIVES, *BENCH_VARIANTS, *self.methods})
-        for name in self.run:
-            check_choice("bench methods", name, known)
-        check_choice("bench.protocol", self.protocol, PROTOCOLS)
-        for arm in self.finetune.arms:
-            check_choice("bench.finetune.arms (a method, optionally with -lora)", arm_method(arm)[0], known)
-        for name, spec in self.methods.items():
-            extra = set(spec.paper) - set(self.metrics)
-            check(not extra, f"bench.methods.{name}.paper has values for {', '.join(sorted(extra))}, not in bench.metrics")
-        check(len(set(self.run)) == len(self.run), f"bench.run lists a method twice: {self.run}")
-        check_choice("bench.scale", self.scale, BENCH_SCALES)
-        check_choice("bench.metric_network", self.metric_network, METRIC_NETWORKS)
-        if self.reference_split:
-            from coral_ft.data.registry import SPLITS
-
-            check_choice("bench.reference_split", self.reference_split, SPLITS)
-        check_positive("bench", self, "num_samples", "seeds", "selection_samples")
-        check(all(w >= 0 for w in self.guidance_sweep), f"bench.guidance_sweep values must be >= 0; got {self.guidance_sweep}")
-        check(len(set(self.guidance_sweep)) == len(self.guidance_sweep), f"bench.guidance_sweep repeats a value: {self.guidance_sweep}")
-
-    def method(self, name: str) -> BenchMethod:
-        """A method's entry: the recipe's, else a built-in variant's, else the defaults."""
-        return self.methods.get(name) or BENCH_VARIANTS.get(name) or BenchMethod()
-
-
 @dataclass
 class FinetuneConfig:
     """Fine-tuning a pretrained base (`coral-ft finetune`); unused when training from scratch."""
@@ -448,10 +310,17 @@ SECTIONS: dict[str, type] = {
     "sample": SampleConfig,
     "eval": EvalConfig,
     "latents": LatentsConfig,
-    "bench": BenchConfig,
     "finetune": FinetuneConfig,
     "runtime": RuntimeConfig,
 }
+
+
+def register_section(name: str, cls: type, *, before: str) -> None:
+    """Add the section of a package above this one (coral_ft.bench.schema's [bench]): read, checked
+    and written like the sections here. `before`: the section it precedes in a saved config.toml."""
+    entries, at = list(SECTIONS.items()), list(SECTIONS).index(before)
+    SECTIONS.clear()
+    SECTIONS.update([*entries[:at], (name, cls), *entries[at:]])
 
 
 @dataclass
@@ -463,12 +332,32 @@ class RunConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     latents: LatentsConfig = field(default_factory=LatentsConfig)
-    bench: BenchConfig = field(default_factory=BenchConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    # The sections of the packages above this one (the bench's [bench]), which it cannot import:
+    # section name -> section, each read as an attribute (config.bench) like the fields above.
+    registered: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        own = {f.name for f in dataclasses.fields(self)}
+        check(set(self.registered) <= set(SECTIONS) - own, f"no registered section(s) {', '.join(self.registered)}")
+        self.registered = {name: self.registered.get(name) or cls() for name, cls in SECTIONS.items() if name not in own}
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for names that are no field; pickle and copy ask it before __dict__ is filled.
+        try:
+            return self.__dict__["registered"][name]
+        except KeyError:
+            raise AttributeError(f"RunConfig has no section {name!r}") from None
+
+    @classmethod
+    def of(cls, sections: dict[str, Any]) -> RunConfig:
+        """From {section name: section}, registered sections included."""
+        own = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in sections.items() if k in own}, registered={k: v for k, v in sections.items() if k not in own})
 
     def to_dict(self) -> dict[str, Any]:
-        out = _strip_none(dataclasses.asdict(self))
+        out = _strip_none({name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS})
         objective = out.pop("objective")  # written as [objective] keys + [objective.<name>] tables
         settings = objective.pop("settings")
         return {"objective": {**objective, **settings}, **out}
@@ -482,7 +371,3 @@ def _strip_none(value):
     if isinstance(value, dict):
         return {k: _strip_none(v) for k, v in value.items() if v is not None}
     return value
-
-
-def _build(cls, values, where: str):
-    return build_section(cls, values, where)
