@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from coral_ft.config import METRIC_NETWORKS, register_section
+from coral_ft.config import METRIC_NETWORKS, described, register_section
 from coral_ft.errors import check, check_choice, check_positive
 
 BENCH_SCALES = ("paper", "small", "smoke")
@@ -44,11 +44,9 @@ BASE_KINDS = ("lt", "uncond-balanced")
 class BenchFinetune:
     """`bench --protocol finetune`: one base per base seed, then every arm fine-tunes it alike."""
 
-    arms: list[str] = field(default_factory=lambda: ["ddpm", "coral", "ddpm-lora", "coral-lora"])
-    base: str = ""  # the user's base (any --base form); empty: the bench trains it (base_kind)
-    # lt: a class-conditional DDPM trained on the long-tailed set; uncond-balanced: an unconditional
-    # DDPM trained on the balanced set (fine-tuning adds a zero-initialised class embedding).
-    base_kind: str = "lt"
+    arms: list[str] = described(["ddpm", "coral", "ddpm-lora", "coral-lora"], "Fine-tune arms, comma-separated: a method (every weight) or METHOD-lora (LoRA adapters); `base` is always reported.")
+    base: str = described("", "Fine-tune this base (any `finetune --base` form) instead of training one (empty: the bench trains its base_kind).")
+    base_kind: str = described("lt", "The base the bench trains: lt (a class-conditional DDPM on the long-tailed set) or uncond-balanced (an unconditional DDPM on the balanced set; fine-tuning adds a zero-initialised class embedding).")
     base_seeds: int = 1  # bases; each is fine-tuned with `bench.seeds` fine-tune seeds per arm
     overrides: dict[str, Any] = field(default_factory=dict)  # dotted overrides of every arm's run (steps, lr, ...)
     base_overrides: dict[str, Any] = field(default_factory=dict)  # dotted overrides of the base's training run
@@ -73,12 +71,12 @@ class BenchLaunch:
     side on this machine (local, jobs > 1: each trial a process pinned to its GPUs or its share of
     the cores), or one SLURM job per trial through submitit (slurm)."""
 
-    launcher: str = "local"
-    jobs: int = 1  # local: trials at once
-    gpus_per_trial: int = 1  # GPUs each trial gets (on a machine or a cluster with GPUs)
-    cpus_per_trial: int = 0  # 0: local, the cores shared out between the jobs; slurm, 8
-    partition: str = ""  # slurm: the partition (empty: the cluster's default)
-    time_min: int = 24 * 60  # slurm: each trial's time limit; a pre-empted or timed-out trial is requeued
+    launcher: str = described("local", "local (this machine) or slurm (one SLURM job per trial through submitit; requeued on pre-emption; see docs/cluster.md).")
+    jobs: int = described(1, "Trials at once on this machine, each its own process with --gpus-per-trial GPUs (or, on a CPU, its share of the cores); a fine-tune arm waits for its base.")
+    gpus_per_trial: int = described(1, "GPUs each trial gets (CUDA_VISIBLE_DEVICES locally, --gpus-per-node on SLURM).")
+    cpus_per_trial: int = described(0, "CPU cores (threads) each trial gets; 0: locally the cores shared between the jobs, on SLURM 8.")
+    partition: str = described("", "SLURM partition (--launcher slurm; empty: the cluster's default).")
+    time_min: int = described(24 * 60, "SLURM time limit of each trial, minutes (a pre-empted or timed-out trial is requeued and resumes).")
     mem_gb: int = 0  # slurm: memory per trial (0: the cluster's default)
     slurm: dict[str, Any] = field(default_factory=dict)  # further sbatch parameters (account, qos, constraint, ...)
 
@@ -100,18 +98,18 @@ class BenchConfig:
 
     title: str = ""  # empty: the data set's name
     metrics: list[str] = field(default_factory=lambda: ["fid", "is", "precision", "recall"])
-    num_samples: int = 50_000  # reported samples per method and seed (the paper: 50k)
+    num_samples: int = described(50_000, "Reported samples per method and seed (the paper: 50k).")
     methods: dict[str, BenchMethod] = field(default_factory=dict)  # per-method settings; absent: defaults
-    run: list[str] = field(default_factory=lambda: ["ddpm", "cbdm", "t2h", "coral"])  # methods to run
-    scale: str = "paper"  # paper, small (a tenth, one GPU) or smoke (CPU plumbing check)
-    seeds: int = 1  # training seeds per method (seed index i trains with train.seed + i)
-    guidance_sweep: list[float] = field(default_factory=list)  # W values tried on a selection set; empty: no sweep
-    selection_samples: int = 1_000  # samples per W on the selection set (its own sampling seed)
+    run: list[str] = described(["ddpm", "cbdm", "t2h", "coral"], "Methods to run, comma-separated: an objective or a variant (coral-null, a key of the recipe's bench.methods table), each at the recipe's W.")
+    scale: str = described("paper", "paper (the paper's runs), small (a tenth, one GPU) or smoke (CPU plumbing check).")
+    seeds: int = described(1, "Training seeds per method, seed i training with train.seed + i (results give means, 95% intervals and paired differences).")
+    guidance_sweep: list[float] = described([], "W values, comma-separated: each method and seed picks its W by FID on a separate selection set (none: no sweep).")
+    selection_samples: int = described(1_000, "Samples per W on the selection set (its own sampling seed).")
     # auto: TF-Inception for the paper's data sets, the bench's small classifier for digits,
     # Fashion-MNIST and the smoke scale; "classifier" also serves where Inception's weights are absent.
     metric_network: str = "auto"
     reference_split: str = ""  # the real images metrics compare against; empty: the data set's default
-    protocol: str = "scratch"  # scratch: train every method from scratch; finetune: fine-tune one base per arm
+    protocol: str = described("scratch", "scratch: train every method from scratch; finetune: fine-tune one base per arm.")
     finetune: BenchFinetune = field(default_factory=BenchFinetune)
     launch: BenchLaunch = field(default_factory=BenchLaunch)
 

@@ -21,6 +21,13 @@ import tomli_w
 from coral_ft.config.coerce import build_section
 from coral_ft.errors import check, check_choice, check_positive
 
+
+def described(default: Any, help: str) -> Any:
+    """A field with its description, written once: the CLI option that sets it shows it as its help."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
 DEVICES = ("auto", "cpu", "cuda")  # "cuda:N" is accepted too
 
 # `--official-code`: train as the official CORAL code does (docs/defaults.md). Applied over the
@@ -40,9 +47,9 @@ METRIC_NETWORKS = ("auto", "inception", "classifier")
 class DataConfig:
     """Which images to train on (see `coral_ft.data.registry`)."""
 
-    dataset: str = "digits-lt"
-    root: str | None = None  # folder holding the data set's files; not needed for digits
-    imbalance: float = 0.01  # rho of paper eq. 8 for the `-lt` data sets
+    dataset: str = described("digits-lt", "Data set (`coral-ft data list`).")
+    root: str | None = described(None, "Folder holding the data set's files; not needed for digits.")
+    imbalance: float = described(0.01, "rho of paper eq. 8 for the -lt data sets.")
     hflip: bool = True  # random horizontal flip during training
     image_size: int | None = None  # resizing data sets only (digits-lt, fashion-mnist-lt, imagefolder)
     # Batch resampling: a training batch draws class c with probability proportional to n_c^power,
@@ -68,7 +75,7 @@ class DataConfig:
 class ModelConfig:
     """The U-Net preset, its diffusion schedule, conditioning and projection head."""
 
-    preset: str = "tiny"
+    preset: str = described("tiny", "U-Net preset.")
     conditional: bool = True  # false: an unconditional U-Net (no class embedding; ddpm only), e.g. a base to fine-tune
     p_uncond: float = 0.1  # probability that a training label is replaced by the null label
     label_drop: str = "per-sample"  # paper Algorithm 1; "per-batch" is the peers' variant
@@ -96,7 +103,7 @@ class ModelConfig:
 class ObjectiveConfig:
     """The training objective: a method name plus each method's own settings."""
 
-    method: str = "ddpm"
+    method: str = described("ddpm", "The training objective.")
     # Extra terms (SupCon, CBDM's) also on samples whose label was dropped for guidance, with their
     # true labels (paper Algorithm 1); false: only on samples that kept their label (the official code).
     regularise_dropped: bool = True
@@ -122,32 +129,32 @@ class ObjectiveConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation and bookkeeping. `batch_size` is the GLOBAL batch per optimiser step."""
+    """Optimisation and bookkeeping."""
 
-    max_steps: int = 150_000
-    batch_size: int = 128
-    grad_accum: int = 1
-    lr: float = 2e-4
+    max_steps: int = described(150_000, "Optimiser steps.")
+    batch_size: int = described(128, "Training batch: the global batch per optimiser step.")
+    grad_accum: int = described(1, "Micro-batches per optimiser step.")
+    lr: float = described(2e-4, "Adam learning rate.")
     warmup_steps: int = 5_000
     grad_clip: float = 1.0
     ema_decay: float = 0.9999
     ema_warmup: bool = True  # decay min(ema_decay, (1+n)/(10+n)): useful EMA on short runs
-    mixed_precision: str = "no"  # autocast: no, bf16 or fp16 (fp16 with a loss scaler)
+    mixed_precision: str = described("no", "Autocast: no, bf16 or fp16 (GPUs). A recipe's is a wish: fp32 where the device lacks it. On a CPU with native bf16 (AVX512-BF16, AMX) bf16 runs: a training step in 0.62x fp32's time (small, batch 64) and 0.52x (ddpm-cifar, batch 8), one thread (docs/measurements/cpu/bf16_cpu.txt).")
     tf32: bool = True  # TF32 matmuls and convolutions on Ampere+ GPUs (no effect on CPUs)
     channels_last: bool = False  # NHWC memory format: faster convolutions on GPUs
-    compile: bool = False  # torch.compile the U-Net (GPUs; the first steps pay for compilation)
+    compile: bool = described(False, "torch.compile the denoiser (GPUs; the first steps pay for compilation).")
     compile_mode: str = "default"  # torch.compile's mode: default, reduce-overhead (CUDA graphs), max-autotune
     # Where the uint8 data set and each batch's noise live: auto (the GPU when training on one and the
     # set fits in 8 GiB: indexing, flips and noise cost the host nothing), always (also on a CPU: the
     # GPU path, run by the CPU tests), never (the host).
     data_on_device: str = "auto"
-    seed: int = 0
+    seed: int = described(0, "Seed of initialisation, data order and noise.")
     log_every: int = 100
     checkpoint_every: int = 5_000
     keep_checkpoints: int = 3
     sample_every: int = 5_000
     sample_grid: int = 10  # images per class in the periodic sample grid; 0: no grids (coral_ft.train.grid)
-    report_to: str = "none"  # experiment tracking through accelerate: none, tensorboard or wandb
+    report_to: str = described("none", "Experiment tracking through accelerate: none, tensorboard or wandb.")
 
     def __post_init__(self) -> None:
         check(self.batch_size > 1, f"train.batch_size must be at least 2; got {self.batch_size}")
@@ -166,16 +173,16 @@ class TrainConfig:
 class SampleConfig:
     """Sampling with classifier-free guidance (paper eq. 4: w = 0 means no guidance)."""
 
-    guidance: float = 0.6
-    sampler: str = "ddpm"  # ddpm (ancestral), ddim, dpm++, unipc, euler (diffusers' schedulers)
-    steps: int | None = None  # None: the sampler's default (ddpm: every training timestep)
-    eta: float = 0.0  # DDIM's eta (0: deterministic)
-    clip_x0: bool = False  # clamp each step's x0 prediction to [-1, 1]; off as in the peers' sampler
-    labels: str = "uniform"  # uniform (the paper), balanced, or a class list like 0,3,7
-    seed: int = 0  # sample i depends on (seed, i) only
-    batch_size: int = 256  # samples per forward batch (per process)
-    precision: str = "no"  # autocast of the U-Net: no, bf16 or fp16
-    compile: bool = False  # torch.compile the U-Net for sampling
+    guidance: float = described(0.6, "w of paper eq. 4 (0 = no guidance; diffusers' guidance_scale is 1 + w).")
+    sampler: str = described("ddpm", "Sampler (diffusers' schedulers).")
+    steps: int | None = described(None, "Denoising steps (none: the sampler's own; ddpm: every training timestep).")
+    eta: float = described(0.0, "DDIM's eta (0: deterministic).")
+    clip_x0: bool = described(False, "Clamp each step's x0 prediction to [-1, 1] (off: the peers' sampler).")
+    labels: str = described("uniform", "uniform (the paper), balanced, or a class list like 0,3,7 or cat,dog.")
+    seed: int = described(0, "Same seed, same samples: sample i depends on (seed, i) only.")
+    batch_size: int = described(256, "Samples per forward batch (per process).")
+    precision: str = described("no", "Autocast of the U-Net while sampling: no, bf16 or fp16.")
+    compile: bool = described(False, "torch.compile the U-Net for sampling.")
     compile_mode: str = "default"  # torch.compile's mode; reduce-overhead replays each step as a CUDA graph
     tf32: bool = True  # TF32 matmuls and convolutions while sampling on Ampere+ GPUs (restored afterwards)
 
@@ -197,18 +204,14 @@ class SampleConfig:
 class EvalConfig:
     """Metrics of generated samples against a balanced real reference (see docs/evaluation.md)."""
 
-    # `coral-ft eval` adds is where the metric network has classifier logits (the classifier, or
-    # clean-fid's Inception file): its default set holds only metrics that run
-    metrics: list[str] = field(default_factory=lambda: ["fid"])
-    # auto: the bench's small classifier for images under 32x32 (or a reference file made with
-    # it), else TF-Inception; inception; classifier (coral_ft.bench.classifier)
-    metric_network: str = "auto"
-    classifier: str | None = None  # the classifier's file (trained there when missing); default beside the reference or samples
-    resize: str = "clean"  # Inception resize: clean (clean-fid) or legacy-pytorch (the peers, the paper)
-    recall_network: str = "vgg16"  # precision/recall features: vgg16 (the original metric) or inception
-    k: int = 3  # neighbours of the precision/recall manifolds
-    feature_batch_size: int = 64  # images per feature-network batch
-    weights_dir: str | None = None  # else $CORAL_FT_WEIGHTS_DIR, then the clean-fid / torchvision caches
+    metrics: list[str] = described(["fid"], "Metrics, comma-separated; none named: fid, plus is where the metric network has classifier logits (the classifier, or clean-fid's Inception file), so that the default holds only metrics that run.")
+    metric_network: str = described("auto", "Feature network: auto (the bench's small classifier for images under 32x32 or a reference made with it, else TF-Inception), inception, or classifier (coral_ft.bench.classifier).")
+    classifier: str | None = described(None, "The classifier's file: loaded, else trained on the reference and saved there (default: REF.classifier.pt beside a stats file, else in the samples' or --out's folder).")
+    resize: str = described("clean", "Inception resize: clean (clean-fid) or legacy-pytorch (the peers' and the paper's).")
+    recall_network: str = described("vgg16", "Precision/recall features: vgg16 (the original metric) or inception.")
+    k: int = described(3, "Neighbours of the precision/recall manifolds.")
+    feature_batch_size: int = described(64, "Images per feature-network batch.")
+    weights_dir: str | None = described(None, "Folder with inception-2015-12-05.pt / vgg16-397923af.pth (else $CORAL_FT_WEIGHTS_DIR, then the clean-fid and torchvision caches).")
     prd_runs: int = 10  # k-means clusterings PRD averages (Sajjadi et al.: 10)
 
     def __post_init__(self) -> None:
@@ -232,17 +235,17 @@ LATENT_PLOTS = ("tsne", "umap")
 class LatentsConfig:
     """`coral-ft latents`: which real images are embedded and how the bottleneck is scored."""
 
-    split: str = "test"
-    timesteps: list[int] = field(default_factory=lambda: [100, 500])
-    per_class: int = 100  # images per class (fewer when a class has fewer)
-    condition: str = "true"
-    noised: bool = True  # false: clean images with the timestep given (the official code's plots)
-    plots: list[str] = field(default_factory=lambda: ["tsne"])
-    k: int = 10  # neighbours for purity and tail-into-head overlap
-    head_fraction: float = 1 / 3  # share of classes counted as head (and as tail)
-    metric: str = "euclidean"  # distance for the scores: euclidean or cosine
-    seed: int = 0  # subsample, noise, t-SNE/UMAP and probe split
-    batch_size: int = 256  # images per U-Net forward
+    split: str = described("test", "Balanced split whose images are embedded: test or train-full.")
+    timesteps: list[int] = described([100, 500], "Noise levels, comma-separated, in 0..T-1.")
+    per_class: int = described(100, "Images per class (fewer when a class has fewer).")
+    condition: str = described("true", "Label given to the U-Net: true (as in training) or null (keeps the label embedding out).")
+    noised: bool = described(True, "Noise the images to each timestep (paper eq. 1), or give them clean with the timestep (the official code's plots).")
+    plots: list[str] = described(["tsne"], "Maps to draw: tsne, umap (comma-separated) or none.")
+    k: int = described(10, "Neighbours for purity and tail-into-head overlap.")
+    head_fraction: float = described(1 / 3, "Share of classes counted as head (and as tail).")
+    metric: str = described("euclidean", "Distance for the scores: euclidean or cosine.")
+    seed: int = described(0, "Seed of the subsample, the noise, t-SNE/UMAP and the probe split.")
+    batch_size: int = described(256, "Images per U-Net forward.")
 
     def __post_init__(self) -> None:
         if self.plots == ["none"]:
@@ -263,11 +266,11 @@ class LatentsConfig:
 class FinetuneConfig:
     """Fine-tuning a pretrained base (`coral-ft finetune`); unused when training from scratch."""
 
-    base: str | None = None  # diffusers model folder, run directory, cached hub ID or a peers' ckpt_*.pt
-    lora: bool = False  # False: every U-Net weight trains (full fine-tuning)
-    rank: int = 8
-    alpha: float = 8.0
-    targets: list[str] = field(default_factory=list)  # module-name patterns; empty: the defaults
+    base: str | None = described(None, "The pretrained U-Net: diffusers folder, coral-ft run, cached hub ID or a peers' ckpt_*.pt.")
+    lora: bool = described(False, "Train LoRA adapters (+ class embedding, head), or every weight (full fine-tuning).")
+    rank: int = described(8, "LoRA rank r.")
+    alpha: float = described(8.0, "LoRA alpha; the update is scaled by alpha / r.")
+    targets: list[str] = described([], "Module-name suffixes to adapt, comma-separated (default: attention, ResNet convs, time projections).")
     # UNet2DConditionModel bases only: the fixed cross-attention input. None: zeros of shape
     # (context_length, cross_attention_dim); else a .safetensors file holding a "context" tensor.
     context: str | None = None
@@ -289,12 +292,8 @@ class FinetuneConfig:
 class RuntimeConfig:
     """Where commands run. The same `--device` means the same thing in every command."""
 
-    device: str = "auto"  # auto (a GPU when there is one), cpu, cuda or cuda:N
-    # torch's CPU threads when a command runs on the CPU (0: torch's default, one per core). When
-    # other jobs keep the cores busy, one thread is the fast choice: the CPU recipes' U-Nets train
-    # 3.9x (micro) and 1.9x (small) faster on one thread than on two busy cores
-    # (docs/measurements/cpu/cpu_threads.txt); the study scripts run one job per core with 1.
-    threads: int = 0
+    device: str = described("auto", "auto (a GPU when there is one), cpu, cuda or cuda:N.")
+    threads: int = described(0, "CPU threads when running on the CPU (0: torch's default, one per core). When other jobs keep the cores busy, one is the fast choice: the CPU recipes' U-Nets train 3.9x (micro) and 1.9x (small) faster on one thread than on two busy cores (docs/measurements/cpu/cpu_threads.txt).")
 
     def __post_init__(self) -> None:
         check(self.device in DEVICES or self.device.startswith("cuda:"),
