@@ -23,8 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# The bench defines its [bench] section and registers it with the configuration, which sits below it
-# and cannot import it: imported with the package, so every RunConfig, however built, has it.
+# The bench's [bench] section, registered with the config (which cannot import it): every RunConfig has it.
 from coral_ft.bench import schema as _bench_schema  # noqa: F401
 
 __version__ = "0.1.0"

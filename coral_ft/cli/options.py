@@ -24,7 +24,8 @@ from typing import Annotated, Any
 
 import typer
 
-from coral_ft.config import OFFICIAL_CODE, SECTIONS, DataConfig, RunConfig, read_recipe
+from coral_ft.config import OFFICIAL_CODE, SECTIONS, DataConfig, RunConfig, read_recipe, shipped_recipes
+from coral_ft.config.loading import dotted
 
 # the one resolution every command and the Python API use (the commands call these through `o.`)
 from coral_ft.config.resolve import BUNDLES, recipe_names, was_given
@@ -33,10 +34,13 @@ from coral_ft.config.resolve import implied_recipe as implied_recipe
 from coral_ft.config.resolve import layered as layered
 from coral_ft.config.resolve import merged as merged
 from coral_ft.config.resolve import resolve_config as resolve_config
+from coral_ft.data.registry import DATASETS
+from coral_ft.metrics.registry import evaluated
+from coral_ft.models.presets import PRESETS
+from coral_ft.sample.registry import SAMPLERS, sampler_help
 
 PANEL_DATA, PANEL_MODEL, PANEL_METHOD, PANEL_OPTIM = "Data", "Model", "Method", "Optimisation"
-PANEL_LORA, PANEL_SAMPLE, PANEL_EVAL, PANEL_RUN = "LoRA", "Sampling", "Evaluation", "Run"
-PANEL_LAUNCH = "Launch"
+PANEL_LORA, PANEL_SAMPLE, PANEL_EVAL, PANEL_RUN, PANEL_LAUNCH = "LoRA", "Sampling", "Evaluation", "Run", "Launch"
 
 
 @dataclass(frozen=True)
@@ -54,9 +58,8 @@ class Bundle:
 
 
 def _schema(path: str) -> tuple[Any, Any, str]:
-    """The dataclass default of a config field, its Python type and its description, read from the
-    schemas alone: no section is built (building one validates it against the registries, which
-    import torch)."""
+    """A config field's default, type and description, read from the schemas alone: no section is
+    built (building one validates it against the registries, which import torch)."""
     cls: Any = SECTIONS[path.split(".")[0]]
     *sections, name = path.split(".")[1:]
     for part in sections:  # nested sections, e.g. bench.finetune
@@ -86,14 +89,13 @@ def option(path: str, *names: str, panel: str, also: str = "", **kwargs):
     """An option that sets config field `path`; typer's default is None ("not given"). Its help is the
     field's description, then `also`: what only the CLI knows when it starts (the registries' names)."""
     default, tp, help = _schema(path)
-    help = f"{help} {also}" if also else help
     is_flag_pair = any("/" in n for n in names)
     if is_flag_pair:
         kwargs.setdefault("metavar", "")  # a flag takes no value: no type column in the help
     return Annotated[
         (bool if is_flag_pair else _option_type(tp)) | None,
         Field(path),
-        typer.Option(*names, help=help, rich_help_panel=panel, show_default=_show(default), **kwargs),
+        typer.Option(*names, help=f"{help} {also}".rstrip(), rich_help_panel=panel, show_default=_show(default), **kwargs),
     ]
 
 
@@ -105,33 +107,15 @@ def method_names() -> list[str]:
 
 
 def dataset_names() -> list[str]:
-    from coral_ft.data.registry import DATASETS
-
     return sorted(DATASETS)
 
 
 def preset_names() -> list[str]:
-    from coral_ft.models.presets import PRESETS
-
     return sorted(PRESETS)
 
 
 def sampler_names() -> list[str]:
-    from coral_ft.sample.registry import SAMPLERS
-
     return list(SAMPLERS)
-
-
-def _sampler_help() -> str:
-    from coral_ft.sample.registry import sampler_help
-
-    return sampler_help()
-
-
-def _evaluated() -> list[str]:
-    from coral_ft.metrics.registry import evaluated
-
-    return evaluated()
 
 
 def completing(names):
@@ -183,7 +167,7 @@ DEVICE = {
 }
 SAMPLING = {
     "guidance": option("sample.guidance", "--guidance", panel=PANEL_SAMPLE),
-    "sampler": option("sample.sampler", "--sampler", also=f"{_sampler_help()}.", panel=PANEL_SAMPLE, autocompletion=completing(sampler_names)),
+    "sampler": option("sample.sampler", "--sampler", also=f"{sampler_help()}.", panel=PANEL_SAMPLE, autocompletion=completing(sampler_names)),
     "steps": option("sample.steps", "--steps", panel=PANEL_SAMPLE, min=1),
     "eta": option("sample.eta", "--eta", panel=PANEL_SAMPLE),
     "clip_x0": option("sample.clip_x0", "--clip-x0/--no-clip-x0", panel=PANEL_SAMPLE),
@@ -194,7 +178,7 @@ SAMPLING = {
     "sample_compile": option("sample.compile", "--compile/--no-compile", panel=PANEL_SAMPLE),
 }
 EVAL = {
-    "metrics": option("eval.metrics", "--metrics", also=f"Any of {_listed(_evaluated())}.", panel=PANEL_EVAL),
+    "metrics": option("eval.metrics", "--metrics", also=f"Any of {_listed(evaluated())}.", panel=PANEL_EVAL),
     "metric_network": option("eval.metric_network", "--metric-network", panel=PANEL_EVAL),
     "classifier": option("eval.classifier", "--classifier", panel=PANEL_EVAL),
     "resize": option("eval.resize", "--resize", panel=PANEL_EVAL),
@@ -241,12 +225,8 @@ Progress = Annotated[bool, typer.Option("--progress/--no-progress", metavar="", 
 DryRun = Annotated[bool, typer.Option("--dry-run", metavar="", help="Print the resolved configuration (and plan) and stop.", rich_help_panel=PANEL_RUN)]
 
 
-def _markers(annotation) -> list[Field]:
-    return [m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, Field)]
-
-
-def _bundles(annotation) -> list[Bundle]:
-    return [m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, Bundle)]
+def _marks(annotation, kind: type) -> list:
+    return [m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, kind)]
 
 
 @functools.cache
@@ -254,20 +234,9 @@ def recipe_values() -> dict[str, dict[str, Any]]:
     """dotted field -> {recipe name: value} for every field some shipped recipe sets (TOML only:
     no torch; read when a command that trains from a recipe is declared)."""
 
-    def flat(table: dict, prefix: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in table.items():
-            if isinstance(value, dict):
-                out.update(flat(value, f"{prefix}{key}."))
-            else:
-                out[f"{prefix}{key}"] = value
-        return out
-
-    from coral_ft.config import shipped_recipes
-
     values: dict[str, dict[str, Any]] = {}
     for name, path in sorted(shipped_recipes().items()):
-        for key, value in flat({k: v for k, v in read_recipe(path).items() if k != "bench"}).items():
+        for key, value in dotted({k: v for k, v in read_recipe(path).items() if k != "bench"}).items():
             values.setdefault(key, {})[name] = value
     return values
 
@@ -276,7 +245,7 @@ def _recipe_default(annotation):
     """The option with its help's default as it applies where a command starts from a data set's
     recipe: a field some shipped recipe sets reads "from the recipe; digits-lt: 800" (the value of
     the default data set's recipe, else the field's own default)."""
-    fields = _markers(annotation)
+    fields = _marks(annotation, Field)
     if not fields or fields[0].path == "data.dataset" or fields[0].path not in recipe_values():
         return annotation
     path, dataset = fields[0].path, DataConfig.dataset
@@ -299,8 +268,8 @@ def takes(*groups: dict, recipe_defaults: bool = False):
         extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=shown(ann))
                  for group in groups for name, ann in group.items()]
         params = own + extra
-        field_of = {p.name: m.path for p in params for m in _markers(p.annotation)}
-        bundle_of = {p.name: dict(m.values) for p in params for m in _bundles(p.annotation)}
+        field_of = {p.name: m.path for p in params for m in _marks(p.annotation, Field)}
+        bundle_of = {p.name: dict(m.values) for p in params for m in _marks(p.annotation, Bundle)}
 
         @functools.wraps(func)
         def command(**kwargs):

@@ -333,13 +333,11 @@ class RunConfig:
     latents: LatentsConfig = field(default_factory=LatentsConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
-    # The sections of the packages above this one (the bench's [bench]), which it cannot import:
-    # section name -> section, each read as an attribute (config.bench) like the fields above.
+    # The sections of the packages above this one (config.bench), which it cannot import, by name.
     registered: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        own = {f.name for f in dataclasses.fields(self)}
-        check(set(self.registered) <= set(SECTIONS) - own, f"no registered section(s) {', '.join(self.registered)}")
+        own = self.__dataclass_fields__
         self.registered = {name: self.registered.get(name) or cls() for name, cls in SECTIONS.items() if name not in own}
 
     def __getattr__(self, name: str) -> Any:
@@ -348,12 +346,6 @@ class RunConfig:
             return self.__dict__["registered"][name]
         except KeyError:
             raise AttributeError(f"RunConfig has no section {name!r}") from None
-
-    @classmethod
-    def of(cls, sections: dict[str, Any]) -> RunConfig:
-        """From {section name: section}, registered sections included."""
-        own = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in sections.items() if k in own}, registered={k: v for k, v in sections.items() if k not in own})
 
     def to_dict(self) -> dict[str, Any]:
         out = _strip_none({name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS})
