@@ -4,8 +4,7 @@ are read from recipes, `--set` and flags is `coral_ft.config.loading`'s job.
 
 Method-specific settings live in each objective's own settings dataclass (registered by the
 objective module) under `[objective.<method>]`, so adding a method never edits this file; the
-bench's settings live in its own package (coral_ft.bench.schema, registered with
-`register_section`), which this one sits below. The
+bench's, in its own package above this one (coral_ft.bench.schema, added by `register_section`). The
 library functions below this layer (samplers, metrics) take these sections as plain objects;
 they never import this package.
 """
@@ -27,6 +26,7 @@ def described(default: Any, help: str) -> Any:
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata={"help": help})
     return field(default=default, metadata={"help": help})
+
 
 DEVICES = ("auto", "cpu", "cuda")  # "cuda:N" is accepted too
 
