@@ -22,7 +22,7 @@ CORAL_TARGET = 1.05
 
 
 def main() -> None:
-    from coral_ft.config import BENCH_VARIANTS
+    from coral_ft.bench.schema import BENCH_VARIANTS
     from coral_ft.objectives import OBJECTIVES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

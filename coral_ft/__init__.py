@@ -23,6 +23,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# The bench's [bench] section, registered with the config (which cannot import it): every RunConfig has it.
+from coral_ft.bench import schema as _bench_schema  # noqa: F401
+
 __version__ = "0.1.0"
 
 # name -> the module that defines it (imported by __getattr__ on first use)

@@ -135,3 +135,18 @@ def test_bench_method_configs_take_their_guidance_and_overrides():
 def test_an_image_size_on_a_fixed_size_data_set_is_refused_not_ignored():
     with pytest.raises(ConfigError, match="cifar10-lt has a fixed image size"):
         load_config(None, {"data.dataset": "cifar10-lt", "data.image_size": 64})
+
+
+def test_the_bench_defines_its_section_and_it_travels_with_the_config():
+    import copy
+    import dataclasses
+    import pickle
+
+    from coral_ft.bench.schema import BenchConfig
+
+    cfg = load_config("digits-lt", ["bench.seeds=3"])
+    assert isinstance(cfg.bench, BenchConfig) and list(SECTIONS).index("bench") + 1 == list(SECTIONS).index("finetune")
+    for copied in (pickle.loads(pickle.dumps(cfg)), copy.deepcopy(cfg), dataclasses.replace(cfg, runtime=cfg.runtime)):
+        assert copied == cfg and copied.bench.seeds == 3
+    with pytest.raises(AttributeError, match="no section 'benchh'"):
+        cfg.benchh  # noqa: B018

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coral_ft.config import RunConfig, apply_overrides, arm_method, config_from_dict
+from coral_ft.bench.schema import arm_method
+from coral_ft.config import RunConfig, apply_overrides, config_from_dict
 from coral_ft.errors import ConfigError, UserError
 from coral_ft.metrics.registry import metric
 

@@ -2,7 +2,8 @@
 
 A run is described by `RunConfig`, one section per stage of the data path plus the commands
 around it: [data], [model], [objective], [train], [sample], [eval], [latents], [bench],
-[finetune] and [runtime] (`coral_ft.config.sections`: the schemas, each default written once).
+[finetune] and [runtime] (`coral_ft.config.sections`: the schemas, each default written once;
+the bench's, above this package, in `coral_ft.bench.schema`, which registers it).
 Values come from, in increasing precedence: the dataclass defaults, a TOML recipe
 (`recipes/*.toml`) or a run's saved `config.toml`, named bundles (`OFFICIAL_CODE`), dotted
 `--set section.key=value` overrides, and explicit CLI flags (which default to "not given").

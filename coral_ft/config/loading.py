@@ -18,15 +18,14 @@ def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
     raw = dict(raw)
     unknown = set(raw) - set(SECTIONS)
     check(not unknown, f"unknown config section(s) {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}")
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"registered": {}}
     for name, cls in SECTIONS.items():
         section = raw.get(name) or {}
         check(isinstance(section, Mapping), f"[{name}] must be a table; got {section!r}")
         section = dict(section)
         if name == "objective":
-            settings = {k: section.pop(k) for k in list(section) if isinstance(section[k], Mapping)}
-            section["settings"] = settings
-        kwargs[name] = build_section(cls, section, name)
+            section["settings"] = {k: section.pop(k) for k in list(section) if isinstance(section[k], Mapping)}
+        (kwargs if name in RunConfig.__dataclass_fields__ else kwargs["registered"])[name] = build_section(cls, section, name)
     return RunConfig(**kwargs)
 
 
@@ -54,6 +53,14 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | Mapping[str, Any
             check(isinstance(node, dict), f"{'.'.join(path)}: {part} is not a table")
         node[path[-1]] = value
     return raw
+
+
+def dotted(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested tables flattened to {dotted key: value}, the keys `apply_overrides` takes."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        out.update(dotted(value, f"{prefix}{key}.") if isinstance(value, Mapping) else {f"{prefix}{key}": value})
+    return out
 
 
 def read_recipe(path: str | Path) -> dict[str, Any]:

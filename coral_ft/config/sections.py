@@ -3,7 +3,8 @@ once, here) and what values it takes. Each section validates itself on construct
 are read from recipes, `--set` and flags is `coral_ft.config.loading`'s job.
 
 Method-specific settings live in each objective's own settings dataclass (registered by the
-objective module) under `[objective.<method>]`, so adding a method never edits this file. The
+objective module) under `[objective.<method>]`, so adding a method never edits this file; the
+bench's, in its own package above this one (coral_ft.bench.schema, added by `register_section`). The
 library functions below this layer (samplers, metrics) take these sections as plain objects;
 they never import this package.
 """
@@ -19,6 +20,14 @@ import tomli_w
 from coral_ft.config.coerce import build_section
 from coral_ft.errors import check, check_choice, check_positive
 
+
+def described(default: Any, help: str) -> Any:
+    """A field with its description, written once: the CLI option that sets it shows it as its help."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 DEVICES = ("auto", "cpu", "cuda")  # "cuda:N" is accepted too
 
 # `--official-code`: train as the official CORAL code does (docs/defaults.md). Applied over the
@@ -31,15 +40,16 @@ OFFICIAL_CODE = {
 PRECISIONS = ("no", "bf16", "fp16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 DATA_PLACEMENTS = ("auto", "always", "never")
+METRIC_NETWORKS = ("auto", "inception", "classifier")
 
 
 @dataclass
 class DataConfig:
     """Which images to train on (see `coral_ft.data.registry`)."""
 
-    dataset: str = "digits-lt"
-    root: str | None = None  # folder holding the data set's files; not needed for digits
-    imbalance: float = 0.01  # rho of paper eq. 8 for the `-lt` data sets
+    dataset: str = described("digits-lt", "Data set (`coral-ft data list`).")
+    root: str | None = described(None, "Folder holding the data set's files; not needed for digits.")
+    imbalance: float = described(0.01, "rho of paper eq. 8 for the -lt data sets.")
     hflip: bool = True  # random horizontal flip during training
     image_size: int | None = None  # resizing data sets only (digits-lt, fashion-mnist-lt, imagefolder)
     # Batch resampling: a training batch draws class c with probability proportional to n_c^power,
@@ -58,7 +68,7 @@ class DataConfig:
 class ModelConfig:
     """The U-Net preset, its diffusion schedule, conditioning and projection head."""
 
-    preset: str = "tiny"
+    preset: str = described("tiny", "U-Net preset.")
     conditional: bool = True  # false: an unconditional U-Net (no class embedding; ddpm only), e.g. a base to fine-tune
     p_uncond: float = 0.1  # probability that a training label is replaced by the null label
     label_drop: str = "per-sample"  # paper Algorithm 1; "per-batch" is the peers' variant
@@ -86,7 +96,7 @@ class ModelConfig:
 class ObjectiveConfig:
     """The training objective: a method name plus each method's own settings."""
 
-    method: str = "ddpm"
+    method: str = described("ddpm", "The training objective.")
     # Extra terms (SupCon, CBDM's) also on samples whose label was dropped for guidance, with their
     # true labels (paper Algorithm 1); false: only on samples that kept their label (the official code).
     regularise_dropped: bool = True
@@ -99,7 +109,7 @@ class ObjectiveConfig:
         unknown = set(self.settings) - set(OBJECTIVES)
         check(not unknown, f"unknown objective section(s): {', '.join(sorted(unknown))}")
         self.settings = {
-            name: given if dataclasses.is_dataclass(given) else _build(entry.settings_cls, given, f"objective.{name}")
+            name: given if dataclasses.is_dataclass(given) else build_section(entry.settings_cls, given, f"objective.{name}")
             for name, entry in OBJECTIVES.items()
             for given in [self.settings.get(name, {})]
         }
@@ -112,32 +122,32 @@ class ObjectiveConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation and bookkeeping. `batch_size` is the GLOBAL batch per optimiser step."""
+    """Optimisation and bookkeeping."""
 
-    max_steps: int = 150_000
-    batch_size: int = 128
-    grad_accum: int = 1
-    lr: float = 2e-4
+    max_steps: int = described(150_000, "Optimiser steps.")
+    batch_size: int = described(128, "Training batch: the global batch per optimiser step.")
+    grad_accum: int = described(1, "Micro-batches per optimiser step.")
+    lr: float = described(2e-4, "Adam learning rate.")
     warmup_steps: int = 5_000
     grad_clip: float = 1.0
     ema_decay: float = 0.9999
     ema_warmup: bool = True  # decay min(ema_decay, (1+n)/(10+n)): useful EMA on short runs
-    mixed_precision: str = "no"  # autocast: no, bf16 or fp16 (fp16 with a loss scaler)
+    mixed_precision: str = described("no", "Autocast: no, bf16 or fp16 (GPUs). A recipe's is a wish: fp32 where the device lacks it. On a CPU with native bf16 (AVX512-BF16, AMX) bf16 runs: a training step in 0.62x fp32's time (small, batch 64) and 0.52x (ddpm-cifar, batch 8), one thread (docs/measurements/cpu/bf16_cpu.txt).")
     tf32: bool = True  # TF32 matmuls and convolutions on Ampere+ GPUs (no effect on CPUs)
     channels_last: bool = False  # NHWC memory format: faster convolutions on GPUs
-    compile: bool = False  # torch.compile the U-Net (GPUs; the first steps pay for compilation)
+    compile: bool = described(False, "torch.compile the denoiser (GPUs; the first steps pay for compilation).")
     compile_mode: str = "default"  # torch.compile's mode: default, reduce-overhead (CUDA graphs), max-autotune
     # Where the uint8 data set and each batch's noise live: auto (the GPU when training on one and the
     # set fits in 8 GiB: indexing, flips and noise cost the host nothing), always (also on a CPU: the
     # GPU path, run by the CPU tests), never (the host).
     data_on_device: str = "auto"
-    seed: int = 0
+    seed: int = described(0, "Seed of initialisation, data order and noise.")
     log_every: int = 100
     checkpoint_every: int = 5_000
     keep_checkpoints: int = 3
     sample_every: int = 5_000
     sample_grid: int = 10  # images per class in the periodic sample grid; 0: no grids (coral_ft.train.grid)
-    report_to: str = "none"  # experiment tracking through accelerate: none, tensorboard or wandb
+    report_to: str = described("none", "Experiment tracking through accelerate: none, tensorboard or wandb.")
 
     def __post_init__(self) -> None:
         check(self.batch_size > 1, f"train.batch_size must be at least 2; got {self.batch_size}")
@@ -156,16 +166,16 @@ class TrainConfig:
 class SampleConfig:
     """Sampling with classifier-free guidance (paper eq. 4: w = 0 means no guidance)."""
 
-    guidance: float = 0.6
-    sampler: str = "ddpm"  # ddpm (ancestral), ddim, dpm++, unipc, euler (diffusers' schedulers)
-    steps: int | None = None  # None: the sampler's default (ddpm: every training timestep)
-    eta: float = 0.0  # DDIM's eta (0: deterministic)
-    clip_x0: bool = False  # clamp each step's x0 prediction to [-1, 1]; off as in the peers' sampler
-    labels: str = "uniform"  # uniform (the paper), balanced, or a class list like 0,3,7
-    seed: int = 0  # sample i depends on (seed, i) only
-    batch_size: int = 256  # samples per forward batch (per process)
-    precision: str = "no"  # autocast of the U-Net: no, bf16 or fp16
-    compile: bool = False  # torch.compile the U-Net for sampling
+    guidance: float = described(0.6, "w of paper eq. 4 (0 = no guidance; diffusers' guidance_scale is 1 + w).")
+    sampler: str = described("ddpm", "Sampler (diffusers' schedulers).")
+    steps: int | None = described(None, "Denoising steps (none: the sampler's own; ddpm: every training timestep).")
+    eta: float = described(0.0, "DDIM's eta (0: deterministic).")
+    clip_x0: bool = described(False, "Clamp each step's x0 prediction to [-1, 1] (off: the peers' sampler).")
+    labels: str = described("uniform", "uniform (the paper), balanced, or a class list like 0,3,7 or cat,dog.")
+    seed: int = described(0, "Same seed, same samples: sample i depends on (seed, i) only.")
+    batch_size: int = described(256, "Samples per forward batch (per process).")
+    precision: str = described("no", "Autocast of the U-Net while sampling: no, bf16 or fp16.")
+    compile: bool = described(False, "torch.compile the U-Net for sampling.")
     compile_mode: str = "default"  # torch.compile's mode; reduce-overhead replays each step as a CUDA graph
     tf32: bool = True  # TF32 matmuls and convolutions while sampling on Ampere+ GPUs (restored afterwards)
 
@@ -187,18 +197,14 @@ class SampleConfig:
 class EvalConfig:
     """Metrics of generated samples against a balanced real reference (see docs/evaluation.md)."""
 
-    # `coral-ft eval` adds is where the metric network has classifier logits (the classifier, or
-    # clean-fid's Inception file): its default set holds only metrics that run
-    metrics: list[str] = field(default_factory=lambda: ["fid"])
-    # auto: the bench's small classifier for images under 32x32 (or a reference file made with
-    # it), else TF-Inception; inception; classifier (coral_ft.bench.classifier)
-    metric_network: str = "auto"
-    classifier: str | None = None  # the classifier's file (trained there when missing); default beside the reference or samples
-    resize: str = "clean"  # Inception resize: clean (clean-fid) or legacy-pytorch (the peers, the paper)
-    recall_network: str = "vgg16"  # precision/recall features: vgg16 (the original metric) or inception
-    k: int = 3  # neighbours of the precision/recall manifolds
-    feature_batch_size: int = 64  # images per feature-network batch
-    weights_dir: str | None = None  # else $CORAL_FT_WEIGHTS_DIR, then the clean-fid / torchvision caches
+    metrics: list[str] = described(["fid"], "Metrics, comma-separated; none named: fid, plus is where the metric network has classifier logits (the classifier, or clean-fid's Inception file), so that the default holds only metrics that run.")
+    metric_network: str = described("auto", "Feature network: auto (the bench's small classifier for images under 32x32 or a reference made with it, else TF-Inception), inception, or classifier (coral_ft.bench.classifier).")
+    classifier: str | None = described(None, "The classifier's file: loaded, else trained on the reference and saved there (default: REF.classifier.pt beside a stats file, else in the samples' or --out's folder).")
+    resize: str = described("clean", "Inception resize: clean (clean-fid) or legacy-pytorch (the peers' and the paper's).")
+    recall_network: str = described("vgg16", "Precision/recall features: vgg16 (the original metric) or inception.")
+    k: int = described(3, "Neighbours of the precision/recall manifolds.")
+    feature_batch_size: int = described(64, "Images per feature-network batch.")
+    weights_dir: str | None = described(None, "Folder with inception-2015-12-05.pt / vgg16-397923af.pth (else $CORAL_FT_WEIGHTS_DIR, then the clean-fid and torchvision caches).")
     prd_runs: int = 10  # k-means clusterings PRD averages (Sajjadi et al.: 10)
 
     def __post_init__(self) -> None:
@@ -222,17 +228,17 @@ LATENT_PLOTS = ("tsne", "umap")
 class LatentsConfig:
     """`coral-ft latents`: which real images are embedded and how the bottleneck is scored."""
 
-    split: str = "test"
-    timesteps: list[int] = field(default_factory=lambda: [100, 500])
-    per_class: int = 100  # images per class (fewer when a class has fewer)
-    condition: str = "true"
-    noised: bool = True  # false: clean images with the timestep given (the official code's plots)
-    plots: list[str] = field(default_factory=lambda: ["tsne"])
-    k: int = 10  # neighbours for purity and tail-into-head overlap
-    head_fraction: float = 1 / 3  # share of classes counted as head (and as tail)
-    metric: str = "euclidean"  # distance for the scores: euclidean or cosine
-    seed: int = 0  # subsample, noise, t-SNE/UMAP and probe split
-    batch_size: int = 256  # images per U-Net forward
+    split: str = described("test", "Balanced split whose images are embedded: test or train-full.")
+    timesteps: list[int] = described([100, 500], "Noise levels, comma-separated, in 0..T-1.")
+    per_class: int = described(100, "Images per class (fewer when a class has fewer).")
+    condition: str = described("true", "Label given to the U-Net: true (as in training) or null (keeps the label embedding out).")
+    noised: bool = described(True, "Noise the images to each timestep (paper eq. 1), or give them clean with the timestep (the official code's plots).")
+    plots: list[str] = described(["tsne"], "Maps to draw: tsne, umap (comma-separated) or none.")
+    k: int = described(10, "Neighbours for purity and tail-into-head overlap.")
+    head_fraction: float = described(1 / 3, "Share of classes counted as head (and as tail).")
+    metric: str = described("euclidean", "Distance for the scores: euclidean or cosine.")
+    seed: int = described(0, "Seed of the subsample, the noise, t-SNE/UMAP and the probe split.")
+    batch_size: int = described(256, "Images per U-Net forward.")
 
     def __post_init__(self) -> None:
         if self.plots == ["none"]:
@@ -249,156 +255,15 @@ class LatentsConfig:
         check_choice("latents.metric", self.metric, ("euclidean", "cosine"))
 
 
-BENCH_SCALES = ("paper", "small", "smoke")
-METRIC_NETWORKS = ("auto", "inception", "classifier")
-
-
-@dataclass
-class BenchMethod:
-    """One method of a bench: its objective, guidance W, config overrides for its run, the paper's numbers.
-
-    An entry whose name is not an objective is a variant of one (`method`), e.g. `coral-null`."""
-
-    method: str | None = None  # the objective; None: the entry's own name
-    guidance: float | None = None  # None: the recipe's sample.guidance
-    overrides: dict[str, Any] = field(default_factory=dict)  # dotted config overrides of its run
-    paper: dict[str, float] = field(default_factory=dict)  # metric -> the paper's value
-    # where the paper's numbers come from and how its protocol differs from the recipe's (sample
-    # count, sampler, FID resize), or why there are none; results.md prints it beside the table
-    paper_note: str = ""
-
-    def __post_init__(self) -> None:
-        check(self.guidance is None or self.guidance >= 0, f"bench method guidance must be >= 0; got {self.guidance}")
-
-
-# Variants every bench knows besides the objectives (a recipe's [bench.methods.NAME] may redefine them).
-BENCH_VARIANTS = {
-    # CORAL whose head reads the bottleneck of a null-label pass: SupCon cannot be met through the labels.
-    "coral-null": BenchMethod(method="coral", overrides={"objective.coral.features": "null"}),
-}
-PROTOCOLS = ("scratch", "finetune")
-LORA_SUFFIX = "-lora"  # a fine-tune arm "<method>-lora" trains LoRA adapters, "<method>" every weight
-BASE_KINDS = ("lt", "uncond-balanced")
-
-
-@dataclass
-class BenchFinetune:
-    """`bench --protocol finetune`: one base per base seed, then every arm fine-tunes it alike."""
-
-    arms: list[str] = field(default_factory=lambda: ["ddpm", "coral", "ddpm-lora", "coral-lora"])
-    base: str = ""  # the user's base (any --base form); empty: the bench trains it (base_kind)
-    # lt: a class-conditional DDPM trained on the long-tailed set; uncond-balanced: an unconditional
-    # DDPM trained on the balanced set (fine-tuning adds a zero-initialised class embedding).
-    base_kind: str = "lt"
-    base_seeds: int = 1  # bases; each is fine-tuned with `bench.seeds` fine-tune seeds per arm
-    overrides: dict[str, Any] = field(default_factory=dict)  # dotted overrides of every arm's run (steps, lr, ...)
-    base_overrides: dict[str, Any] = field(default_factory=dict)  # dotted overrides of the base's training run
-
-    def __post_init__(self) -> None:
-        check(bool(self.arms), "bench.finetune.arms is empty: name the arms, e.g. ddpm,coral,ddpm-lora,coral-lora")
-        check(len(set(self.arms)) == len(self.arms), f"bench.finetune.arms lists an arm twice: {self.arms}")
-        check(all(arm != "base" for arm in self.arms), "bench.finetune.arms: `base` is always reported; do not list it")
-        check_choice("bench.finetune.base_kind", self.base_kind, BASE_KINDS)
-        check_positive("bench.finetune", self, "base_seeds")
-        # one given base fine-tuned base_seeds times would repeat identical runs and narrow the intervals
-        check(not self.base or self.base_seeds == 1, f"bench.finetune.base_seeds = {self.base_seeds} with a given base "
-              f"({self.base}): one base is one base seed; set base_seeds = 1, or let the bench train its bases")
-
-
-LAUNCHERS = ("local", "slurm")
-
-
-@dataclass
-class BenchLaunch:
-    """How the bench runs its trials: one after another in this process (local, jobs = 1), side by
-    side on this machine (local, jobs > 1: each trial a process pinned to its GPUs or its share of
-    the cores), or one SLURM job per trial through submitit (slurm)."""
-
-    launcher: str = "local"
-    jobs: int = 1  # local: trials at once
-    gpus_per_trial: int = 1  # GPUs each trial gets (on a machine or a cluster with GPUs)
-    cpus_per_trial: int = 0  # 0: local, the cores shared out between the jobs; slurm, 8
-    partition: str = ""  # slurm: the partition (empty: the cluster's default)
-    time_min: int = 24 * 60  # slurm: each trial's time limit; a pre-empted or timed-out trial is requeued
-    mem_gb: int = 0  # slurm: memory per trial (0: the cluster's default)
-    slurm: dict[str, Any] = field(default_factory=dict)  # further sbatch parameters (account, qos, constraint, ...)
-
-    def __post_init__(self) -> None:
-        check_choice("bench.launch.launcher", self.launcher, LAUNCHERS)
-        check_positive("bench.launch", self, "jobs", "time_min")
-        check(self.gpus_per_trial >= 0 and self.cpus_per_trial >= 0 and self.mem_gb >= 0,
-              "bench.launch.gpus_per_trial, cpus_per_trial and mem_gb must be >= 0")
-
-
-def arm_method(arm: str) -> tuple[str, bool]:
-    """A fine-tune arm's method (or variant) and whether it trains LoRA adapters."""
-    return (arm[: -len(LORA_SUFFIX)], True) if arm.endswith(LORA_SUFFIX) else (arm, False)
-
-
-@dataclass
-class BenchConfig:
-    """`coral-ft bench`: which methods to compare, how often, how they sample, the paper's numbers."""
-
-    title: str = ""  # empty: the data set's name
-    metrics: list[str] = field(default_factory=lambda: ["fid", "is", "precision", "recall"])
-    num_samples: int = 50_000  # reported samples per method and seed (the paper: 50k)
-    methods: dict[str, BenchMethod] = field(default_factory=dict)  # per-method settings; absent: defaults
-    run: list[str] = field(default_factory=lambda: ["ddpm", "cbdm", "t2h", "coral"])  # methods to run
-    scale: str = "paper"  # paper, small (a tenth, one GPU) or smoke (CPU plumbing check)
-    seeds: int = 1  # training seeds per method (seed index i trains with train.seed + i)
-    guidance_sweep: list[float] = field(default_factory=list)  # W values tried on a selection set; empty: no sweep
-    selection_samples: int = 1_000  # samples per W on the selection set (its own sampling seed)
-    # auto: TF-Inception for the paper's data sets, the bench's small classifier for digits,
-    # Fashion-MNIST and the smoke scale; "classifier" also serves where Inception's weights are absent.
-    metric_network: str = "auto"
-    reference_split: str = ""  # the real images metrics compare against; empty: the data set's default
-    protocol: str = "scratch"  # scratch: train every method from scratch; finetune: fine-tune one base per arm
-    finetune: BenchFinetune = field(default_factory=BenchFinetune)
-    launch: BenchLaunch = field(default_factory=BenchLaunch)
-
-    def __post_init__(self) -> None:
-        from coral_ft.metrics.registry import METRICS
-        from coral_ft.objectives import OBJECTIVES
-
-        for m in self.metrics:
-            check_choice("bench.metrics", m, [name for name, spec in METRICS.items() if spec.computation])
-        for name, spec in self.methods.items():
-            if spec.method is not None or name not in OBJECTIVES:
-                check_choice(f"bench.methods.{name}.method", spec.method or "(none given)", sorted(OBJECTIVES))
-        known = sorted({*OBJECTIVES, *BENCH_VARIANTS, *self.methods})
-        for name in self.run:
-            check_choice("bench methods", name, known)
-        check_choice("bench.protocol", self.protocol, PROTOCOLS)
-        for arm in self.finetune.arms:
-            check_choice("bench.finetune.arms (a method, optionally with -lora)", arm_method(arm)[0], known)
-        for name, spec in self.methods.items():
-            extra = set(spec.paper) - set(self.metrics)
-            check(not extra, f"bench.methods.{name}.paper has values for {', '.join(sorted(extra))}, not in bench.metrics")
-        check(len(set(self.run)) == len(self.run), f"bench.run lists a method twice: {self.run}")
-        check_choice("bench.scale", self.scale, BENCH_SCALES)
-        check_choice("bench.metric_network", self.metric_network, METRIC_NETWORKS)
-        if self.reference_split:
-            from coral_ft.data.registry import SPLITS
-
-            check_choice("bench.reference_split", self.reference_split, SPLITS)
-        check_positive("bench", self, "num_samples", "seeds", "selection_samples")
-        check(all(w >= 0 for w in self.guidance_sweep), f"bench.guidance_sweep values must be >= 0; got {self.guidance_sweep}")
-        check(len(set(self.guidance_sweep)) == len(self.guidance_sweep), f"bench.guidance_sweep repeats a value: {self.guidance_sweep}")
-
-    def method(self, name: str) -> BenchMethod:
-        """A method's entry: the recipe's, else a built-in variant's, else the defaults."""
-        return self.methods.get(name) or BENCH_VARIANTS.get(name) or BenchMethod()
-
-
 @dataclass
 class FinetuneConfig:
     """Fine-tuning a pretrained base (`coral-ft finetune`); unused when training from scratch."""
 
-    base: str | None = None  # diffusers model folder, run directory, cached hub ID or a peers' ckpt_*.pt
-    lora: bool = False  # False: every U-Net weight trains (full fine-tuning)
-    rank: int = 8
-    alpha: float = 8.0
-    targets: list[str] = field(default_factory=list)  # module-name patterns; empty: the defaults
+    base: str | None = described(None, "The pretrained U-Net: diffusers folder, coral-ft run, cached hub ID or a peers' ckpt_*.pt.")
+    lora: bool = described(False, "Train LoRA adapters (+ class embedding, head), or every weight (full fine-tuning).")
+    rank: int = described(8, "LoRA rank r.")
+    alpha: float = described(8.0, "LoRA alpha; the update is scaled by alpha / r.")
+    targets: list[str] = described([], "Module-name suffixes to adapt, comma-separated (default: attention, ResNet convs, time projections).")
     # UNet2DConditionModel bases only: the fixed cross-attention input. None: zeros of shape
     # (context_length, cross_attention_dim); else a .safetensors file holding a "context" tensor.
     context: str | None = None
@@ -420,12 +285,8 @@ class FinetuneConfig:
 class RuntimeConfig:
     """Where commands run. The same `--device` means the same thing in every command."""
 
-    device: str = "auto"  # auto (a GPU when there is one), cpu, cuda or cuda:N
-    # torch's CPU threads when a command runs on the CPU (0: torch's default, one per core). When
-    # other jobs keep the cores busy, one thread is the fast choice: the CPU recipes' U-Nets train
-    # 3.9x (micro) and 1.9x (small) faster on one thread than on two busy cores
-    # (docs/measurements/cpu/cpu_threads.txt); the study scripts run one job per core with 1.
-    threads: int = 0
+    device: str = described("auto", "auto (a GPU when there is one), cpu, cuda or cuda:N.")
+    threads: int = described(0, "CPU threads when running on the CPU (0: torch's default, one per core). When other jobs keep the cores busy, one is the fast choice: the CPU recipes' U-Nets train 3.9x (micro) and 1.9x (small) faster on one thread than on two busy cores (docs/measurements/cpu/cpu_threads.txt).")
 
     def __post_init__(self) -> None:
         check(self.device in DEVICES or self.device.startswith("cuda:"),
@@ -441,10 +302,17 @@ SECTIONS: dict[str, type] = {
     "sample": SampleConfig,
     "eval": EvalConfig,
     "latents": LatentsConfig,
-    "bench": BenchConfig,
     "finetune": FinetuneConfig,
     "runtime": RuntimeConfig,
 }
+
+
+def register_section(name: str, cls: type, *, before: str) -> None:
+    """Add the section of a package above this one (coral_ft.bench.schema's [bench]): read, checked
+    and written like the sections here. `before`: the section it precedes in a saved config.toml."""
+    entries, at = list(SECTIONS.items()), list(SECTIONS).index(before)
+    SECTIONS.clear()
+    SECTIONS.update([*entries[:at], (name, cls), *entries[at:]])
 
 
 @dataclass
@@ -456,12 +324,24 @@ class RunConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     latents: LatentsConfig = field(default_factory=LatentsConfig)
-    bench: BenchConfig = field(default_factory=BenchConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    # The sections of the packages above this one (config.bench), which it cannot import, by name.
+    registered: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        own = self.__dataclass_fields__
+        self.registered = {name: self.registered.get(name) or cls() for name, cls in SECTIONS.items() if name not in own}
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for names that are no field; pickle and copy ask it before __dict__ is filled.
+        try:
+            return self.__dict__["registered"][name]
+        except KeyError:
+            raise AttributeError(f"RunConfig has no section {name!r}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        out = _strip_none(dataclasses.asdict(self))
+        out = _strip_none({name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS})
         objective = out.pop("objective")  # written as [objective] keys + [objective.<name>] tables
         settings = objective.pop("settings")
         return {"objective": {**objective, **settings}, **out}
@@ -475,7 +355,3 @@ def _strip_none(value):
     if isinstance(value, dict):
         return {k: _strip_none(v) for k, v in value.items() if v is not None}
     return value
-
-
-def _build(cls, values, where: str):
-    return build_section(cls, values, where)

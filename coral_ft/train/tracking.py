@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 
+from coral_ft.config.loading import dotted
 from coral_ft.errors import ConfigError
 
 TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "pip install 'coral-ft[tensorboard]'"), "wandb": ("wandb", "pip install wandb")}
@@ -26,17 +27,7 @@ def check_tracker(report_to: str) -> None:
 
 def flat_config(config) -> dict:
     """{'train.lr': 2e-4, ...}: scalars as they are, lists and tables as text (trackers want scalars)."""
-    out = {}
-
-    def walk(prefix, value):
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else k, v)
-        else:
-            out[prefix] = value if isinstance(value, (int, float, str, bool)) else str(value)
-
-    walk("", config.to_dict())
-    return out
+    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in dotted(config.to_dict()).items()}
 
 
 @contextlib.contextmanager
