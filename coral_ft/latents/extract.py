@@ -105,8 +105,7 @@ def extract_features(model: LatentModel, images: torch.Tensor, labels: torch.Ten
 
     settings: a LatentsConfig (timesteps, seed, batch_size, condition, noised). `labels` are the
     true labels; the U-Net gets them (`condition="true"`) or the null label (`"null"`); an
-    unconditional U-Net gets none. With `noised` false the clean images go in with each timestep
-    (the official code's latent plots); else they are noised to it first (paper eq. 1).
+    unconditional U-Net gets none.
     """
     if settings.condition not in LATENT_CONDITIONS:
         raise UserError(f"condition must be one of {', '.join(LATENT_CONDITIONS)}; got {settings.condition!r}")
