@@ -74,10 +74,9 @@ def analyse_latents(models: list[Path], out: Path, config, names: list[str] | No
     y = labels.numpy()
     np.savez_compressed(out / FEATURES_FILE, labels=y, **{f"{n}/t{t}/{k}": x for (n, t, k), x in feats.items()})
 
-    scores = []
-    for (name, t, kind), x in feats.items():
-        sc = entanglement_scores(x, y, counts, s.k, s.head_fraction, s.seed, s.metric)
-        scores.append({"model": name, "timestep": t, "features": kind, **sc.to_dict()})
+    scores = [{"model": name, "timestep": t, "features": kind,
+               **entanglement_scores(x, y, counts, s.k, s.head_fraction, s.seed, s.metric).to_dict()}
+              for (name, t, kind), x in feats.items()]
     figures = []
     for t in s.timesteps:
         for kind in FEATURE_KINDS:
