@@ -29,15 +29,11 @@ def derived_seed(*keys: int) -> int:
 
 def step_generator(seed: int, step: int, *stream: int) -> torch.Generator:
     """A CPU generator for one training step; `stream` keys separate independent uses in a step."""
-    g = torch.Generator()
-    g.manual_seed(derived_seed(seed, step, *stream))
-    return g
+    return torch.Generator().manual_seed(derived_seed(seed, step, *stream))
 
 
 def epoch_permutation(num_items: int, seed: int, epoch: int) -> torch.Tensor:
-    g = torch.Generator()
-    g.manual_seed(derived_seed(seed, epoch, EPOCH_STREAM))
-    return torch.randperm(num_items, generator=g)
+    return torch.randperm(num_items, generator=step_generator(seed, epoch, EPOCH_STREAM))
 
 
 EPOCH_STREAM = 2**31 - 1  # keeps data-order seeds apart from per-step seeds

@@ -51,15 +51,6 @@ def load_square(path: Path, size: int = IMAGE_SIZE) -> np.ndarray:
         return np.asarray(ImageOps.fit(img.convert("RGB"), (size, size), Image.BICUBIC)).transpose(2, 0, 1)
 
 
-def write_packed(out: Path, paths: list[Path], labels: list[int], classes: list[str], desc: str) -> Path:
-    """Read, resize and save one split; written to a temporary name first so a crash leaves none."""
-    images = np.stack([load_square(p) for p in tqdm(paths, desc=desc, unit="img")]) if paths else np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        np.savez(tmp, images=images, labels=np.asarray(labels, dtype=np.int64), classes=np.asarray(classes))
-    return out
-
-
 def read_split_list(path: Path) -> list[tuple[str, int]]:
     """Lines `relative/path label` (the OLTR and M2m list format)."""
     rows = []
@@ -142,13 +133,18 @@ def prepare_imagenet_lt(source: str | Path, lists: str | Path, root: str | Path,
 
 
 def _pack(splits, image_dir: Path, root, dataset: str, classes: list[str], force: bool) -> list[Path]:
+    """Read, resize and save each split; written to a temporary name first so a crash leaves none."""
     written = []
     for split, rows in splits.items():
         out = packed_path(root, dataset, split)
         if out.is_file() and not force:
             continue  # prepared once; --force to redo
-        paths = [image_dir / rel for rel, _ in rows]
-        written.append(write_packed(out, paths, [label for _, label in rows], classes, f"{dataset} {split}"))
+        images = [load_square(image_dir / rel) for rel, _ in tqdm(rows, desc=f"{dataset} {split}", unit="img")]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out) as tmp:
+            np.savez(tmp, images=np.stack(images) if images else np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), np.uint8),
+                     labels=np.asarray([label for _, label in rows], dtype=np.int64), classes=np.asarray(classes))
+        written.append(out)
     return written
 
 

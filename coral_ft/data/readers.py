@@ -24,17 +24,15 @@ def _unpickle(path: Path) -> dict:
         raise DataError(f"cannot read {path}: {exc}") from None
 
 
-def _find_dir(root: str | Path | None, name: str, layout: str) -> Path:
+def _find_dir(root: str | Path | None, name: str, first_file: str, layout: str) -> Path:
+    """The folder `name` under root, or root itself, whichever holds `first_file`."""
     if root is None:
         raise DataError(f"this data set needs --data-root: a folder holding {layout}")
     root = Path(root)
     for cand in (root / name, root):
-        if cand.is_dir() and (cand / _FIRST_FILE[name]).is_file():
+        if (cand / first_file).is_file():
             return cand
-    raise DataError(f"no {layout} under {root} (expected {root / name / _FIRST_FILE[name]})")
-
-
-_FIRST_FILE = {"cifar-10-batches-py": "data_batch_1", "cifar-100-python": "train"}
+    raise DataError(f"no {layout} under {root} (expected {root / name / first_file})")
 
 
 def _planar_to_nchw(data, n: int) -> np.ndarray:
@@ -44,7 +42,7 @@ def _planar_to_nchw(data, n: int) -> np.ndarray:
 
 def read_cifar10(root, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     layout = "CIFAR-10 in the Python pickle layout (cifar-10-batches-py/data_batch_1..5, test_batch)"
-    folder = _find_dir(root, "cifar-10-batches-py", layout)
+    folder = _find_dir(root, "cifar-10-batches-py", "data_batch_1", layout)
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     images, labels = [], []
     for name in names:
@@ -60,7 +58,7 @@ def read_cifar10(root, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 def read_cifar100(root, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     layout = "CIFAR-100 in the Python pickle layout (cifar-100-python/train, test, meta)"
-    folder = _find_dir(root, "cifar-100-python", layout)
+    folder = _find_dir(root, "cifar-100-python", "train", layout)
     path = folder / ("train" if split == "train" else "test")
     if not path.is_file():
         raise DataError(f"missing {path}; expected {layout}")

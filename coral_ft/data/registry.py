@@ -11,7 +11,6 @@ the names in its help.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,12 +50,9 @@ class LabeledImages:
         return len(self.labels)
 
 
-Reader = Callable[..., "tuple[np.ndarray, np.ndarray, list[str]]"]
-
-
 @dataclass(frozen=True)
 class DatasetSpec:
-    read: Reader  # (root, split in {"train", "test"}, image_size) -> images, labels, class names
+    reader: str  # the files it is read from (`read_balanced`): a data set name without "-lt"
     longtail: bool  # cut a long tail (paper eq. 8) from the balanced training split
     reference_split: str = "train-full"  # what FID compares against by default
     description: str = ""
@@ -71,66 +67,40 @@ class DatasetSpec:
     shape: tuple[int, int, int] | None = None
 
 
-def _cifar10(root, split, image_size):
+def read_balanced(reader: str, root, split: str, image_size) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Images, labels and class names of a balanced split ("train" or "test") of `reader`'s files."""
     from coral_ft.data import readers
 
-    return readers.read_cifar10(root, split)
-
-
-def _cifar100(root, split, image_size):
-    from coral_ft.data import readers
-
-    return readers.read_cifar100(root, split)
-
-
-def _digits(root, split, image_size):
-    from coral_ft.data import readers
-
-    return readers.read_digits(split, image_size)
-
-
-def _fashion(root, split, image_size):
-    from coral_ft.data import readers
-
-    return readers.read_fashion_mnist(root, split, image_size)
-
-
-def _imagefolder(root, split, image_size):
-    # An image folder is taken as it is (often naturally imbalanced); it has no test split.
-    from coral_ft.data import readers
-
-    return readers.read_imagefolder(root, image_size)
-
-
-def _celeba5(root, split, image_size):
+    if reader in ("cifar10", "cifar100"):
+        return getattr(readers, f"read_{reader}")(root, split)
+    if reader == "digits":
+        return readers.read_digits(split, image_size)
+    if reader == "fashion-mnist":
+        return readers.read_fashion_mnist(root, split, image_size)
+    if reader == "imagefolder":  # taken as it is (often naturally imbalanced); it has no test split
+        return readers.read_imagefolder(root, image_size)
     from coral_ft.data.prepare import read_prepared
 
-    return read_prepared(root, "celeba-5", split)
-
-
-def _imagenet_lt(root, split, image_size):
-    # The "test" split is the balanced 20k validation list: the paper's FID reference.
-    from coral_ft.data.prepare import read_prepared
-
-    return read_prepared(root, "imagenet-lt", "val" if split == "test" else split)
+    # ImageNet-LT's "test" split is the balanced 20k validation list: the paper's FID reference.
+    return read_prepared(root, reader, "val" if reader == "imagenet-lt" and split == "test" else split)
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "cifar10": DatasetSpec(_cifar10, False, description="CIFAR-10, balanced", classes=10, shape=(3, 32, 32)),
-    "cifar100": DatasetSpec(_cifar100, False, description="CIFAR-100, balanced", classes=100, shape=(3, 32, 32)),
-    "cifar10-lt": DatasetSpec(_cifar10, True, description="CIFAR10-LT (paper eq. 8)", classes=10, shape=(3, 32, 32)),
-    "cifar100-lt": DatasetSpec(_cifar100, True, description="CIFAR100-LT (paper eq. 8)", classes=100, shape=(3, 32, 32)),
-    "digits-lt": DatasetSpec(_digits, True, description="scikit-learn digits, long-tailed (offline)", resizes=True,
+    "cifar10": DatasetSpec("cifar10", False, description="CIFAR-10, balanced", classes=10, shape=(3, 32, 32)),
+    "cifar100": DatasetSpec("cifar100", False, description="CIFAR-100, balanced", classes=100, shape=(3, 32, 32)),
+    "cifar10-lt": DatasetSpec("cifar10", True, description="CIFAR10-LT (paper eq. 8)", classes=10, shape=(3, 32, 32)),
+    "cifar100-lt": DatasetSpec("cifar100", True, description="CIFAR100-LT (paper eq. 8)", classes=100, shape=(3, 32, 32)),
+    "digits-lt": DatasetSpec("digits", True, description="scikit-learn digits, long-tailed (offline)", resizes=True,
                              classifier_metrics=True, bundled=True, classes=10, shape=(1, 8, 8)),
-    "fashion-mnist": DatasetSpec(_fashion, False, description="Fashion-MNIST, balanced (IDX files; Debian: dataset-fashion-mnist)",
+    "fashion-mnist": DatasetSpec("fashion-mnist", False, description="Fashion-MNIST, balanced (IDX files; Debian: dataset-fashion-mnist)",
                                  resizes=True, classifier_metrics=True, classes=10, shape=(1, 28, 28)),
-    "fashion-mnist-lt": DatasetSpec(_fashion, True, description="Fashion-MNIST-LT (paper eq. 8)", resizes=True,
+    "fashion-mnist-lt": DatasetSpec("fashion-mnist", True, description="Fashion-MNIST-LT (paper eq. 8)", resizes=True,
                                     classifier_metrics=True, classes=10, shape=(1, 28, 28)),
-    "celeba-5": DatasetSpec(_celeba5, False, reference_split="test", description="CelebA-5 hair colour, 64x64 (coral-ft data prepare)",
+    "celeba-5": DatasetSpec("celeba-5", False, reference_split="test", description="CelebA-5 hair colour, 64x64 (coral-ft data prepare)",
                             classes=5, shape=(3, 64, 64)),
-    "imagenet-lt": DatasetSpec(_imagenet_lt, False, reference_split="test", description="ImageNet-LT, 64x64 (coral-ft data prepare)",
+    "imagenet-lt": DatasetSpec("imagenet-lt", False, reference_split="test", description="ImageNet-LT, 64x64 (coral-ft data prepare)",
                                classes=1000, shape=(3, 64, 64)),
-    "imagefolder": DatasetSpec(_imagefolder, False, reference_split="train", description="root/<class>/<image>",
+    "imagefolder": DatasetSpec("imagefolder", False, reference_split="train", description="root/<class>/<image>",
                                resizes=True),
 }
 
@@ -159,14 +129,8 @@ def check_data_settings(name: str, root: str | None, imbalance: float, image_siz
     return spec
 
 
-def load_dataset(
-    name: str,
-    root: str | None = None,
-    split: str = "train",
-    imbalance: float = 0.01,
-    image_size: int | None = None,
-    seed: int = 0,
-) -> LabeledImages:
+def load_dataset(name: str, root: str | None = None, split: str = "train", imbalance: float = 0.01,
+                 image_size: int | None = None) -> LabeledImages:
     """Read a named data set split into memory (uint8)."""
     spec = check_data_settings(name, root, imbalance, image_size)
     check_choice("split", split, SPLITS)
@@ -175,10 +139,10 @@ def load_dataset(
 
     from coral_ft.data.longtail import longtail_counts, select_longtail
 
-    images, labels, classes = spec.read(root, "test" if split == "test" else "train", image_size)
+    images, labels, classes = read_balanced(spec.reader, root, "test" if split == "test" else "train", image_size)
     if split == "train" and spec.longtail:
         head = int(np.bincount(labels).min())  # N of eq. 8: the balanced per-class count
-        keep = select_longtail(labels, longtail_counts(head, len(classes), imbalance), seed=seed)
+        keep = select_longtail(labels, longtail_counts(head, len(classes), imbalance))
         images, labels = images[keep], labels[keep]
     return LabeledImages(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels), classes)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from coral_ft.data.longtail import select_per_class
 from coral_ft.data.registry import load_dataset
@@ -62,26 +63,20 @@ def analyse_latents(models: list[Path], out: Path, config, names: list[str] | No
 
     head, tail = head_tail_classes(counts, s.head_fraction)
     feats: dict[tuple[str, int, str], np.ndarray] = {}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(loaded) * len(labels) * len(s.timesteps), desc="latents", unit="img", dynamic_ncols=True)
-    for m in loaded:
-        if bar is None:
-            log(f"embedding {len(labels)} images with {m.name} at t = {', '.join(map(str, s.timesteps))}")
-        for t, kinds in extract_features(m, images, labels, s, bar).items():
-            for kind, x in kinds.items():
-                feats[(m.name, t, kind)] = x
-    if bar is not None:
-        bar.close()
+    with tqdm(total=len(loaded) * len(labels) * len(s.timesteps), desc="latents", unit="img", dynamic_ncols=True,
+              disable=not progress) as bar:
+        for m in loaded:
+            if not progress:
+                log(f"embedding {len(labels)} images with {m.name} at t = {', '.join(map(str, s.timesteps))}")
+            for t, kinds in extract_features(m, images, labels, s, bar).items():
+                for kind, x in kinds.items():
+                    feats[(m.name, t, kind)] = x
     y = labels.numpy()
     np.savez_compressed(out / FEATURES_FILE, labels=y, **{f"{n}/t{t}/{k}": x for (n, t, k), x in feats.items()})
 
-    scores = []
-    for (name, t, kind), x in feats.items():
-        sc = entanglement_scores(x, y, counts, s.k, s.head_fraction, s.seed, s.metric)
-        scores.append({"model": name, "timestep": t, "features": kind, **sc.to_dict()})
+    scores = [{"model": name, "timestep": t, "features": kind,
+               **entanglement_scores(x, y, counts, s.k, s.head_fraction, s.seed, s.metric).to_dict()}
+              for (name, t, kind), x in feats.items()]
     figures = []
     for t in s.timesteps:
         for kind in FEATURE_KINDS:
@@ -97,14 +92,7 @@ def analyse_latents(models: list[Path], out: Path, config, names: list[str] | No
         "dataset": d.dataset,
         "split": s.split,
         "imbalance": d.imbalance,
-        "timesteps": s.timesteps,
-        "per_class": s.per_class,
-        "condition": s.condition,
-        "noised": s.noised,
-        "seed": s.seed,
-        "k": s.k,
-        "metric": s.metric,
-        "head_fraction": s.head_fraction,
+        **{key: getattr(s, key) for key in ("timesteps", "per_class", "condition", "noised", "seed", "k", "metric", "head_fraction")},
         "class_names": data.class_names,
         "train_counts": counts,
         "head_classes": head,

@@ -16,7 +16,7 @@ same image, and the result does not depend on the batch size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +37,10 @@ NOISE_STREAM = 7  # keeps the noise seeds apart from the subsample seed
 
 @dataclass
 class LatentModel:
-    """A loaded model ready for feature extraction."""
-
     name: str
     path: Path
     denoiser: Denoiser
     process: ForwardProcess  # the model's own scheduler as q(x_t | x_0)
-    class_names: list[str] = field(default_factory=list)
-
-    @property
-    def num_train_timesteps(self) -> int:
-        return self.process.num_train_timesteps
 
     @property
     def has_head(self) -> bool:
@@ -65,13 +58,11 @@ def find_head_dir(path: str | Path) -> Path | None:
 
 def load_latent_model(path: str | Path, name: str | None = None, device: str | torch.device = "cpu") -> LatentModel:
     """U-Net (+ head when the run saved one) and its noise schedule, from a run or model folder."""
-    unet, scheduler, info = load_model(path, device)
+    unet, scheduler, _ = load_model(path, device)
     head_dir = find_head_dir(path)
     head = load_head(head_dir) if head_dir is not None else None
-    if head is not None:
-        head = head.to(device).eval()
-    process = ForwardProcess(scheduler)
-    return LatentModel(name or default_model_name(path), Path(path), Denoiser(unet, head).eval(), process, info.class_names)
+    denoiser = Denoiser(unet, head).to(device).eval()  # the U-Net is on the device already: this moves the head
+    return LatentModel(name or default_model_name(path), Path(path), denoiser, ForwardProcess(scheduler))
 
 
 def default_model_name(path: str | Path) -> str:
@@ -93,11 +84,9 @@ def check_compatible(model: LatentModel, images: torch.Tensor, num_classes: int,
     model_classes = num_classes_of(model.denoiser.unet)
     if model_classes is not None and model_classes != num_classes:
         raise UserError(f"model {model.name} has {model_classes} classes but the data set has {num_classes}")
-    bad = [t for t in timesteps if not 0 <= t < model.num_train_timesteps]
+    bad = [t for t in timesteps if not 0 <= t < model.process.num_train_timesteps]
     if bad:
-        raise UserError(
-            f"timesteps {bad} are outside 0..{model.num_train_timesteps - 1} of model {model.name}"
-        )
+        raise UserError(f"timesteps {bad} are outside 0..{model.process.num_train_timesteps - 1} of model {model.name}")
 
 
 def sample_noise(shape: tuple[int, ...], sample_ids: np.ndarray, seed: int) -> torch.Tensor:
@@ -116,8 +105,7 @@ def extract_features(model: LatentModel, images: torch.Tensor, labels: torch.Ten
 
     settings: a LatentsConfig (timesteps, seed, batch_size, condition, noised). `labels` are the
     true labels; the U-Net gets them (`condition="true"`) or the null label (`"null"`); an
-    unconditional U-Net gets none. With `noised` false the clean images go in with each timestep
-    (the official code's latent plots); else they are noised to it first (paper eq. 1).
+    unconditional U-Net gets none.
     """
     if settings.condition not in LATENT_CONDITIONS:
         raise UserError(f"condition must be one of {', '.join(LATENT_CONDITIONS)}; got {settings.condition!r}")

@@ -138,14 +138,6 @@ def chance_levels(labels: np.ndarray, head: list[int]) -> dict[str, float]:
     }
 
 
-def _class_means(values: np.ndarray, labels: np.ndarray, num_classes: int) -> list[float]:
-    out = []
-    for c in range(num_classes):
-        v = values[(labels == c) & ~np.isnan(values)]
-        out.append(float(v.mean()) if len(v) else float("nan"))
-    return out
-
-
 def _nanmean(values: np.ndarray) -> float:
     v = values[~np.isnan(values)]
     return float(v.mean()) if len(v) else float("nan")
@@ -174,19 +166,10 @@ def entanglement_scores(
     overlap = tail_into_head(features, labels, head, tail, k, metric)
     test, pred = linear_probe(features, labels, seed)
     correct = np.where(test & (pred >= 0), (pred == labels).astype(float), np.nan)
+    per_sample = dict(zip(SCORE_NAMES, (purity, sil, overlap, correct)))  # NaN: the score does not apply
     return EntanglementScores(
-        overall={
-            "knn_purity": float(purity.mean()),
-            "silhouette": float(sil.mean()),
-            "tail_into_head": _nanmean(overlap),
-            "probe_accuracy": _nanmean(correct),
-        },
-        per_class={
-            "knn_purity": _class_means(purity, labels, num_classes),
-            "silhouette": _class_means(sil, labels, num_classes),
-            "tail_into_head": _class_means(overlap, labels, num_classes),
-            "probe_accuracy": _class_means(correct, labels, num_classes),
-        },
+        overall={name: _nanmean(v) for name, v in per_sample.items()},
+        per_class={name: [_nanmean(v[labels == c]) for c in range(num_classes)] for name, v in per_sample.items()},
         samples_per_class=np.bincount(labels, minlength=num_classes).tolist(),
         chance=chance_levels(labels, head),
     )

@@ -24,7 +24,7 @@ import torch
 
 from coral_ft.errors import UserError
 from coral_ft.metrics import precision_recall as pr_math
-from coral_ft.metrics.features.base import check_images, resize_of
+from coral_ft.metrics.features.base import check_images
 from coral_ft.metrics.inputs import MetricInputs
 from coral_ft.metrics.reference import (
     NetworkStats,
@@ -32,6 +32,7 @@ from coral_ft.metrics.reference import (
     ReferenceStats,
     load_reference_images,
     load_reference_stats,
+    nchw_to_nhwc,
     network_stats,
     save_reference_stats,
 )
@@ -96,7 +97,7 @@ def load_sample_folder(folder: Path) -> Samples:
             raise UserError(f"no images in {folder}: --samples takes a .npz from `coral-ft sample` or a folder of "
                             "images (alone, or in class sub-folders as `coral-ft sample --png-dir` writes them)")
         images, labels = read_images(files, None), None
-    return Samples(str(folder), np.ascontiguousarray(images.transpose(0, 2, 3, 1)), labels)
+    return Samples(str(folder), nchw_to_nhwc(images), labels)
 
 
 def load_reference(ref, data_root=None, image_size: int | None = None) -> ReferenceImages | ReferenceStats:
@@ -107,17 +108,9 @@ def load_reference(ref, data_root=None, image_size: int | None = None) -> Refere
     return load_reference_images(str(ref), data_root, image_size)
 
 
-def _shape_of(ref) -> tuple[int, int, int]:
-    return tuple(ref.image_shape) if isinstance(ref, ReferenceStats) else tuple(ref.images.shape[1:])
-
-
-def _count_of(ref) -> int:
-    return ref.count if isinstance(ref, ReferenceStats) else len(ref.images)
-
-
 def check_compatible(samples: Samples, ref, computations, k: int, grouped: bool = False) -> None:
     """Every mismatch between samples and reference that no feature is needed to see."""
-    got, want = tuple(samples.images.shape[1:]), _shape_of(ref)
+    got, want = tuple(samples.images.shape[1:]), tuple(ref.image_shape)
     if got != want:
         hint = ("; an image folder reads as one channel when every image in it is grey (mode L): save grey "
                 "images as such, e.g. PIL's image.convert('L')") if got[:2] == want[:2] and {got[2], want[2]} == {1, 3} else ""
@@ -125,7 +118,7 @@ def check_compatible(samples: Samples, ref, computations, k: int, grouped: bool 
             f"samples are {got[0]}x{got[1]} with {got[2]} channel(s) but the reference is "
             f"{want[0]}x{want[1]} with {want[2]}; compare images of one size and channel count{hint}"
         )
-    n, ref_count, num_classes = len(samples.images), _count_of(ref), len(ref.class_names)
+    n, ref_count, num_classes = len(samples.images), ref.count, len(ref.class_names)
     for name in computations:
         c = COMPUTATIONS[name]
         needs = c.min_images(k, num_classes)
@@ -159,7 +152,7 @@ def _load_networks(computations, settings, extractor, device, progress=False) ->
 
 
 def _network_record(net) -> dict:
-    return {"network": net.name, "weights_sha1": net.weights_sha1, "resize": resize_of(net)}
+    return {"network": net.name, "weights_sha1": net.weights_sha1, "resize": getattr(net, "resize", None)}
 
 
 def _stats_view(ref: ReferenceStats, net, computations) -> NetworkStats:
@@ -177,7 +170,6 @@ def evaluate(samples, ref, settings, *, extractor=None, device="cpu", data_root=
 
     samples: a .npz path, {"images": uint8 (N, H, W, C), "labels": (N,)} or `Samples` in memory.
     ref: "DATASET:SPLIT", an image folder, or a stats .npz from `make_reference`.
-    settings: an EvalConfig (metrics, resize, recall_network, k, feature_batch_size, weights_dir, prd_runs).
     extractor: an object with `name`, `weights_sha1`, `features(images)` (optionally
     `logits`/`logits_from_features`) used instead of TF-Inception, for recall too.
     groups: group name -> classes; the per-group computations (registry) then also run on the
@@ -205,14 +197,14 @@ def evaluate(samples, ref, settings, *, extractor=None, device="cpu", data_root=
             inputs[id(net)] = MetricInputs(net.features(samples.images), view, samples.labels, ref.labels,
                                            list(ref.class_names), samples.images, net, settings.k, device, SEED,
                                            settings.prd_runs)
-    counts = {"samples": len(samples.images), "reference": _count_of(ref)}
+    counts = {"samples": len(samples.images), "reference": ref.count}
     results = {}
     for name in computations:
         net = nets[COMPUTATIONS[name].network]
         results[name] = {**COMPUTATIONS[name].run(inputs[id(net)]), **_network_record(net), **counts}
     out = {
         "samples": {"source": samples.source, "count": len(samples.images), "image_shape": list(samples.images.shape[1:])},
-        "reference": {"source": ref.name, "count": _count_of(ref), "classes": len(ref.class_names)},
+        "reference": {"source": ref.name, "count": ref.count, "classes": len(ref.class_names)},
         "metrics": results,
     }
     if groups:
@@ -261,6 +253,5 @@ def make_reference(ref, out, settings, *, extractor=None, keep_features: bool = 
         if role == "recall":
             ref_feats = torch.as_tensor(np.asarray(stats.features, dtype=np.float32)).to(device)
             stats.radii[settings.k] = pr_math.knn_radii(ref_feats, settings.k).cpu().numpy()
-    stats = ReferenceStats(images.name, len(images.images), tuple(images.images.shape[1:]), images.labels,
-                           images.class_names, networks)
+    stats = ReferenceStats(images.name, images.count, images.image_shape, images.labels, images.class_names, networks)
     return save_reference_stats(stats, Path(out))

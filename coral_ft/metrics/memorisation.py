@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from coral_ft.metrics.precision_recall import squared_distances
+
 PERCENTILE = 5.0
 
 
@@ -24,9 +26,7 @@ def nearest(queries: np.ndarray, keys: np.ndarray, block: int = 1024) -> tuple[n
     k_norms = (k * k).sum(1)
     dists, idx = [], []
     for start in range(0, len(q), block):
-        part = q[start:start + block]
-        d2 = ((part * part).sum(1, keepdim=True) + k_norms[None] - 2 * part @ k.T).clamp_(min=0)  # (b, K)
-        best = d2.min(dim=1)
+        best = squared_distances(q[start:start + block], k, k_norms).min(dim=1)  # over (b, K)
         dists.append(best.values.sqrt())
         idx.append(best.indices)
     if not dists:

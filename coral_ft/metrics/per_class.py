@@ -32,9 +32,8 @@ def per_class_fid(sample_feats: np.ndarray, sample_labels: np.ndarray, ref_feats
 
 
 def compute(inputs) -> dict:
-    """The registry's `per-class-fid` (coral_ft.metrics.registry), keyed by class name."""
-    if inputs.labels is None:
-        raise UserError("per-class FID needs sample labels; the samples file has no `labels` array")
+    """The registry's `per-class-fid` (coral_ft.metrics.registry), keyed by class name; `evaluate`
+    has checked that the samples have labels."""
     values = per_class_fid(inputs.features, inputs.labels, inputs.reference.features, inputs.reference_labels)
     counts = np.bincount(inputs.labels, minlength=inputs.num_classes)
     names = inputs.class_names

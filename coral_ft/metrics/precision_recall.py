@@ -31,7 +31,7 @@ class PrecisionRecall:
     num_reference: int
 
 
-def _squared_distances(a: torch.Tensor, b: torch.Tensor, b_norms: torch.Tensor) -> torch.Tensor:
+def squared_distances(a: torch.Tensor, b: torch.Tensor, b_norms: torch.Tensor) -> torch.Tensor:
     """(A, D) x (B, D) -> (A, B) squared Euclidean distances, clamped at 0 against rounding."""
     d2 = (a * a).sum(dim=1, keepdim=True) + b_norms[None, :] - 2.0 * (a @ b.T)
     return d2.clamp_(min=0)
@@ -42,7 +42,7 @@ def knn_radii(features: torch.Tensor, k: int, block: int = DEFAULT_BLOCK) -> tor
     norms = (features * features).sum(dim=1)
     radii = torch.empty(len(features), dtype=features.dtype, device=features.device)
     for start in range(0, len(features), block):
-        d2 = _squared_distances(features[start:start + block], features, norms)  # (b, N)
+        d2 = squared_distances(features[start:start + block], features, norms)  # (b, N)
         # The point itself sits at distance 0, so the k-th neighbour is the (k+1)-th smallest.
         # topk of a small k is ~12x faster than kthvalue on a CPU (same values).
         radii[start:start + block] = d2.topk(k + 1, dim=1, largest=False).values[:, -1]
@@ -72,7 +72,7 @@ def precision_recall(sample_feats, ref_feats, *, k: int = DEFAULT_K, block: int 
     in_samples = torch.zeros(m, dtype=torch.bool, device=ref.device)  # reference j inside a sample ball
     # One pass over the cross distances serves both directions.
     for start in range(0, n, block):
-        d2 = _squared_distances(samples[start:start + block], ref, ref_norms)  # (b, M)
+        d2 = squared_distances(samples[start:start + block], ref, ref_norms)  # (b, M)
         in_ref[start:start + block] = (d2 <= ref_radii[None, :]).any(dim=1)
         in_samples |= (d2 <= sample_radii[start:start + block, None]).any(dim=0)
         del d2

@@ -31,6 +31,14 @@ class ReferenceImages:
     labels: np.ndarray  # (M,) int64
     class_names: list[str]
 
+    @property
+    def count(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
 
 @dataclass
 class NetworkStats:

@@ -12,25 +12,17 @@ import torch
 from torch import nn
 
 
-def time_embedding_dim(unet: nn.Module) -> int:
+def ensure_class_embedding(unet: nn.Module, num_classes: int) -> bool:
+    """Give `unet` a zero-initialised (C + 1, D_time) class embedding, in place, when the base has
+    none; True when one was added."""
+    if getattr(unet.config, "num_class_embeds", None):
+        return False
     # The class embedding is added to the output of the time MLP (both diffusers U-Nets).
-    return unet.time_embedding.linear_2.out_features
-
-
-def add_class_embedding(unet: nn.Module, num_classes: int) -> None:
-    """Give `unet` a zero-initialised (C + 1, D_time) class embedding, in place."""
-    ref = unet.time_embedding.linear_2.weight
-    table = nn.Embedding(num_classes + 1, time_embedding_dim(unet), device=ref.device, dtype=ref.dtype)
+    time_mlp = unet.time_embedding.linear_2
+    table = nn.Embedding(num_classes + 1, time_mlp.out_features, device=time_mlp.weight.device, dtype=time_mlp.weight.dtype)
     with torch.no_grad():
         table.weight.zero_()
     unet.class_embedding = table
     # Saved configs then rebuild the embedding, so the fine-tuned model reloads as a plain one.
     unet.register_to_config(num_class_embeds=num_classes + 1)
-
-
-def ensure_class_embedding(unet: nn.Module, num_classes: int) -> bool:
-    """Add the class embedding when the base has none; True when one was added."""
-    if getattr(unet.config, "num_class_embeds", None):
-        return False
-    add_class_embedding(unet, num_classes)
     return True

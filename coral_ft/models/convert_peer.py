@@ -24,10 +24,10 @@ from diffusers import UNet2DModel
 
 from coral_ft.errors import UserError
 from coral_ft.models.head import ProjectionHead
+from coral_ft.models.presets import DDPM_CIFAR
 
 WEIGHTS = {"ema": "ema_model", "raw": "net_model"}
 TIME_TABLE = "time_embedding.timembedding.0.weight"  # (T, ch) frozen sinusoid table
-PEER_NORM_GROUPS = 32  # GroupNorm(32, C) everywhere in the peers' code
 # ResBlock sub-modules -> diffusers ResnetBlock2D / Attention names.
 RESBLOCK_NAMES = {
     "block1.0": "norm1",
@@ -114,10 +114,12 @@ def infer_layout(state: dict[str, torch.Tensor]) -> PeerLayout:
     )
 
 
-def build_target(layout: PeerLayout, sample_size: int, dropout: float = 0.1, norm_groups: int = PEER_NORM_GROUPS) -> UNet2DModel:
-    """The diffusers U-Net the peers' one maps onto (ddpm-cifar preset when the layout is CIFAR's)."""
+def build_target(layout: PeerLayout, sample_size: int, dropout: float = 0.1) -> UNet2DModel:
+    """The diffusers U-Net the peers' one maps onto: the ddpm-cifar preset's design (one attention
+    head, GroupNorm(32), [sin, cos] sinusoids) at the layout's sizes."""
     levels = range(len(layout.ch_mult))
-    return UNet2DModel(
+    return UNet2DModel(**dict(
+        DDPM_CIFAR,
         sample_size=sample_size,
         in_channels=layout.in_channels,
         out_channels=layout.out_channels,
@@ -125,15 +127,9 @@ def build_target(layout: PeerLayout, sample_size: int, dropout: float = 0.1, nor
         layers_per_block=layout.num_res_blocks,
         down_block_types=tuple("AttnDownBlock2D" if i in layout.attn_levels else "DownBlock2D" for i in levels),
         up_block_types=tuple("AttnUpBlock2D" if i in layout.attn_levels else "UpBlock2D" for i in reversed(levels)),
-        attention_head_dim=None,  # one head over all channels, as the peers
-        norm_num_groups=norm_groups,
-        norm_eps=1e-5,
-        downsample_padding=1,
-        freq_shift=0,
-        flip_sin_to_cos=False,
         dropout=dropout,
         num_class_embeds=None if layout.num_classes is None else layout.num_classes + 1,
-    )
+    ))
 
 
 def sinusoid_order(table: torch.Tensor) -> str:

@@ -111,17 +111,11 @@ def null_bottleneck(unet: nn.Module, x_t: torch.Tensor, t: torch.Tensor) -> torc
     return core.mid_block(h, emb)
 
 
-def bottleneck_shape(unet: nn.Module) -> tuple[int, int]:
-    """(channels, spatial size) of the mid-block output for this U-Net's sample size."""
-    channels = unet.config.block_out_channels[-1]
-    size = unet.config.sample_size
-    size = size[0] if isinstance(size, (tuple, list)) else size
-    return channels, size // 2 ** (len(unet.config.block_out_channels) - 1)
-
-
 def build_head(unet: nn.Module, dim: int = 128, pooling: str = "avg") -> ProjectionHead:
-    channels, spatial = bottleneck_shape(unet)
-    return ProjectionHead(channels, dim, pooling, spatial)
+    """A head for the mid-block output: the last level's channels, the sample size halved per level below the first."""
+    channels, size = unet.config.block_out_channels, unet.config.sample_size
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    return ProjectionHead(channels[-1], dim, pooling, size // 2 ** (len(channels) - 1))
 
 
 class KeyedForward:

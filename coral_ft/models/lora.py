@@ -54,7 +54,7 @@ def check_targets(unet: nn.Module, targets: list[str]) -> None:
     layers = [n for n, m in unet.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     for target in targets:
         if not any(_matches(n, target) for n in layers):
-            names = sorted({part for n in layers for part in n.split(".") if not part.isdigit()} & {n.rsplit(".", 1)[-1] for n in layers})
+            names = sorted({last for last in (n.rsplit(".", 1)[-1] for n in layers) if not last.isdigit()})
             examples = ", ".join(names[:8])
             raise ConfigError(
                 f"LoRA target {target!r} matches no Linear/Conv2d layer of the base (targets are module-name suffixes, e.g. {examples})"

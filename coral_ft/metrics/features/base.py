@@ -38,11 +38,6 @@ def logits_source(extractor) -> tuple[Callable | None, str | None]:
     return None, reason
 
 
-def resize_of(extractor) -> str | None:
-    """The resize an extractor applies before its network (None: it takes images as they are)."""
-    return getattr(extractor, "resize", None)
-
-
 def check_images(images: np.ndarray) -> np.ndarray:
     """uint8 (N, H, W, C) with C in {1, 3}; grayscale is repeated to RGB for ImageNet networks."""
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
@@ -68,19 +63,14 @@ class BatchedNetwork:
 
     @torch.no_grad()
     def features(self, images: np.ndarray) -> np.ndarray:
+        from tqdm.auto import tqdm
+
         images = check_images(images)
         out = []
-        bar = None
-        if self.progress and len(images):
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(images), desc=f"features ({self.name})", unit="img", dynamic_ncols=True)
-        for start in range(0, len(images), self.batch_size):
-            batch = images[start:start + self.batch_size]
-            x = self.resize_batch(batch, self.device)
-            out.append(self.forward(self.prepare(x)).float().cpu().numpy())
-            if bar is not None:
+        with tqdm(total=len(images), desc=f"features ({self.name})", unit="img", dynamic_ncols=True,
+                  disable=not (self.progress and len(images))) as bar:
+            for start in range(0, len(images), self.batch_size):
+                batch = images[start:start + self.batch_size]
+                out.append(self.forward(self.prepare(self.resize_batch(batch, self.device))).float().cpu().numpy())
                 bar.update(len(batch))
-        if bar is not None:
-            bar.close()
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

@@ -43,7 +43,6 @@ class InceptionExtractor(BatchedNetwork):
             self.layers, self.output = module.net.layers, None
         else:
             raise UserError(f"{weights.path} is not a TF-Inception TorchScript file (no `layers` module)")
-        self.weights = weights
         self.weights_sha1 = weights.sha1
         self.has_logits = self.output is not None
         self.logits_unavailable_reason = (

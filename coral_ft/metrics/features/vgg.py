@@ -35,7 +35,6 @@ class VGG16Extractor(BatchedNetwork):
             raise UserError(f"cannot load VGG16 weights {weights.path}: {exc}") from None
         net.classifier = net.classifier[:FC2_END]
         self.net = net.eval().to(self.device)
-        self.weights = weights
         self.weights_sha1 = weights.sha1
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
