@@ -9,7 +9,7 @@ train and sample their shares and wait for its decisions (the chosen W) at barri
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,7 @@ def train_stage(ctx: BenchContext, trial: Trial) -> Path:
         model_dir = conditional_base(ctx, trial)
     if ctx.is_main:
         write_json(marker, {"model": str(model_dir), "steps": trial.config.train.max_steps if trial.trains else 0,
-                            "processes": ctx.accelerator.num_processes, "cost": cost.to_dict() if cost else None})
+                            "processes": ctx.accelerator.num_processes, "cost": asdict(cost) if cost else None})
     ctx.accelerator.wait_for_everyone()
     return model_dir
 

@@ -45,26 +45,21 @@ def bench(
     from coral_ft.bench.context import check_data
     from coral_ft.bench.fanout import describe_jobs
     from coral_ft.bench.plan import describe, fit_smoke_samples, make_plan
+    from coral_ft.data.registry import declared_shape
 
     plan = make_plan(dataset, config, out)
-    data, (num_classes, image_shape) = training_data(plan, check_data, dry_run)
+    # planned without the files where the registry knows their shape (as `train --dry-run` shows its
+    # config without them); else a missing data set stops here, with what to download or prepare
+    declared = declared_shape(config.data)
+    if declared is None:
+        data = check_data(plan)
+        num_classes, image_shape = data.num_classes, tuple(data.images.shape[1:])
+    else:
+        num_classes, image_shape = declared
     if plan.scale == "smoke":
         fit_smoke_samples(plan, num_classes)
     typer.echo(describe(plan, num_classes, image_shape))
-    if data is None:
+    if declared is not None:
         typer.echo("(planned from the data set's known shape: --dry-run reads no data)")
     if config.bench.launch.launcher == "slurm" or config.bench.launch.jobs > 1:
         typer.echo(describe_jobs(plan))
-
-
-def training_data(plan, check_data, dry_run: bool):
-    """(the training set, (classes, (C, H, W))). A missing data set stops here, with what to
-    download or prepare; a --dry-run plans without the files where the registry knows their shape
-    (as `train --dry-run` shows its config without them)."""
-    from coral_ft.data.registry import declared_shape
-
-    declared = declared_shape(plan.config.data) if dry_run else None
-    if declared is not None:
-        return None, declared
-    data = check_data(plan)
-    return data, (data.num_classes, tuple(data.images.shape[1:]))

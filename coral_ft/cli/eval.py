@@ -18,10 +18,6 @@ app.add_typer(eval_app, name="eval")
 DATA_ROOT = {"data_root": o.DATA["data_root"]}
 
 
-def _extractor_device(config) -> str:
-    return use_runtime(config.runtime)
-
-
 @eval_app.callback(invoke_without_command=True)
 @o.takes(o.EVAL, DATA_ROOT, o.DEVICE)
 def eval_command(
@@ -48,7 +44,7 @@ def eval_command(
     given = o.layered(recipe=recipe, sets=sets, flags=flags, default_recipe=False)
     config = config_from_dict(given)
     result = evaluate_samples(samples, ref, config, metrics_given="metrics" in given.get("eval", {}),
-                              device=_extractor_device(config), progress=progress, say=_say)
+                              device=use_runtime(config.runtime), progress=progress, say=_say)
     typer.echo(json.dumps(result, indent=2) if as_json else format_result(result))
 
 
@@ -90,7 +86,7 @@ def make_ref_command(
     _, extractor = metric_network(config.eval, images, images.images.shape[1], lambda: out.with_suffix(".classifier.pt"),
                                   ref, _say)
     path = make_reference(images, out, config.eval, extractor=extractor, keep_features=features,
-                          device=_extractor_device(config), progress=progress)
+                          device=use_runtime(config.runtime), progress=progress)
     typer.echo(f"reference statistics written to {path}")
 
 
