@@ -43,7 +43,6 @@ def waves(plan: BenchPlan) -> list[list[Trial]]:
 
 
 def pending(trials: list[Trial]) -> list[Trial]:
-    """Trials without their evaluation: everything else is finished."""
     return [t for t in trials if not (t.folder / "eval.json").is_file()]
 
 

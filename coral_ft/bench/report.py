@@ -144,8 +144,7 @@ def _cost(trials) -> dict | None:
             for f in COST_FIELDS}
     # peak memory measured two ways (runs from before the kind was recorded measured the rise of the
     # resident set): the mean of the recorded kind's runs only
-    kinds = {c.get("peak_memory_of") for c in costs}
-    kind = next((k for k in kinds if k is not None), None)
+    kind = next((c["peak_memory_of"] for c in costs if c.get("peak_memory_of") is not None), None)
     same = [c["peak_memory_mib"] for c in costs if c.get("peak_memory_of") == kind and c.get("peak_memory_mib") is not None]
     mean["peak_memory_mib"] = float(np.mean(same)) if same else None
     mean["peak_memory_of"] = kind

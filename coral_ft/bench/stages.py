@@ -147,7 +147,6 @@ def sample_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> Path:
 
 # -- evaluate -------------------------------------------------------------------------------------
 def has_per_class_samples(labels: np.ndarray, num_classes: int) -> bool:
-    """Every class has enough samples for a per-class FID."""
     counts = np.bincount(labels, minlength=num_classes)
     return counts.size > 0 and int(counts.min()) >= max(PER_CLASS_MIN_SAMPLES, MIN_SAMPLES)
 
@@ -159,9 +158,6 @@ def evaluate_stage(ctx: BenchContext, trial: Trial, samples_path: Path) -> dict:
     from coral_ft.metrics.registry import computations_for
     from coral_ft.sample.grid import save_class_grid
 
-    path = trial.folder / "eval.json"
-    if path.is_file():
-        return json.loads(path.read_text())
     guidance = trial.config.sample.guidance
     samples = load_samples(samples_path)
     num_classes = ctx.data.num_classes
@@ -181,7 +177,7 @@ def evaluate_stage(ctx: BenchContext, trial: Trial, samples_path: Path) -> dict:
             result["groups"][name]["sample_accuracy"] = float(np.nanmean([acc[c] for c in classes]))
     if ctx.memo is not None:
         result["memorisation"] = memorisation_stage(ctx, trial, samples)
-    write_json(path, result)
+    write_json(trial.folder / "eval.json", result)
     return result
 
 

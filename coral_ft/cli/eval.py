@@ -36,15 +36,14 @@ def eval_command(
         return
     if samples is None or ref is None:
         raise UserError("coral-ft eval needs --samples (a .npz or an image folder) and --ref REF (or the make-ref command)")
-    from coral_ft.bench.eval_network import evaluate_samples
+    from coral_ft.api import evaluate
     from coral_ft.config import config_from_dict
 
     # samples carry no data set name: no recipe unless one is given (the digits default's one thread
     # would slow Inception features on a CPU)
     given = o.layered(recipe=recipe, sets=sets, flags=flags, default_recipe=False)
     config = config_from_dict(given)
-    result = evaluate_samples(samples, ref, config, metrics_given="metrics" in given.get("eval", {}),
-                              device=use_runtime(config.runtime), progress=progress, say=_say)
+    result = evaluate(samples, ref, config, metrics_given="metrics" in given.get("eval", {}), progress=progress)
     typer.echo(json.dumps(result, indent=2) if as_json else format_result(result))
 
 
