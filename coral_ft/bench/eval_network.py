@@ -110,21 +110,3 @@ def metric_network(settings, reference, side: int, default_path, ref_spec: str, 
         say(said)
     return network, net
 
-
-def evaluate_samples(samples, ref: str, config, *, metrics_given: bool, device: str, progress: bool, say) -> dict:
-    """What `coral-ft eval` computes: the samples (an .npz or an image folder) against `ref` (a
-    stats file, an image folder or DATASET:SPLIT read at the samples' size), with the metric
-    network `config.eval` names or auto picks; without `metrics_given`, the metrics that run with it."""
-    from dataclasses import replace
-
-    from coral_ft.metrics.evaluation import evaluate, load_reference, load_samples
-
-    samples = Path(samples)
-    loaded = load_samples(samples)
-    side = loaded.images.shape[1]
-    # A data set whose reader resizes (digits) is read at the samples' size, e.g. 8x8 digits.
-    reference = load_reference(ref, config.data.root, image_size=side)
-    network, extractor = metric_network(config.eval, reference, side,
-                                        lambda: default_classifier_path(reference, ref, samples.parent, side), ref, say)
-    settings = config.eval if metrics_given else replace(config.eval, metrics=default_metrics(network, config.eval))
-    return evaluate(loaded, reference, settings, extractor=extractor, device=device, progress=progress)

@@ -177,7 +177,7 @@ class Launcher:
                         say(f"finished {trial.name}")
                     else:
                         failed.append((trial, _last_line(error)))
-                        say(f"failed {trial.name}: {_last_line(error)} (log: {job.paths.stderr})")
+                        say(f"failed {trial.name}: {failed[-1][1]} (log: {job.paths.stderr})")
         except KeyboardInterrupt:
             for job in running:
                 job.cancel(check=False)

@@ -286,14 +286,15 @@ def markdown(results: dict, figures: dict[str, Path | None]) -> str:
             lines += _table(head, [[m] + [fmt_diff(k, d.get(f"{n}:{k}")) for n in group_names for k in present]
                                    for m, d in diffs.items()])
     acc = {m: r["sample_accuracy_per_class"] for m, r in rows.items() if r.get("sample_accuracy_per_class")}
-    if acc and len(next(iter(acc.values()))) <= 10:
-        n = len(next(iter(acc.values())))
+    n = len(next(iter(acc.values()), []))
+    if acc and n <= 10:
         lines += ["", "Per-class sample accuracy (does the classifier see class c in class c's samples?), mean over seeds:", ""]
         lines += _table(["method"] + [str(c) for c in range(n)], [[m] + [fmt("sample_accuracy", a) for a in v] for m, v in acc.items()])
     for key, caption in (("per_class", "per-class FID"), ("sweep", "FID against W")):
         if figures.get(key) is not None:
             lines += ["", f"![{caption}]({figures[key].name})"]
-    lines += ["", "Per trial: " + ", ".join(f"[{t}]({t}/grid.png)" for t in _trial_names(results)),
+    trials = [f"{m}/seed-{i}" for m, r in rows.items() for i in r["seeds"]]
+    lines += ["", "Per trial: " + ", ".join(f"[{t}]({t}/grid.png)" for t in trials),
               "", f"Every trial's values: {RESULTS_CSV} and {RESULTS_JSON}.", ""]
     return "\n".join(lines)
 
@@ -332,10 +333,6 @@ def finetune_lines(results: dict) -> list[str]:
 
 def _class_list(classes: list[int]) -> str:
     return f"classes {', '.join(map(str, classes))}" if len(classes) <= 12 else f"{len(classes)} classes"
-
-
-def _trial_names(results: dict) -> list[str]:
-    return [f"{m}/seed-{i}" for m, r in results["methods"].items() for i in r["seeds"]]
 
 
 def write_report(ctx, evaluations: dict) -> tuple[Path, str]:

@@ -101,6 +101,8 @@ def sweep_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> Trial:
     sweep, pick the W with the lowest FID -> the trial, its config's sample.guidance the chosen W.
     The reported samples are drawn afterwards, with the reported seed, at that W: nothing is
     selected on the samples that are reported."""
+    from coral_ft.metrics.evaluation import evaluate
+
     plan = ctx.plan
     if not plan.sweep:
         return trial
@@ -115,7 +117,8 @@ def sweep_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> Trial:
             if not path.is_file():
                 _sample(ctx, model_dir, path, plan.config.bench.selection_samples, replace(base, guidance=w))
             if ctx.is_main:
-                fids[w] = selection_fid(ctx, path)
+                fids[w] = evaluate(path, ctx.reference, ctx.eval_settings(["fid"]), extractor=ctx.metric_net,
+                                   device=ctx.device)["metrics"]["fid"]["value"]
         if ctx.is_main:
             best = min(fids, key=lambda w: (fids[w], w))
             write_json(result_path, {"fid": {f"{w:g}": v for w, v in fids.items()}, "chosen": best,
@@ -123,13 +126,6 @@ def sweep_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> Trial:
         ctx.accelerator.wait_for_everyone()
     chosen = float(json.loads(result_path.read_text())["chosen"])
     return replace(trial, config=replace(trial.config, sample=replace(trial.config.sample, guidance=chosen)))
-
-
-def selection_fid(ctx: BenchContext, path: Path) -> float:
-    from coral_ft.metrics.evaluation import evaluate
-
-    result = evaluate(path, ctx.reference, ctx.eval_settings(["fid"]), extractor=ctx.metric_net, device=ctx.device)
-    return result["metrics"]["fid"]["value"]
 
 
 def sample_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> Path:
@@ -190,8 +186,8 @@ def memorisation_stage(ctx: BenchContext, trial: Trial, samples) -> dict:
     sample_feats = ctx.feature_net().features(samples.images)
     memo = memorisation(sample_feats, samples.labels, feats["train_features"], feats["train_labels"],
                         feats["heldout_features"], feats["heldout_labels"])
-    out = {"rule": f"share of samples closer to a training image of their class than the held-out images' "
-                   f"{5}th percentile", "groups": {n: memo.share(samples.labels, c) for n, c in groups.classes.items()},
+    out = {"rule": "share of samples closer to a training image of their class than the held-out images' "
+                   "5th percentile", "groups": {n: memo.share(samples.labels, c) for n, c in groups.classes.items()},
            "overall": memo.share(samples.labels, np.unique(samples.labels))}
     tail = picture_classes(ctx.counts)
     if tail:
