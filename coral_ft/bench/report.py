@@ -87,19 +87,8 @@ def collect(ctx, evaluations: dict[str, dict]) -> dict:
                         "per_class_fid": _per_class_mean(evaluations, judged),
                         "sample_accuracy_per_class": _accuracy_mean(evaluations, judged),
                         "sweep": _sweeps(judged), "cost": _cost(judged)}
-    base = judged_rows.get(BASELINE)
-    for arm, rows in judged_rows.items():
-        if base is None or arm == BASELINE:
-            continue
-        if arm == BASE_ARM and single_base:
-            # one evaluation per base against the baseline's fine-tune seeds of that base: its interval
-            # spans the arm's seed spread only (the base was sampled once), so it is labelled and never
-            # called significant
-            per_base = plan.config.bench.seeds
-            pairs = [(rows[k // per_base], row) for k, row in sorted(base.items()) if k // per_base in rows]
-            methods[arm]["vs_ddpm"] = _differences(pairs, names, single_evaluation=True)
-        else:
-            methods[arm]["vs_ddpm"] = _differences([(rows[k], base[k]) for k in sorted(rows) if k in base], names)
+    for arm, vs in _vs_baseline(judged_rows, names, single_base, plan.config.bench.seeds).items():
+        methods[arm]["vs_ddpm"] = vs
     network = "bench classifier (penultimate layer)" if plan.use_classifier else (
         f"TF-Inception pool3, {plan.config.eval.resize} resize (recall: {plan.config.eval.recall_network})")
     results = {"bench": plan.name, "title": plan.title, "scale": plan.scale, "protocol": plan.protocol,
@@ -112,6 +101,24 @@ def collect(ctx, evaluations: dict[str, dict]) -> dict:
                "methods": methods}
     results["verdict"] = judge(results, BASELINE, BASE_ARM)
     return results
+
+
+def _vs_baseline(rows: dict[str, dict[int, dict]], names: list[str], single_base: bool, per_base: int) -> dict:
+    """Each arm's paired differences from the baseline, by seed index. The fine-tune protocol's base
+    (one evaluation per base) is paired with the baseline's fine-tune seeds of that base: its interval
+    spans the arm's seed spread only (the base was sampled once), so it is labelled and never called
+    significant."""
+    base = rows.get(BASELINE)
+    if base is None:
+        return {}
+    vs = {}
+    for arm, mine in rows.items():
+        if arm == BASE_ARM and single_base:
+            pairs = [(mine[k // per_base], row) for k, row in sorted(base.items()) if k // per_base in mine]
+            vs[arm] = _differences(pairs, names, single_evaluation=True)
+        elif arm != BASELINE:
+            vs[arm] = _differences([(mine[k], base[k]) for k in sorted(mine) if k in base], names)
+    return vs
 
 
 def _differences(pairs: list[tuple[dict, dict]], names: list[str], single_evaluation: bool = False) -> dict:
