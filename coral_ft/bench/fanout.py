@@ -63,7 +63,6 @@ class TrialJob:
 
         plan, data = prepared_plan(self.name, self.config, self.out)
         trial = next(t for t in plan.trials if t.name == self.trial)
-        trial.folder.mkdir(parents=True, exist_ok=True)
         run_trial(build_context(plan, data, progress=False), trial)
         return self.trial
 
@@ -129,7 +128,7 @@ class Launcher:
         if self.launch.launcher == "slurm":
             self.executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
             self.executor.update_parameters(name=f"coral-ft-{plan.name}", **slurm_parameters(self.launch))
-            self.slots, self.gpu_pool = None, []
+            self.slots, self.gpu_pool, self.job_config = None, [], plan.config
         else:
             self.executor = submitit.LocalExecutor(folder=folder)
             self.slots = self.launch.jobs
@@ -139,16 +138,12 @@ class Launcher:
                 raise UserError(f"--jobs {self.launch.jobs} x --gpus-per-trial {per} needs {per * self.launch.jobs} GPUs; "
                                 f"this machine has {gpus}: lower --jobs or --gpus-per-trial")
             self.gpu_pool = [list(range(i * per, (i + 1) * per)) for i in range(self.launch.jobs)] if gpus and per else []
-
-    def config_for_job(self):
-        config = self.plan.config
-        if self.launch.launcher == "slurm" or self.gpu_pool:
-            return config
-        threads = job_threads(config, self.launch.jobs, self.launch.cpus_per_trial)
-        return replace(config, runtime=replace(config.runtime, threads=threads))
+            threads = job_threads(plan.config, self.launch.jobs, self.launch.cpus_per_trial)
+            self.job_config = plan.config if self.gpu_pool else replace(
+                plan.config, runtime=replace(plan.config.runtime, threads=threads))
 
     def submit(self, trial: Trial, gpus: list[int]):
-        job = TrialJob(self.plan.name, self.config_for_job(), str(self.plan.out), trial.name)
+        job = TrialJob(self.plan.name, self.job_config, str(self.plan.out), trial.name)
         if self.launch.launcher == "local":
             self.executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN, gpus_per_node=len(gpus),
                                             visible_gpus=tuple(gpus))
