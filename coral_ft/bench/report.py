@@ -39,15 +39,9 @@ def trial_values(plan, evaluation: dict, groups) -> dict[str, float | None]:
     out: dict[str, float | None] = {m: value_of(evaluation, m) for m in plan.metrics}
     out["per-class-fid"] = value_of(evaluation, "per-class-fid")
     out["W"] = evaluation.get("guidance")
-    for m in BENCH_EXTRAS:
-        if value_of(evaluation, m) is not None:
-            out[m] = value_of(evaluation, m)
-    for group in groups.classes:
-        for m in group_metrics():
-            value = value_of(evaluation, m, group)
-            if value is not None:
-                out[f"{group}:{m}"] = value
-    return out
+    found = {**{m: value_of(evaluation, m) for m in BENCH_EXTRAS},
+             **{f"{group}:{m}": value_of(evaluation, m, group) for group in groups.classes for m in group_metrics()}}
+    return {**out, **{name: value for name, value in found.items() if value is not None}}
 
 
 def _interval_dict(iv) -> dict:
