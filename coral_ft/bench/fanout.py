@@ -32,14 +32,9 @@ LOCAL_TIMEOUT_MIN = 60 * 24 * 365  # submitit's local executor stops jobs after 
 
 def waves(plan: BenchPlan) -> list[list[Trial]]:
     """The trials in the order they may start: the bases, then the rest; each wave in seed order."""
-    order = {arm: i for i, arm in enumerate(plan.arms)}
-
-    def seed_order(trials):
-        return sorted(trials, key=lambda t: (t.seed_index, order[t.arm]))
-
-    bases = [t for t in plan.trials if t.role == "base"]
-    rest = [t for t in plan.trials if t.role != "base"]
-    return [w for w in (seed_order(bases), seed_order(rest)) if w]
+    arms = plan.arms
+    ordered = sorted(plan.trials, key=lambda t: (t.seed_index, arms.index(t.arm)))
+    return [w for w in ([t for t in ordered if t.role == "base"], [t for t in ordered if t.role != "base"]) if w]
 
 
 def pending(trials: list[Trial]) -> list[Trial]:
@@ -82,13 +77,8 @@ def slurm_parameters(launch) -> dict:
     params = {"timeout_min": launch.time_min, "nodes": 1, "tasks_per_node": 1,
               "gpus_per_node": launch.gpus_per_trial, "cpus_per_task": launch.cpus_per_trial or SLURM_CPUS_PER_TRIAL,
               "slurm_signal_delay_s": 120}
-    if launch.partition:
-        params["slurm_partition"] = launch.partition
-    if launch.mem_gb:
-        params["mem_gb"] = launch.mem_gb
-    if launch.slurm:
-        params["slurm_additional_parameters"] = dict(launch.slurm)
-    return params
+    given = {"slurm_partition": launch.partition, "mem_gb": launch.mem_gb, "slurm_additional_parameters": dict(launch.slurm)}
+    return {**params, **{key: value for key, value in given.items() if value}}  # the cluster's defaults where unset
 
 
 def describe_jobs(plan: BenchPlan) -> str:

@@ -41,15 +41,12 @@ def train_stage(ctx: BenchContext, trial: Trial) -> Path:
     marker = _marker(trial, "train")
     if marker.is_file():
         return Path(json.loads(marker.read_text())["model"])
+    from coral_ft.finetune.source import FinetuneSource
     from coral_ft.train.trainer import train
 
     cost = None
     if trial.trains:
-        source = None
-        if trial.role == "arm":
-            from coral_ft.finetune.source import FinetuneSource
-
-            source = FinetuneSource(trial.config.finetune)
+        source = FinetuneSource(trial.config.finetune) if trial.role == "arm" else None
         # --resume starts a run that has no checkpoint yet, and continues one that has.
         with measure_training(ctx.device) as measured:
             model_dir = train(trial.config, trial.run_dir, resume=True, source=source, progress=ctx.progress,
