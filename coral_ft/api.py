@@ -60,17 +60,29 @@ def sample(model: str | Path, out: str | Path, num: int, config: RunConfig | Non
 
 def evaluate(samples: str | Path, reference: str, config: RunConfig | None = None, *, metrics_given: bool = False,
              progress: bool = False) -> dict:
-    """What `coral-ft eval` computes (coral_ft.bench.eval_network.evaluate_samples): the samples (an
-    .npz or an image folder) against a stats file, an image folder or DATASET:SPLIT, with the metric
-    network `config.eval` names or picks (the bench's classifier for images under 32x32); the
-    metrics that run with it unless `metrics_given` (then `config.eval.metrics`)."""
-    from coral_ft.bench.eval_network import evaluate_samples
+    """What `coral-ft eval` computes: the samples (an .npz or an image folder) against a stats file,
+    an image folder or DATASET:SPLIT (read at the samples' size), with the metric network
+    `config.eval` names or picks (coral_ft.bench.eval_network: the bench's classifier for images
+    under 32x32); the metrics that run with it unless `metrics_given` (then `config.eval.metrics`)."""
+    from dataclasses import replace
+
+    from coral_ft.bench.eval_network import default_classifier_path, default_metrics, metric_network
     from coral_ft.config import RunConfig as Config
     from coral_ft.devices import use_runtime
+    from coral_ft.metrics.evaluation import evaluate as evaluate_loaded
+    from coral_ft.metrics.evaluation import load_reference, load_samples
 
     config = config if config is not None else Config()
-    return evaluate_samples(samples, reference, config, metrics_given=metrics_given, device=use_runtime(config.runtime),
-                            progress=progress, say=lambda text: print(text, file=sys.stderr))
+    device = use_runtime(config.runtime)
+    loaded = load_samples(Path(samples))
+    side = loaded.images.shape[1]
+    # A data set whose reader resizes (digits) is read at the samples' size, e.g. 8x8 digits.
+    ref = load_reference(reference, config.data.root, image_size=side)
+    network, extractor = metric_network(config.eval, ref, side,
+                                        lambda: default_classifier_path(ref, reference, Path(samples).parent, side),
+                                        reference, lambda text: print(text, file=sys.stderr))
+    settings = config.eval if metrics_given else replace(config.eval, metrics=default_metrics(network, config.eval))
+    return evaluate_loaded(loaded, ref, settings, extractor=extractor, device=device, progress=progress)
 
 
 def bench(name: str, config: RunConfig, out: str | Path, *, progress: bool = True, report_only: bool = False

@@ -27,7 +27,6 @@ BATCH = 64
 
 
 def build_network(channels: int, num_classes: int) -> nn.Sequential:
-    """Two conv blocks, global average pooling, a 64-d feature layer, then the class logits."""
     return nn.Sequential(
         nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
@@ -65,7 +64,6 @@ class ClassifierFeatures:
             return self.network[-1](torch.from_numpy(feats)).numpy()
 
     def per_class_accuracy(self, images: np.ndarray, labels: np.ndarray, num_classes: int) -> list[float]:
-        """Share of samples of each class that the classifier assigns to that class."""
         pred = self.logits(images).argmax(1)
         return [float((pred[labels == c] == c).mean()) if (labels == c).any() else float("nan") for c in range(num_classes)]
 
@@ -103,7 +101,6 @@ def load_or_train(path: Path, images: np.ndarray, labels: np.ndarray, num_classe
 
 
 def load_classifier(path: Path, channels: int, num_classes: int) -> ClassifierFeatures:
-    """The classifier saved at `path` (by `load_or_train`) for images of `channels` and `num_classes`."""
     from coral_ft.errors import UserError
 
     path = Path(path)

@@ -5,7 +5,7 @@ metric networks run there; other processes train and sample their shares)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,6 @@ class BenchContext:
         return self.data.counts()
 
     def eval_settings(self, computations):
-        from dataclasses import replace
-
         return replace(self.plan.config.eval, metrics=list(computations))
 
     def feature_net(self):
@@ -104,16 +102,14 @@ def build_context(plan: BenchPlan, data, progress: bool = True) -> BenchContext:
     accelerator = bench_accelerator(plan, device)
     device = str(accelerator.device) if plan.config.runtime.device == "auto" else device
     plan.out.mkdir(parents=True, exist_ok=True)
-    net, reference, memo = None, None, None
+    net = reference = None
     if accelerator.is_main_process:
         real = reference_images(plan)
         net = metric_network(plan, real)
         reference = reference_stats(plan, real, net, device, progress)
         del real
     ctx = BenchContext(plan, accelerator, device, data, class_groups(data.counts()), net, reference, None, progress)
-    if accelerator.is_main_process:
-        memo = memorisation_features(ctx)
-    return BenchContext(plan, accelerator, device, data, ctx.groups, net, reference, memo, progress)
+    return replace(ctx, memo=memorisation_features(ctx)) if ctx.is_main else ctx
 
 
 def reference_split(plan: BenchPlan) -> str:
@@ -144,8 +140,6 @@ def metric_network(plan: BenchPlan, real):
 def reference_stats(plan: BenchPlan, real, net, device: str, progress: bool) -> Path:
     """The reference's features and statistics, computed once for every trial (50k real images
     through Inception and VGG16, or the classifier, cost as much as one trial's evaluation)."""
-    from dataclasses import replace
-
     from coral_ft.metrics.evaluation import make_reference
     from coral_ft.metrics.registry import computations_for, group_metrics
 

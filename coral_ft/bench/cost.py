@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from coral_ft.checkpoint.layout import RunDir
@@ -48,9 +49,6 @@ class RunCost:
         return cls(trainable_parameters(run), folder_mib(run.model), measured.peak_memory_mib, step_seconds(run.metrics),
                    measured.peak_memory_of)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def trainable_parameters(run: RunDir) -> int:
     """Parameters in the newest checkpoint's trainable tensors (read from the file header only)."""
@@ -59,14 +57,8 @@ def trainable_parameters(run: RunDir) -> int:
     found = list_checkpoints(run.checkpoints)
     if not found:
         return 0
-    total = 0
     with safe_open(found[-1][1] / "trainable.safetensors", "pt") as f:
-        for key in f.keys():
-            n = 1
-            for d in f.get_slice(key).get_shape():
-                n *= d
-            total += n
-    return total
+        return sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())
 
 
 def folder_mib(folder: Path) -> float:

@@ -44,7 +44,7 @@ def default_classifier_path(ref, ref_spec: str, beside: Path, image_side: int) -
     return Path(beside) / f"classifier-{slug}-{image_side}px.pt"
 
 
-def load_metric_classifier(ref, path: Path, train_ok: bool = True, threads: int = 0):
+def load_metric_classifier(ref, path: Path, threads: int = 0):
     """The classifier of `ref`'s images and classes: loaded from `path`, or trained on `ref`'s images
     (ReferenceImages) and saved there, on `threads` CPU threads (0: as set). The weights depend on
     the thread count: a bench trains it under its recipe's runtime.threads (the digits': 1, which
@@ -59,8 +59,6 @@ def load_metric_classifier(ref, path: Path, train_ok: bool = True, threads: int 
             raise UserError(f"the classifier of reference {ref.name} is not at {path}: pass --classifier FILE (the "
                             "one make-ref used), or a DATASET:SPLIT or image-folder --ref to train one")
         return load_classifier(path, ref.image_shape[-1], len(ref.class_names))
-    if not Path(path).is_file() and not train_ok:
-        raise UserError(f"classifier file not found: {path}")
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -94,13 +92,12 @@ def default_metrics(network: str, settings) -> list[str]:
     return ["fid", "is"] if has_logits else ["fid"]
 
 
-def metric_network(settings, reference, side: int, default_path, ref_spec: str = "", say=None) -> tuple[str, object | None]:
+def metric_network(settings, reference, side: int, default_path, ref_spec: str, say) -> tuple[str, object | None]:
     """("inception" or "classifier", the classifier or None for evaluate()'s TF-Inception / VGG16).
     `say` (a one-line message callback) is told why auto chose the classifier, and when one is trained."""
     network, why = choose_network(settings, side, reference)
     if network != "classifier":
         return network, None
-    say = say or (lambda text: None)
     path = Path(settings.classifier) if settings.classifier else default_path()
     trains = not path.is_file()
     said = "eval: the metric network is the bench's small classifier" + (f" ({why})" if why else "")
@@ -113,22 +110,3 @@ def metric_network(settings, reference, side: int, default_path, ref_spec: str =
         say(said)
     return network, net
 
-
-def evaluate_samples(samples, ref: str, config, *, metrics_given: bool, device: str = "cpu", progress: bool = False,
-                     say=None) -> dict:
-    """What `coral-ft eval` computes: the samples (an .npz or an image folder) against `ref` (a
-    stats file, an image folder or DATASET:SPLIT read at the samples' size), with the metric
-    network `config.eval` names or auto picks; without `metrics_given`, the metrics that run with it."""
-    from dataclasses import replace
-
-    from coral_ft.metrics.evaluation import evaluate, load_reference, load_samples
-
-    samples = Path(samples)
-    loaded = load_samples(samples)
-    side = loaded.images.shape[1]
-    # A data set whose reader resizes (digits) is read at the samples' size, e.g. 8x8 digits.
-    reference = load_reference(ref, config.data.root, image_size=side)
-    network, extractor = metric_network(config.eval, reference, side,
-                                        lambda: default_classifier_path(reference, ref, samples.parent, side), ref, say)
-    settings = config.eval if metrics_given else replace(config.eval, metrics=default_metrics(network, config.eval))
-    return evaluate(loaded, reference, settings, extractor=extractor, device=device, progress=progress)

@@ -32,18 +32,12 @@ LOCAL_TIMEOUT_MIN = 60 * 24 * 365  # submitit's local executor stops jobs after 
 
 def waves(plan: BenchPlan) -> list[list[Trial]]:
     """The trials in the order they may start: the bases, then the rest; each wave in seed order."""
-    order = {arm: i for i, arm in enumerate(plan.arms)}
-
-    def seed_order(trials):
-        return sorted(trials, key=lambda t: (t.seed_index, order[t.arm]))
-
-    bases = [t for t in plan.trials if t.role == "base"]
-    rest = [t for t in plan.trials if t.role != "base"]
-    return [w for w in (seed_order(bases), seed_order(rest)) if w]
+    arms = plan.arms
+    ordered = sorted(plan.trials, key=lambda t: (t.seed_index, arms.index(t.arm)))
+    return [w for w in ([t for t in ordered if t.role == "base"], [t for t in ordered if t.role != "base"]) if w]
 
 
 def pending(trials: list[Trial]) -> list[Trial]:
-    """Trials without their evaluation: everything else is finished."""
     return [t for t in trials if not (t.folder / "eval.json").is_file()]
 
 
@@ -64,7 +58,6 @@ class TrialJob:
 
         plan, data = prepared_plan(self.name, self.config, self.out)
         trial = next(t for t in plan.trials if t.name == self.trial)
-        trial.folder.mkdir(parents=True, exist_ok=True)
         run_trial(build_context(plan, data, progress=False), trial)
         return self.trial
 
@@ -84,13 +77,8 @@ def slurm_parameters(launch) -> dict:
     params = {"timeout_min": launch.time_min, "nodes": 1, "tasks_per_node": 1,
               "gpus_per_node": launch.gpus_per_trial, "cpus_per_task": launch.cpus_per_trial or SLURM_CPUS_PER_TRIAL,
               "slurm_signal_delay_s": 120}
-    if launch.partition:
-        params["slurm_partition"] = launch.partition
-    if launch.mem_gb:
-        params["mem_gb"] = launch.mem_gb
-    if launch.slurm:
-        params["slurm_additional_parameters"] = dict(launch.slurm)
-    return params
+    given = {"slurm_partition": launch.partition, "mem_gb": launch.mem_gb, "slurm_additional_parameters": dict(launch.slurm)}
+    return {**params, **{key: value for key, value in given.items() if value}}  # the cluster's defaults where unset
 
 
 def describe_jobs(plan: BenchPlan) -> str:
@@ -130,7 +118,7 @@ class Launcher:
         if self.launch.launcher == "slurm":
             self.executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
             self.executor.update_parameters(name=f"coral-ft-{plan.name}", **slurm_parameters(self.launch))
-            self.slots, self.gpu_pool = None, []
+            self.slots, self.gpu_pool, self.job_config = None, [], plan.config
         else:
             self.executor = submitit.LocalExecutor(folder=folder)
             self.slots = self.launch.jobs
@@ -140,16 +128,12 @@ class Launcher:
                 raise UserError(f"--jobs {self.launch.jobs} x --gpus-per-trial {per} needs {per * self.launch.jobs} GPUs; "
                                 f"this machine has {gpus}: lower --jobs or --gpus-per-trial")
             self.gpu_pool = [list(range(i * per, (i + 1) * per)) for i in range(self.launch.jobs)] if gpus and per else []
-
-    def config_for_job(self):
-        config = self.plan.config
-        if self.launch.launcher == "slurm" or self.gpu_pool:
-            return config
-        threads = job_threads(config, self.launch.jobs, self.launch.cpus_per_trial)
-        return replace(config, runtime=replace(config.runtime, threads=threads))
+            threads = job_threads(plan.config, self.launch.jobs, self.launch.cpus_per_trial)
+            self.job_config = plan.config if self.gpu_pool else replace(
+                plan.config, runtime=replace(plan.config.runtime, threads=threads))
 
     def submit(self, trial: Trial, gpus: list[int]):
-        job = TrialJob(self.plan.name, self.config_for_job(), str(self.plan.out), trial.name)
+        job = TrialJob(self.plan.name, self.job_config, str(self.plan.out), trial.name)
         if self.launch.launcher == "local":
             self.executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN, gpus_per_node=len(gpus),
                                             visible_gpus=tuple(gpus))
@@ -178,7 +162,7 @@ class Launcher:
                         say(f"finished {trial.name}")
                     else:
                         failed.append((trial, _last_line(error)))
-                        say(f"failed {trial.name}: {_last_line(error)} (log: {job.paths.stderr})")
+                        say(f"failed {trial.name}: {failed[-1][1]} (log: {job.paths.stderr})")
         except KeyboardInterrupt:
             for job in running:
                 job.cancel(check=False)

@@ -22,6 +22,14 @@ def _pyplot():
     return plt
 
 
+def _save(fig, ax, path: Path) -> Path:
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
 def per_class_chart(per_method: dict[str, dict[int, float]], counts: list[int], groups, title: str, path: Path) -> Path | None:
     """Per-class FID (mean over seeds) of each method, classes sorted by training count (head on the
     left), the groups shaded. Bars up to BAR_LIMIT classes, points beyond, a fixed figure size."""
@@ -53,11 +61,7 @@ def per_class_chart(per_method: dict[str, dict[int, float]], counts: list[int], 
         ax.set_xlabel(f"{len(order)} classes sorted by training count, head to tail ({counts[order[0]]} to {counts[order[-1]]} images)")
     ax.set_ylabel("FID per class")
     ax.set_title(title, fontsize=10, pad=14)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path)
 
 
 def sweep_plot(sweeps: dict[str, list[dict[float, float]]], chosen: dict[str, list[float]], title: str, path: Path) -> Path | None:
@@ -79,11 +83,7 @@ def sweep_plot(sweeps: dict[str, list[dict[float, float]]], chosen: dict[str, li
     ax.set_xlabel("guidance weight W (paper eq. 4)")
     ax.set_ylabel("FID on the selection set")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path)
 
 
 def memorisation_picture(path: Path, samples, memo, train: np.ndarray, classes: list[int], title: str,

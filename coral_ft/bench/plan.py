@@ -65,7 +65,6 @@ class Trial:
     folder: Path
     paper: dict[str, float] = field(default_factory=dict)
     role: str = "scratch"  # scratch | base (finetune: the base every arm starts from) | arm (a fine-tune)
-    base_index: int | None = None  # finetune: the base seed this trial belongs to
     trains: bool = True  # False: a user's base, used as it is
 
     @property
@@ -108,10 +107,6 @@ class BenchPlan:
     @property
     def sweep(self) -> list[float]:
         return list(self.config.bench.guidance_sweep)
-
-    def base_of(self, trial: Trial) -> Trial:
-        """The base trial a fine-tune arm starts from."""
-        return next(t for t in self.trials if t.role == "base" and t.base_index == trial.base_index)
 
 
 def run_config(config: RunConfig, method: str, overrides: Mapping[str, Any] | None = None) -> RunConfig:
@@ -168,11 +163,8 @@ def scratch_trials(config: RunConfig, overrides: dict, out: Path) -> list[Trial]
 def finetune_trials(config: RunConfig, overrides: dict, out: Path) -> list[Trial]:
     """The bases first (each arm needs its base), then every arm over every (base, fine-tune seed)."""
     b, ft = config.bench, config.bench.finetune
-    trials = []
-    for base in range(ft.base_seeds):
-        folder = out / BASE_ARM / f"seed-{base}"
-        trials.append(Trial(BASE_ARM, base, base_config(config, overrides, base), folder, role="base",
-                            base_index=base, trains=not ft.base))
+    trials = [Trial(BASE_ARM, base, base_config(config, overrides, base), out / BASE_ARM / f"seed-{base}", role="base",
+                    trains=not ft.base) for base in range(ft.base_seeds)]
     # the arms' budget is the fine-tune table's, shortened by the scale as the base's own budget is;
     # a method's own training settings (T2H's longer schedule) give way to it, so every arm trains alike
     budget = config_from_dict(apply_overrides(config.to_dict(), ft.overrides))
@@ -188,8 +180,7 @@ def finetune_trials(config: RunConfig, overrides: dict, out: Path) -> list[Trial
                 k = base * b.seeds + i
                 given = {**overrides, **arm_overrides, "finetune.base": spec, "finetune.lora": lora,
                          "train.seed": config.train.seed + FINETUNE_SEED_OFFSET + i}
-                trials.append(Trial(arm, k, run_config(config, method, given), out / arm / f"seed-{k}", role="arm",
-                                    base_index=base))
+                trials.append(Trial(arm, k, run_config(config, method, given), out / arm / f"seed-{k}", role="arm"))
     return trials
 
 

@@ -39,15 +39,9 @@ def trial_values(plan, evaluation: dict, groups) -> dict[str, float | None]:
     out: dict[str, float | None] = {m: value_of(evaluation, m) for m in plan.metrics}
     out["per-class-fid"] = value_of(evaluation, "per-class-fid")
     out["W"] = evaluation.get("guidance")
-    for m in BENCH_EXTRAS:
-        if value_of(evaluation, m) is not None:
-            out[m] = value_of(evaluation, m)
-    for group in groups.classes:
-        for m in group_metrics():
-            value = value_of(evaluation, m, group)
-            if value is not None:
-                out[f"{group}:{m}"] = value
-    return out
+    found = {**{m: value_of(evaluation, m) for m in BENCH_EXTRAS},
+             **{f"{group}:{m}": value_of(evaluation, m, group) for group in groups.classes for m in group_metrics()}}
+    return {**out, **{name: value for name, value in found.items() if value is not None}}
 
 
 def _interval_dict(iv) -> dict:
@@ -64,11 +58,6 @@ def common_seeds(plan, values: dict[str, dict]) -> list[int]:
     return sorted(set.intersection(*held)) if held else []
 
 
-def seed_rows(plan, arm: str, values: dict[str, dict]) -> dict[int, dict]:
-    """Seed index -> values of an arm's trials."""
-    return {t.seed_index: values[t.name] for t in plan.trials if t.arm == arm and t.name in values}
-
-
 def collect(ctx, evaluations: dict[str, dict]) -> dict:
     """evaluations: trial name -> eval.json. -> the results.json document."""
     plan, groups = ctx.plan, ctx.groups
@@ -76,30 +65,24 @@ def collect(ctx, evaluations: dict[str, dict]) -> dict:
     names = list(dict.fromkeys(k for row in values.values() for k in row))
     common = common_seeds(plan, values)
     single_base = plan.protocol == "finetune"
-    methods = {}
+    methods, judged_rows = {}, {}
     for arm in plan.arms:
         trials = sorted((t for t in plan.trials if t.arm == arm and t.name in values), key=lambda t: t.seed_index)
         judged = trials if arm == BASE_ARM and single_base else [t for t in trials if t.seed_index in common]
-        rows = [values[t.name] for t in judged]
+        judged_rows[arm] = {t.seed_index: values[t.name] for t in judged}
         extra = [t for t in trials if t not in judged]
         methods[arm] = {"seeds": [t.seed_index for t in trials], "common_seeds": [t.seed_index for t in judged],
                         "extra_seeds": [t.seed_index for t in extra],
                         "extra_values": {n: [values[t.name].get(n) for t in extra] for n in names} if extra else {},
-                        "measured": {n: _interval_dict(t_interval([r.get(n) for r in rows])) for n in names},
+                        "measured": {n: _interval_dict(t_interval([r.get(n) for r in judged_rows[arm].values()]))
+                                     for n in names},
                         "paper": next((t.paper for t in trials), {}),
                         "paper_note": getattr(plan.config.bench.methods.get(arm), "paper_note", ""),
                         "per_class_fid": _per_class_mean(evaluations, judged),
                         "sample_accuracy_per_class": _accuracy_mean(evaluations, judged),
                         "sweep": _sweeps(judged), "cost": _cost(judged)}
-    if BASELINE in methods:
-        base_rows = {k: v for k, v in seed_rows(plan, BASELINE, values).items() if k in common}
-        for arm in methods:
-            if arm == BASE_ARM and single_base:
-                methods[arm]["vs_ddpm"] = _against_single(seed_rows(plan, arm, values), base_rows, names,
-                                                          plan.config.bench.seeds)
-            elif arm != BASELINE:
-                mine = {k: v for k, v in seed_rows(plan, arm, values).items() if k in common}
-                methods[arm]["vs_ddpm"] = _paired(mine, base_rows, names)
+    for arm, vs in _vs_baseline(judged_rows, names, single_base, plan.config.bench.seeds).items():
+        methods[arm]["vs_ddpm"] = vs
     network = "bench classifier (penultimate layer)" if plan.use_classifier else (
         f"TF-Inception pool3, {plan.config.eval.resize} resize (recall: {plan.config.eval.recall_network})")
     results = {"bench": plan.name, "title": plan.title, "scale": plan.scale, "protocol": plan.protocol,
@@ -114,30 +97,35 @@ def collect(ctx, evaluations: dict[str, dict]) -> dict:
     return results
 
 
-def _paired(mine: dict[int, dict], base: dict[int, dict], names: list[str]) -> dict:
-    common = sorted(set(mine) & set(base))
+def _vs_baseline(rows: dict[str, dict[int, dict]], names: list[str], single_base: bool, per_base: int) -> dict:
+    """Each arm's paired differences from the baseline, by seed index. The fine-tune protocol's base
+    (one evaluation per base) is paired with the baseline's fine-tune seeds of that base: its interval
+    spans the arm's seed spread only (the base was sampled once), so it is labelled and never called
+    significant."""
+    base = rows.get(BASELINE)
+    if base is None:
+        return {}
     vs = {}
-    for n in names:
-        if higher_is_better(n) is None:
-            continue
-        iv = paired_difference([mine[i].get(n) for i in common], [base[i].get(n) for i in common])
-        if iv.values:
-            vs[n] = _difference_dict(n, iv)
+    for arm, mine in rows.items():
+        if arm == BASE_ARM and single_base:
+            pairs = [(mine[k // per_base], row) for k, row in sorted(base.items()) if k // per_base in mine]
+            vs[arm] = _differences(pairs, names, single_evaluation=True)
+        elif arm != BASELINE:
+            vs[arm] = _differences([(mine[k], base[k]) for k in sorted(mine) if k in base], names)
     return vs
 
 
-def _against_single(bases: dict[int, dict], arm_rows: dict[int, dict], names: list[str], per_base: int) -> dict:
-    """The base (one evaluation per base) against the baseline arm's fine-tune seeds of that base:
-    each seed's difference from the one base value. Its interval spans the arm's seed spread only
-    (the base was sampled once), so it is labelled and never called significant."""
-    pairs = [(bases[k // per_base], row) for k, row in sorted(arm_rows.items()) if k // per_base in bases]
+def _differences(pairs: list[tuple[dict, dict]], names: list[str], single_evaluation: bool = False) -> dict:
+    """Per metric with a direction: the paired difference (first - second) over the pairs of rows."""
     vs = {}
     for n in names:
         if higher_is_better(n) is None:
             continue
-        iv = paired_difference([b.get(n) for b, _ in pairs], [r.get(n) for _, r in pairs])
+        iv = paired_difference([a.get(n) for a, _ in pairs], [b.get(n) for _, b in pairs])
         if iv.values:
-            vs[n] = {**_difference_dict(n, iv), "excludes_zero": False, "single_evaluation": True}
+            vs[n] = _difference_dict(n, iv)
+            if single_evaluation:
+                vs[n].update(excludes_zero=False, single_evaluation=True)
     return vs
 
 
@@ -157,8 +145,7 @@ def _cost(trials) -> dict | None:
             for f in COST_FIELDS}
     # peak memory measured two ways (runs from before the kind was recorded measured the rise of the
     # resident set): the mean of the recorded kind's runs only
-    kinds = {c.get("peak_memory_of") for c in costs}
-    kind = next((k for k in kinds if k is not None), None)
+    kind = next((c["peak_memory_of"] for c in costs if c.get("peak_memory_of") is not None), None)
     same = [c["peak_memory_mib"] for c in costs if c.get("peak_memory_of") == kind and c.get("peak_memory_mib") is not None]
     mean["peak_memory_mib"] = float(np.mean(same)) if same else None
     mean["peak_memory_of"] = kind
@@ -223,35 +210,34 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+def _spread(results: dict) -> str:
+    """What the table's intervals are taken over: the common seeds, those so far of a bench in progress."""
+    kind = "fine-tune" if results.get("protocol") == "finetune" else "training"
+    done = {name: len(row.get("seeds", [])) for name, row in results["methods"].items()}
+    planned = planned_trials(results)
+    common = len(results.get("common_seeds", []))
+    over = "mean ± half-width of the 95% interval (Student t) over " + (
+        f"the {common} {kind} seed(s) every arm has" if common else f"{kind} seeds")
+    if done and done != planned:  # a report of a bench in progress (`--report`)
+        so_far = ", ".join(f"{name} {n}" for name, n in done.items())
+        return f"{over}; {kind} seeds so far ({so_far}); planned {results['seeds']}"
+    seeds = max(planned.values(), default=results["seeds"])
+    return over if seeds > 1 else f"one {kind} seed: no interval (run with --seeds N for one)"
+
+
 def summary_lines(results: dict) -> list[str]:
     """The main table and the paired differences: what the bench prints in the terminal too."""
     metrics, rows = results["metrics"], results["methods"]
     has_paper = results["scale"] == "paper" and any(v is not None for r in rows.values() for v in r["paper"].values())
-    extra = [m for m in BENCH_EXTRAS if any(m in r["measured"] for r in rows.values())]
-    cols = metrics + extra
-    seeds = results["seeds"]
+    cols = metrics + [m for m in BENCH_EXTRAS if any(m in r["measured"] for r in rows.values())]
     head = ["method", "W"] + [(f"{m} (paper)" if has_paper and m in metrics else m) for m in cols]
-    body = []
-    for name, row in rows.items():
-        cells = [name, fmt_interval("W", row["measured"].get("W"))]
-        for m in cols:
-            cell = fmt_interval(m, row["measured"].get(m))
-            if has_paper and m in metrics:
-                cell += f" ({fmt(m, row['paper'].get(m))})"
-            cells.append(cell)
-        body.append(cells)
-    kind = "fine-tune" if results.get("protocol") == "finetune" else "training"
-    done = {name: len(row.get("seeds", [])) for name, row in rows.items()}
-    planned = planned_trials(results)
-    common = len(results.get("common_seeds", []))
-    over = f"the {common} {kind} seed(s) every arm has" if common else f"{kind} seeds"
-    if done and done != planned:  # a report of a bench in progress (`--report`)
-        kind += " seeds so far (" + ", ".join(f"{name} {n}" for name, n in done.items()) + ");"
-        spread = f"mean ± half-width of the 95% interval (Student t) over {over}; {kind} planned {results['seeds']}"
-    else:
-        seeds = max(planned.values(), default=seeds)
-        spread = (f"mean ± half-width of the 95% interval (Student t) over {over}" if seeds > 1
-                  else f"one {kind} seed: no interval (run with --seeds N for one)")
+
+    def cell(row: dict, m: str) -> str:
+        text = fmt_interval(m, row["measured"].get(m))
+        return text + f" ({fmt(m, row['paper'].get(m))})" if has_paper and m in metrics else text
+
+    body = [[name, fmt_interval("W", row["measured"].get("W"))] + [cell(row, m) for m in cols] for name, row in rows.items()]
+    spread = _spread(results)
     lines = [f"{results['title']}, scale `{results['scale']}`: {spread}; {results['num_samples']} samples per trial.", ""]
     if results["scale"] in NOISE_SCALES:
         lines += [f"Scale `{results['scale']}` is a check that every stage runs: barely trained models and a few "
@@ -301,14 +287,15 @@ def markdown(results: dict, figures: dict[str, Path | None]) -> str:
             lines += _table(head, [[m] + [fmt_diff(k, d.get(f"{n}:{k}")) for n in group_names for k in present]
                                    for m, d in diffs.items()])
     acc = {m: r["sample_accuracy_per_class"] for m, r in rows.items() if r.get("sample_accuracy_per_class")}
-    if acc and len(next(iter(acc.values()))) <= 10:
-        n = len(next(iter(acc.values())))
+    n = len(next(iter(acc.values()), []))
+    if acc and n <= 10:
         lines += ["", "Per-class sample accuracy (does the classifier see class c in class c's samples?), mean over seeds:", ""]
         lines += _table(["method"] + [str(c) for c in range(n)], [[m] + [fmt("sample_accuracy", a) for a in v] for m, v in acc.items()])
     for key, caption in (("per_class", "per-class FID"), ("sweep", "FID against W")):
         if figures.get(key) is not None:
             lines += ["", f"![{caption}]({figures[key].name})"]
-    lines += ["", "Per trial: " + ", ".join(f"[{t}]({t}/grid.png)" for t in _trial_names(results)),
+    trials = [f"{m}/seed-{i}" for m, r in rows.items() for i in r["seeds"]]
+    lines += ["", "Per trial: " + ", ".join(f"[{t}]({t}/grid.png)" for t in trials),
               "", f"Every trial's values: {RESULTS_CSV} and {RESULTS_JSON}.", ""]
     return "\n".join(lines)
 
@@ -347,10 +334,6 @@ def finetune_lines(results: dict) -> list[str]:
 
 def _class_list(classes: list[int]) -> str:
     return f"classes {', '.join(map(str, classes))}" if len(classes) <= 12 else f"{len(classes)} classes"
-
-
-def _trial_names(results: dict) -> list[str]:
-    return [f"{m}/seed-{i}" for m, r in results["methods"].items() for i in r["seeds"]]
 
 
 def write_report(ctx, evaluations: dict) -> tuple[Path, str]:

@@ -17,7 +17,7 @@ from coral_ft.errors import UserError
 
 @dataclass(frozen=True)
 class ReportContext:
-    """What the report reads of a bench: the plan, the groups and the training counts."""
+    """What the report reads of a bench (without training anything)."""
 
     plan: BenchPlan
     groups: Groups
@@ -25,7 +25,6 @@ class ReportContext:
 
 
 def finished_evaluations(plan: BenchPlan) -> dict[str, dict]:
-    """trial name -> eval.json, for the trials evaluated so far."""
     return {t.name: json.loads((t.folder / "eval.json").read_text()) for t in plan.trials
             if (t.folder / "eval.json").is_file()}
 

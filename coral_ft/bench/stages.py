@@ -9,7 +9,7 @@ train and sample their shares and wait for its decisions (the chosen W) at barri
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,15 +41,12 @@ def train_stage(ctx: BenchContext, trial: Trial) -> Path:
     marker = _marker(trial, "train")
     if marker.is_file():
         return Path(json.loads(marker.read_text())["model"])
+    from coral_ft.finetune.source import FinetuneSource
     from coral_ft.train.trainer import train
 
     cost = None
     if trial.trains:
-        source = None
-        if trial.role == "arm":
-            from coral_ft.finetune.source import FinetuneSource
-
-            source = FinetuneSource(trial.config.finetune)
+        source = FinetuneSource(trial.config.finetune) if trial.role == "arm" else None
         # --resume starts a run that has no checkpoint yet, and continues one that has.
         with measure_training(ctx.device) as measured:
             model_dir = train(trial.config, trial.run_dir, resume=True, source=source, progress=ctx.progress,
@@ -59,7 +56,7 @@ def train_stage(ctx: BenchContext, trial: Trial) -> Path:
         model_dir = conditional_base(ctx, trial)
     if ctx.is_main:
         write_json(marker, {"model": str(model_dir), "steps": trial.config.train.max_steps if trial.trains else 0,
-                            "processes": ctx.accelerator.num_processes, "cost": cost.to_dict() if cost else None})
+                            "processes": ctx.accelerator.num_processes, "cost": asdict(cost) if cost else None})
     ctx.accelerator.wait_for_everyone()
     return model_dir
 
@@ -101,6 +98,8 @@ def sweep_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> Trial:
     sweep, pick the W with the lowest FID -> the trial, its config's sample.guidance the chosen W.
     The reported samples are drawn afterwards, with the reported seed, at that W: nothing is
     selected on the samples that are reported."""
+    from coral_ft.metrics.evaluation import evaluate
+
     plan = ctx.plan
     if not plan.sweep:
         return trial
@@ -115,7 +114,8 @@ def sweep_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> Trial:
             if not path.is_file():
                 _sample(ctx, model_dir, path, plan.config.bench.selection_samples, replace(base, guidance=w))
             if ctx.is_main:
-                fids[w] = selection_fid(ctx, path)
+                fids[w] = evaluate(path, ctx.reference, ctx.eval_settings(["fid"]), extractor=ctx.metric_net,
+                                   device=ctx.device)["metrics"]["fid"]["value"]
         if ctx.is_main:
             best = min(fids, key=lambda w: (fids[w], w))
             write_json(result_path, {"fid": {f"{w:g}": v for w, v in fids.items()}, "chosen": best,
@@ -123,13 +123,6 @@ def sweep_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> Trial:
         ctx.accelerator.wait_for_everyone()
     chosen = float(json.loads(result_path.read_text())["chosen"])
     return replace(trial, config=replace(trial.config, sample=replace(trial.config.sample, guidance=chosen)))
-
-
-def selection_fid(ctx: BenchContext, path: Path) -> float:
-    from coral_ft.metrics.evaluation import evaluate
-
-    result = evaluate(path, ctx.reference, ctx.eval_settings(["fid"]), extractor=ctx.metric_net, device=ctx.device)
-    return result["metrics"]["fid"]["value"]
 
 
 def sample_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> Path:
@@ -147,7 +140,6 @@ def sample_stage(ctx: BenchContext, trial: Trial, model_dir: Path) -> Path:
 
 # -- evaluate -------------------------------------------------------------------------------------
 def has_per_class_samples(labels: np.ndarray, num_classes: int) -> bool:
-    """Every class has enough samples for a per-class FID."""
     counts = np.bincount(labels, minlength=num_classes)
     return counts.size > 0 and int(counts.min()) >= max(PER_CLASS_MIN_SAMPLES, MIN_SAMPLES)
 
@@ -159,9 +151,6 @@ def evaluate_stage(ctx: BenchContext, trial: Trial, samples_path: Path) -> dict:
     from coral_ft.metrics.registry import computations_for
     from coral_ft.sample.grid import save_class_grid
 
-    path = trial.folder / "eval.json"
-    if path.is_file():
-        return json.loads(path.read_text())
     guidance = trial.config.sample.guidance
     samples = load_samples(samples_path)
     num_classes = ctx.data.num_classes
@@ -181,7 +170,7 @@ def evaluate_stage(ctx: BenchContext, trial: Trial, samples_path: Path) -> dict:
             result["groups"][name]["sample_accuracy"] = float(np.nanmean([acc[c] for c in classes]))
     if ctx.memo is not None:
         result["memorisation"] = memorisation_stage(ctx, trial, samples)
-    write_json(path, result)
+    write_json(trial.folder / "eval.json", result)
     return result
 
 
@@ -194,8 +183,8 @@ def memorisation_stage(ctx: BenchContext, trial: Trial, samples) -> dict:
     sample_feats = ctx.feature_net().features(samples.images)
     memo = memorisation(sample_feats, samples.labels, feats["train_features"], feats["train_labels"],
                         feats["heldout_features"], feats["heldout_labels"])
-    out = {"rule": f"share of samples closer to a training image of their class than the held-out images' "
-                   f"{5}th percentile", "groups": {n: memo.share(samples.labels, c) for n, c in groups.classes.items()},
+    out = {"rule": "share of samples closer to a training image of their class than the held-out images' "
+                   "5th percentile", "groups": {n: memo.share(samples.labels, c) for n, c in groups.classes.items()},
            "overall": memo.share(samples.labels, np.unique(samples.labels))}
     tail = picture_classes(ctx.counts)
     if tail:

@@ -31,10 +31,6 @@ class Interval:
     values: list[float]
 
     @property
-    def half_width(self) -> float | None:
-        return None if self.ci95 is None else (self.ci95[1] - self.ci95[0]) / 2
-
-    @property
     def agree_exactly(self) -> bool:
         """Two or more values, all the same: a zero-width interval that says nothing."""
         return len(self.values) > 1 and max(self.values) - min(self.values) <= 1e-12 * max(1.0, abs(self.mean))
@@ -50,15 +46,15 @@ class Interval:
         return float(stats.ttest_1samp(self.values, 0.0).pvalue)
 
 
-def t_interval(values, level: float = LEVEL) -> Interval:
-    """mean +- t_{n-1, (1+level)/2} * s / sqrt(n) of the finite values."""
+def t_interval(values) -> Interval:
+    """mean +- t_{n-1, 0.975} * s / sqrt(n) of the finite values."""
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
     if len(x) == 0:
         return Interval(float("nan"), None, [])
     mean = float(x.mean())
     if len(x) < 2:
         return Interval(mean, None, x.tolist())
-    half = half_width(x.std(ddof=1), len(x), level)
+    half = half_width(x.std(ddof=1), len(x))
     return Interval(mean, (mean - half, mean + half), x.tolist())
 
 
@@ -67,11 +63,11 @@ def half_width(sd: float, n: int, level: float = LEVEL) -> float:
     return float(stats.t.ppf((1 + level) / 2, n - 1) * sd / math.sqrt(n))
 
 
-def paired_difference(values, baseline, level: float = LEVEL) -> Interval:
+def paired_difference(values, baseline) -> Interval:
     """Interval of (values[i] - baseline[i]) over the seed indices both have."""
     pairs = [a - b for a, b in zip(values, baseline)
              if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
-    return t_interval(pairs, level)
+    return t_interval(pairs)
 
 
 def holm(p_values: list[float]) -> list[float]:

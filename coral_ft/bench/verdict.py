@@ -101,7 +101,7 @@ def _text(out: dict, arms: list[str], metrics: list[str], baseline: str, tests: 
     if exact:
         lines.append(f"The seeds agree exactly for {', '.join(exact)} on some metrics (zero-width intervals): "
                      "no evidence either way, left out of the tests.")
-    if out["detectable"] and (seeds >= 2) and not out["named"]:
+    if out["detectable"] and not out["named"]:  # (empty under two seeds)
         parts = [f"{m} {fmt(m, d['value'])}" + (f" ({d['percent']:.0f}% of {baseline}'s mean)" if d["percent"] else "")
                  for m, d in out["detectable"].items()]
         lines.append(f"The smallest differences these {seeds} seeds could have detected (80% power, family-wise "

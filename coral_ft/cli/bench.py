@@ -34,37 +34,38 @@ def bench(
     results.md/.csv/.json, figures, and the table with intervals printed here."""
     config = o.fit_precision(o.resolve_config(recipe=recipe or dataset, sets=sets, flags=flags), sets, flags)
     out = out or Path("runs") / f"bench-{dataset}"
-    if not dry_run:
-        from coral_ft.api import bench as run_bench
-
-        path, summary = run_bench(dataset, config, out, progress=progress, report_only=report)
-        if summary:
-            typer.echo(summary)
-            typer.echo(f"\nfull report: {path}")
+    if dry_run:
+        typer.echo(plan_text(dataset, config, out))
         return
+    from coral_ft.api import bench as run_bench
+
+    path, summary = run_bench(dataset, config, out, progress=progress, report_only=report)
+    if summary:
+        typer.echo(summary)
+        typer.echo(f"\nfull report: {path}")
+
+
+def plan_text(dataset: str, config, out: Path) -> str:
+    """--dry-run: the plan, and the jobs of a fanned-out bench. Planned without the files where the
+    registry knows their shape (as `train --dry-run` shows its config without them); else a missing
+    data set stops here, with what to download or prepare."""
     from coral_ft.bench.context import check_data
     from coral_ft.bench.fanout import describe_jobs
     from coral_ft.bench.plan import describe, fit_smoke_samples, make_plan
-
-    plan = make_plan(dataset, config, out)
-    data, (num_classes, image_shape) = training_data(plan, check_data, dry_run)
-    if plan.scale == "smoke":
-        fit_smoke_samples(plan, num_classes)
-    typer.echo(describe(plan, num_classes, image_shape))
-    if data is None:
-        typer.echo("(planned from the data set's known shape: --dry-run reads no data)")
-    if config.bench.launch.launcher == "slurm" or config.bench.launch.jobs > 1:
-        typer.echo(describe_jobs(plan))
-
-
-def training_data(plan, check_data, dry_run: bool):
-    """(the training set, (classes, (C, H, W))). A missing data set stops here, with what to
-    download or prepare; a --dry-run plans without the files where the registry knows their shape
-    (as `train --dry-run` shows its config without them)."""
     from coral_ft.data.registry import declared_shape
 
-    declared = declared_shape(plan.config.data) if dry_run else None
+    plan = make_plan(dataset, config, out)
+    declared = declared_shape(config.data)
+    if declared is None:
+        data = check_data(plan)
+        num_classes, image_shape = data.num_classes, tuple(data.images.shape[1:])
+    else:
+        num_classes, image_shape = declared
+    if plan.scale == "smoke":
+        fit_smoke_samples(plan, num_classes)
+    lines = [describe(plan, num_classes, image_shape)]
     if declared is not None:
-        return None, declared
-    data = check_data(plan)
-    return data, (data.num_classes, tuple(data.images.shape[1:]))
+        lines.append("(planned from the data set's known shape: --dry-run reads no data)")
+    if config.bench.launch.launcher == "slurm" or config.bench.launch.jobs > 1:
+        lines.append(describe_jobs(plan))
+    return "\n".join(lines)

@@ -18,10 +18,6 @@ app.add_typer(eval_app, name="eval")
 DATA_ROOT = {"data_root": o.DATA["data_root"]}
 
 
-def _extractor_device(config) -> str:
-    return use_runtime(config.runtime)
-
-
 @eval_app.callback(invoke_without_command=True)
 @o.takes(o.EVAL, DATA_ROOT, o.DEVICE)
 def eval_command(
@@ -40,15 +36,14 @@ def eval_command(
         return
     if samples is None or ref is None:
         raise UserError("coral-ft eval needs --samples (a .npz or an image folder) and --ref REF (or the make-ref command)")
-    from coral_ft.bench.eval_network import evaluate_samples
+    from coral_ft.api import evaluate
     from coral_ft.config import config_from_dict
 
     # samples carry no data set name: no recipe unless one is given (the digits default's one thread
     # would slow Inception features on a CPU)
     given = o.layered(recipe=recipe, sets=sets, flags=flags, default_recipe=False)
     config = config_from_dict(given)
-    result = evaluate_samples(samples, ref, config, metrics_given="metrics" in given.get("eval", {}),
-                              device=_extractor_device(config), progress=progress, say=_say)
+    result = evaluate(samples, ref, config, metrics_given="metrics" in given.get("eval", {}), progress=progress)
     typer.echo(json.dumps(result, indent=2) if as_json else format_result(result))
 
 
@@ -90,7 +85,7 @@ def make_ref_command(
     _, extractor = metric_network(config.eval, images, images.images.shape[1], lambda: out.with_suffix(".classifier.pt"),
                                   ref, _say)
     path = make_reference(images, out, config.eval, extractor=extractor, keep_features=features,
-                          device=_extractor_device(config), progress=progress)
+                          device=use_runtime(config.runtime), progress=progress)
     typer.echo(f"reference statistics written to {path}")
 
 

@@ -30,7 +30,6 @@ from coral_ft.config.resolve import BUNDLES, recipe_names, was_given
 from coral_ft.config.resolve import fit_precision as fitted_precision
 from coral_ft.config.resolve import implied_recipe as implied_recipe
 from coral_ft.config.resolve import layered as layered
-from coral_ft.config.resolve import merged as merged
 from coral_ft.config.resolve import resolve_config as resolve_config
 from coral_ft.data.registry import DATASETS
 from coral_ft.metrics.registry import evaluated

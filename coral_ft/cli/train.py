@@ -25,7 +25,7 @@ def training_config(out: Path, recipe, sets, resume: bool, flags: dict, base: di
 
     saved = RunDir(out).config
     run = saved if recipe is None and resume and saved.is_file() else None
-    if resume and recipe is None and run is None and base is None and not names_dataset(sets, flags):
+    if resume and recipe is None and run is None and base is None and not o.was_given("data.dataset", sets, flags):
         raise UserError(f"--resume: {out} holds no run to resume (no {saved.name}: it stopped before it began); "
                         "start it with the options of the original command (--recipe or --dataset, ...) and --resume")
     config = o.resolve_config(recipe=recipe, run=run, base=base, sets=sets, flags=flags)
@@ -33,11 +33,6 @@ def training_config(out: Path, recipe, sets, resume: bool, flags: dict, base: di
     notes = (f"no --recipe: the {implied} recipe (the data set's own) sets everything not given; "
              "--recipe or --set changes it",) if implied is not None else ()
     return o.fit_precision(config, sets, flags), notes  # a recipe's GPU precision on a CPU: what the CPU runs
-
-
-def names_dataset(sets, flags: dict) -> bool:
-    """Whether --dataset or --set data.dataset=... names the data set."""
-    return "data.dataset" in flags or any(s.split("=", 1)[0].strip() == "data.dataset" for s in sets or [])
 
 
 def base_run_data(spec: str | None) -> dict | None:
