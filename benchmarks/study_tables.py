@@ -21,8 +21,8 @@ from pathlib import Path
 
 from common import ROOT
 
-from coral_ft.bench.formatting import fmt
 from coral_ft.bench.stats import half_width, pooled_sd
+from coral_ft.metrics.registry import format_value
 
 PAGES = (ROOT / "docs" / "study.md", ROOT / "README.md")
 MEASURED = ROOT / "docs" / "measurements"
@@ -76,7 +76,7 @@ def latents_per_class(path: Path, t: int = 100, kind: str = "bottleneck") -> dic
 # -- formatting -------------------------------------------------------------------------------------
 def num(metric: str, value: float, sign: bool = False) -> str:
     digits = PAGE_DIGITS.get(metric.split(":")[-1])
-    return fmt(metric, value, sign) if digits is None else f"{value:{'+' if sign else ''}.{digits}f}"
+    return format_value(metric, value, sign) if digits is None else f"{value:{'+' if sign else ''}.{digits}f}"
 
 
 def cell(metric: str, entry: dict) -> str:

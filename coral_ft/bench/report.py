@@ -22,11 +22,10 @@ import numpy as np
 
 from coral_ft.bench.context import reference_split
 from coral_ft.bench.cost import PEAK_MEMORY_LABELS
-from coral_ft.bench.formatting import fmt, higher_is_better
 from coral_ft.bench.plan import BASE_ARM, BASELINE
 from coral_ft.bench.stats import Interval, paired_difference, t_interval
 from coral_ft.bench.verdict import NOISE_SCALES, judge
-from coral_ft.metrics.registry import group_metrics, value_of
+from coral_ft.metrics.registry import format_value, group_metrics, higher_is_better, value_of
 
 RESULTS_MD, RESULTS_CSV, RESULTS_JSON = "results.md", "results.csv", "results.json"
 PER_CLASS_PNG, SWEEP_PNG = "per_class_fid.png", "guidance_sweep.png"
@@ -187,18 +186,18 @@ def fmt_interval(name: str, entry: dict) -> str:
         return "-"
     half = (entry["ci95"][1] - entry["ci95"][0]) / 2 if entry["ci95"] is not None else 0.0
     if half <= 1e-9 * max(1.0, abs(entry["mean"])):  # one seed, or one value at every seed (W without a sweep)
-        return fmt(name, entry["mean"])
-    return f"{fmt(name, entry['mean'])} ± {fmt(name, half)}"
+        return format_value(name, entry["mean"])
+    return f"{format_value(name, entry['mean'])} ± {format_value(name, half)}"
 
 
 def fmt_diff(name: str, entry: dict | None) -> str:
     if entry is None:
         return "-"
-    text = fmt(name, entry["diff"], sign=True)
+    text = format_value(name, entry["diff"], sign=True)
     if entry.get("agree_exactly"):
         return f"{text} (same on every seed: no evidence)"
     if entry["ci95"] is not None:
-        text += f" [{fmt(name, entry['ci95'][0])}, {fmt(name, entry['ci95'][1])}]"
+        text += f" [{format_value(name, entry['ci95'][0])}, {format_value(name, entry['ci95'][1])}]"
     if entry.get("single_evaluation"):
         return f"{text} (one base evaluation)"
     if entry["excludes_zero"]:
@@ -234,7 +233,7 @@ def summary_lines(results: dict) -> list[str]:
 
     def cell(row: dict, m: str) -> str:
         text = fmt_interval(m, row["measured"].get(m))
-        return text + f" ({fmt(m, row['paper'].get(m))})" if has_paper and m in metrics else text
+        return text + f" ({format_value(m, row['paper'].get(m))})" if has_paper and m in metrics else text
 
     body = [[name, fmt_interval("W", row["measured"].get("W"))] + [cell(row, m) for m in cols] for name, row in rows.items()]
     spread = _spread(results)
@@ -290,7 +289,7 @@ def markdown(results: dict, figures: dict[str, Path | None]) -> str:
     n = len(next(iter(acc.values()), []))
     if acc and n <= 10:
         lines += ["", "Per-class sample accuracy (does the classifier see class c in class c's samples?), mean over seeds:", ""]
-        lines += _table(["method"] + [str(c) for c in range(n)], [[m] + [fmt("sample_accuracy", a) for a in v] for m, v in acc.items()])
+        lines += _table(["method"] + [str(c) for c in range(n)], [[m] + [format_value("sample_accuracy", a) for a in v] for m, v in acc.items()])
     for key, caption in (("per_class", "per-class FID"), ("sweep", "FID against W")):
         if figures.get(key) is not None:
             lines += ["", f"![{caption}]({figures[key].name})"]

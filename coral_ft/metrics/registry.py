@@ -156,7 +156,17 @@ def better(name: str, a: float, b: float) -> bool:
     return a < b if not metric(name).higher_is_better else a > b
 
 
-def format_value(name: str, value: float | None) -> str:
+def higher_is_better(name: str) -> bool | None:
+    """None: not a quality measure (W), never called better or worse. `name` may carry a group
+    prefix (`tail:fid`)."""
+    base = name.split(":")[-1]
+    return METRICS[base].higher_is_better if base in METRICS else None
+
+
+def format_value(name: str, value, sign: bool = False) -> str:
+    """A metric's value as every table writes it (`name` may carry a group prefix; W has 2 digits)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return f"{value:.{metric(name).digits}f}"
+    base = name.split(":")[-1]
+    digits = METRICS[base].digits if base in METRICS else 2 if base == "W" else 3
+    return f"{value:{'+' if sign else ''}.{digits}f}"
