@@ -453,8 +453,10 @@ def verdict(results: dict) -> str:
     cost, full = (methods.get("ddpm-lora") or {}).get("cost") or {}, (methods.get("ddpm") or {}).get("cost") or {}
     if cost and full:
         share = cost["trainable_parameters"] / full["trainable_parameters"]
+        steps = (f", and a step takes {cost['step_seconds']:.2f} s against {full['step_seconds']:.2f} s (one busy core)"
+                 if cost.get("step_seconds") and full.get("step_seconds") else "")
         lines.append(f"LoRA trains {share:.0%} of the weights and saves {cost['saved_mib']:.1f} MiB against "
-                     f"{full['saved_mib']:.1f}.")
+                     f"{full['saved_mib']:.1f}{steps}.")
     return " ".join(lines) + "\n"
 
 
@@ -466,10 +468,7 @@ def block_ft_verdict() -> str:
     return "".join(out)
 
 
-def block_readme_ft() -> str:
-    r = finetune_results("lt")
-    if r is None:
-        return "Not run yet.\n"
+def readme_ft_table(r: dict) -> str:
     rows = []
     for name, x in r["methods"].items():
         d = x.get("vs_ddpm", {}).get(TAIL)
@@ -477,8 +476,19 @@ def block_readme_ft() -> str:
         cost = x.get("cost") or {}
         rows.append([name, seeds_cell(x), short_cell("fid", x["measured"].get("fid")),
                      short_cell(TAIL, x["measured"].get(TAIL)), paired,
-                     f"{cost['trainable_parameters'] / 1e6:.2f}M" if cost else "-"])
-    return table(["arm", "seeds", "fid", "tail fid", "tail fid vs ddpm (paired)", "trainable"], rows) + "\n"
+                     f"{cost['trainable_parameters'] / 1e6:.2f}M" if cost else "-",
+                     f"{cost['saved_mib']:.1f}" if cost else "-",
+                     f"{cost['step_seconds']:.2f}" if cost.get("step_seconds") else "-"])
+    return table(["arm", "seeds", "fid", "tail fid", "tail fid vs ddpm (paired)", "trainable", "saved MiB",
+                  "s / step"], rows) + "\n"
+
+
+def block_readme_ft() -> str:
+    out = []
+    for base, label in (("lt", "Long-tailed DDPM base"), ("uncond", "Unconditional balanced base")):
+        r = finetune_results(base)
+        out.append(f"{label}:\n\n" + (readme_ft_table(r) if r else "not run yet.\n"))
+    return "\n".join(out)
 
 
 BLOCKS: dict[str, Callable[[], str]] = {
