@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from coral_ft.checkpoint.model import load_model
 from coral_ft.data.batches import to_uint8
@@ -156,22 +157,25 @@ def sample_to_npz(model, out, num: int, settings, *, png_dir=None, accelerator=N
 
     net = torch.compile(unet, mode=settings.compile_mode) if settings.compile else unet
     missing = np.flatnonzero(~_done_indices(folder, num))
-    batches = [missing[i : i + settings.batch_size] for i in range(0, len(missing), settings.batch_size)]
-    mine = batches[rank::world]
+    mine = [missing[i : i + settings.batch_size] for i in range(0, len(missing), settings.batch_size)][rank::world]
+    drawn = sum(len(b) for b in mine)
     done = num - len(missing) if world == 1 else 0  # other processes' shares are not this bar's
-    bar = _progress_bar(sum(len(b) for b in mine), done, steps) if progress else None
-    with tf32(settings.tf32 and torch.device(device).type == "cuda"):
+    # One bar over every sample of the run (with its ETA), advanced a fraction per denoising step.
+    with tqdm(total=done + drawn, initial=done, desc=f"sampling ({steps} steps)", unit="img", dynamic_ncols=True,
+              bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]", disable=not progress) as bar, \
+            tf32(settings.tf32 and torch.device(device).type == "cuda"):
+
+        def tick(i, t, x) -> None:  # a denoising step of `batch`: its share of the batch's samples
+            bar.update(len(batch) / steps)
+
         for batch in mine:
             batch_labels = all_labels[torch.from_numpy(batch)]
-            seeds = sample_seeds(settings.seed, batch)
-            x = sample(net, scheduler, batch_labels, seeds, settings, callback=_ticker(bar, len(batch) / steps))
+            x = sample(net, scheduler, batch_labels, sample_seeds(settings.seed, batch), settings, callback=tick)
             images = to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
             _write_npz(folder / f"shard-{batch[0]:07d}.npz", indices=batch, images=images, labels=batch_labels.numpy())
-    if bar is not None:
-        bar.close()
     barrier()
     # how many samples each process drew this call: the record that every process took its share
-    drawn = [sum(len(b) for b in mine)]
+    drawn = [drawn]
     if world > 1:
         drawn = accelerator.gather(torch.tensor(drawn, device=device)).tolist()
 
@@ -197,25 +201,6 @@ def tf32(enabled: bool):
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
-
-
-def _ticker(bar, per_step: float):
-    """A denoising callback that advances the bar by one step's share of a batch."""
-    if bar is None:
-        return None
-
-    def tick(i, t, x) -> None:
-        bar.update(per_step)
-
-    return tick
-
-
-def _progress_bar(todo: int, done: int, steps: int):
-    """One bar over every sample of the run (with its ETA), advanced a fraction per denoising step."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=done + todo, initial=done, desc=f"sampling ({steps} steps)", unit="img", dynamic_ncols=True,
-                bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]")
 
 
 def read_settings(path) -> dict | None:

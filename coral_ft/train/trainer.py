@@ -261,71 +261,57 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> Path:
-        t, acc = self.config.train, self.accelerator
-        bar = None
-        if self.progress and acc.is_main_process:
-            from tqdm.auto import tqdm
+        from tqdm.auto import tqdm
 
-            bar = tqdm(total=t.max_steps, initial=self.step, desc=f"train {self.config.objective.method}", dynamic_ncols=True)
+        t, acc = self.config.train, self.accelerator
         window_start, timed_steps = time.perf_counter(), 0
         finite = torch.ones((), dtype=torch.bool, device=acc.device)
-        with StopRequests(acc) as stop_requests:
+        with tqdm(total=t.max_steps, initial=self.step, desc=f"train {self.config.objective.method}", dynamic_ncols=True,
+                  disable=not (self.progress and acc.is_main_process)) as bar, StopRequests(acc) as stop_requests:
             while self.step < t.max_steps:
                 terms = self.train_step()
                 finite &= torch.isfinite(terms["loss"])  # checked at log/checkpoint time: no per-step sync
                 _add(self.window, terms, 1.0)
                 self.window_steps += 1
                 timed_steps += 1
-                if bar is not None:
-                    bar.update(1)
-                stop = stop_requests.agreed(self.step)
-                boundary = {
-                    "log": self.step % t.log_every == 0 or self.step == t.max_steps or stop,
-                    "ckpt": self.step % t.checkpoint_every == 0 or self.step == t.max_steps or stop,
-                    # a grid for every run, unless train.sample_grid = 0
-                    "sample": t.sample_grid > 0 and (self.step % t.sample_every == 0 or self.step == t.max_steps),
-                }
-                if any(boundary.values()) and not bool(acc.reduce(finite.float(), "min")):
-                    if bar is not None:
-                        bar.close()
-                    last = list_checkpoints(self.run_dir.checkpoints)
-                    where = f"last good checkpoint: {last[-1][1]}" if last else "no checkpoint was written yet"
+                bar.update(1)
+                stop, last = stop_requests.agreed(self.step), self.step == t.max_steps
+                log = self.step % t.log_every == 0 or last or stop
+                ckpt = self.step % t.checkpoint_every == 0 or last or stop
+                # a grid for every run, unless train.sample_grid = 0
+                grid = t.sample_grid > 0 and (self.step % t.sample_every == 0 or last)
+                if (log or ckpt or grid) and not bool(acc.reduce(finite.float(), "min")):
+                    checkpoints = list_checkpoints(self.run_dir.checkpoints)
+                    where = f"last good checkpoint: {checkpoints[-1][1]}" if checkpoints else "no checkpoint was written yet"
                     raise TrainingDiverged(f"the loss became NaN/inf by step {self.step}; {where}. Lower train.lr or check the data")
-                if boundary["log"]:
-                    elapsed = time.perf_counter() - window_start
-                    record = {k: float(acc.reduce(v, "mean")) / self.window_steps for k, v in self.window.items()}
-                    record.update(step=self.step, lr=self.lr_schedule.get_last_lr()[0], steps_per_sec=timed_steps / elapsed)
-                    self._log(record)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{record['loss']:.4f}")
-                    self.window, self.window_steps = {}, 0
+                if log:
+                    loss = self._log(timed_steps / (time.perf_counter() - window_start))
+                    bar.set_postfix(loss=f"{loss:.4f}")
                     window_start, timed_steps = time.perf_counter(), 0
-                if boundary["ckpt"]:
+                if ckpt:
                     self.save_checkpoint()
+                if grid and not stop:
+                    self.write_samples(lambda: stop_requests.requested)
+                    stop = stop_requests.agreed_now()  # a stop during the grid: honoured now, not a step later
+                    if stop and not ckpt:
+                        self.save_checkpoint()
                 if stop:
-                    if bar is not None:
-                        bar.close()
                     raise TrainingStopped(f"stopped at step {self.step}: checkpoint written to {self.run_dir.checkpoints}; "
                                           "run the same command with --resume to continue")
-                if boundary["sample"]:
-                    self.write_samples(lambda: stop_requests.requested)
-                    if stop_requests.agreed_now():  # a stop during the grid: honoured now, not a step later
-                        if not boundary["ckpt"]:
-                            self.save_checkpoint()
-                        if bar is not None:
-                            bar.close()
-                        raise TrainingStopped(f"stopped at step {self.step}: checkpoint written to {self.run_dir.checkpoints}; "
-                                              "run the same command with --resume to continue")
-        if bar is not None:
-            bar.close()
         return self.export()
 
-    def _log(self, record: dict) -> None:
-        if self.accelerator.is_main_process:
+    def _log(self, steps_per_sec: float) -> float:
+        """One metrics.jsonl line (and tracker entry): the window's mean terms, lr and speed; -> the mean loss."""
+        acc = self.accelerator
+        record = {k: float(acc.reduce(v, "mean")) / self.window_steps for k, v in self.window.items()}
+        record.update(step=self.step, lr=self.lr_schedule.get_last_lr()[0], steps_per_sec=steps_per_sec)
+        self.window, self.window_steps = {}, 0
+        if acc.is_main_process:
             with open(self.run_dir.metrics, "a") as f:
                 f.write(json.dumps(record) + "\n")
         if self.config.train.report_to != "none":
-            self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=self.step)
+            acc.log({k: v for k, v in record.items() if k != "step"}, step=self.step)
+        return record["loss"]
 
 
 def _add(totals: dict, terms: dict, weight: float) -> None:
