@@ -41,38 +41,27 @@ def export_model(run: str | Path, out: str | Path, merge: bool = False, pipeline
     metrics = known_metrics(model_dir)
     if merge and (meta is None or meta["kind"] != "lora"):
         raise UserError(f"{model_dir} holds full weights, not LoRA adapters: there is nothing to merge; drop --merge")
-    if pipeline:
-        return _export_pipeline(model_dir, out, metrics)
-    info = load_info(model_dir)  # with the run's [sample] settings, which the folder records once it leaves the run
-    if not merge and meta is not None and meta["kind"] == "lora":
-        shutil.copytree(model_dir, out, dirs_exist_ok=True)
+    if not pipeline and not merge and meta is not None and meta["kind"] == "lora":
+        shutil.copytree(model_dir, out, dirs_exist_ok=True)  # a copy keeps the source's modes: respect_umask below
+        info = load_info(model_dir)  # with the run's [sample] settings, which the folder records once it leaves the run
         write_info(out, info)
-        write_model_card(out, info, metrics)
-        respect_umask(out)  # a copy keeps the source's modes
-        return out
-    unet, scheduler, info = load_model(model_dir)
-    core = inner_unet(unet)
-    if is_lora(core):
-        core = merge_lora(core)
-    save_model(out, core, scheduler, info)
-    save_context(out, unet)
-    if meta is not None:
-        write_finetune_meta(out, {**meta, "kind": "full", "merged_from": str(model_dir.resolve())})
-    write_model_card(out, info, metrics)
-    respect_umask(out)
-    return out
+    else:
+        unet, scheduler, info = load_model(model_dir)  # load_info's: with the run's [sample] settings
+        core = inner_unet(unet)
+        if pipeline and core is not unet:
+            raise UserError("a cross-attention U-Net with a fixed context cannot be exported as a pipeline; export it as a model folder")
+        core = merge_lora(core) if is_lora(core) else core
+        if pipeline:
+            from coral_ft.sample.pipeline import CoralPipeline
 
-
-def _export_pipeline(model_dir: Path, out: Path, metrics: dict | None) -> Path:
-    from coral_ft.sample.pipeline import CoralPipeline
-
-    unet, scheduler, info = load_model(model_dir)  # load_info's: with the run's [sample] settings
-    core = inner_unet(unet)
-    if core is not unet:
-        raise UserError("a cross-attention U-Net with a fixed context cannot be exported as a pipeline; export it as a model folder")
-    CoralPipeline(merge_lora(core) if is_lora(core) else core, scheduler, info.class_names or None).save_pretrained(out)
-    write_info(out / "unet", info)  # the sampling settings (W) for `coral-ft sample --model FOLDER`
-    write_model_card(out, info, metrics, pipeline=True)
+            CoralPipeline(core, scheduler, info.class_names or None).save_pretrained(out)
+            write_info(out / "unet", info)  # the sampling settings (W) for `coral-ft sample --model FOLDER`
+        else:
+            save_model(out, core, scheduler, info)
+            save_context(out, unet)
+            if meta is not None:
+                write_finetune_meta(out, {**meta, "kind": "full", "merged_from": str(model_dir.resolve())})
+    write_model_card(out, info, metrics, pipeline=pipeline)
     respect_umask(out)
     return out
 

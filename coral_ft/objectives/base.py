@@ -111,20 +111,14 @@ class Objective:
         return F.mse_loss(pred.float(), target.float())
 
 
-@dataclass(frozen=True)
-class ObjectiveEntry:
-    cls: type[Objective]
-    settings_cls: type
-
-
-OBJECTIVES: dict[str, ObjectiveEntry] = {}
+OBJECTIVES: dict[str, type[Objective]] = {}  # method name -> its class
 
 
 def register(cls: type[Objective]) -> type[Objective]:
     """Class decorator: make a method selectable by its name, the name of its module (so the
     names are known without importing any method: coral_ft.objectives.method_names)."""
     cls.name = cls.__module__.rsplit(".", 1)[-1]
-    OBJECTIVES[cls.name] = ObjectiveEntry(cls, cls.settings_cls)
+    OBJECTIVES[cls.name] = cls
     return cls
 
 
@@ -146,5 +140,4 @@ def drop_labels(
 
 
 def build_objective(objective_cfg, ctx: ObjectiveContext) -> Objective:
-    entry = OBJECTIVES[objective_cfg.method]
-    return entry.cls(objective_cfg.active, ctx)
+    return OBJECTIVES[objective_cfg.method](objective_cfg.active, ctx)

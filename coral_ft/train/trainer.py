@@ -140,7 +140,7 @@ class Trainer:
         config = self.config
         unet = self.source.build(self.data, config)
         self.null_label = null_label_of(unet) if num_classes_of(unet) is not None else None  # None: unconditional
-        method = OBJECTIVES[config.objective.method].cls
+        method = OBJECTIVES[config.objective.method]
         if self.null_label is None and method.needs_labels:
             raise ConfigError(f"an unconditional U-Net (model.conditional = false) trains with a method that needs no "
                               f"class labels (ddpm); {config.objective.method} needs them")
