@@ -29,7 +29,7 @@ from coral_ft.errors import UserError
 from coral_ft.files import atomic_path
 from coral_ft.models.lora import weights_fingerprint
 from coral_ft.models.presets import num_classes_of
-from coral_ft.sample.labels import make_labels, parse_label_spec, sample_seeds
+from coral_ft.sample.labels import make_labels, sample_seeds
 from coral_ft.sample.samplers import resolved_steps, sample
 
 MANIFEST = "manifest.json"
@@ -134,8 +134,7 @@ def sample_to_npz(model, out, num: int, settings, *, png_dir=None, accelerator=N
     if num_classes_of(unet) is None:
         where = f" {model}" if isinstance(model, (str, Path)) else ""
         raise UserError(f"the model{where} has no class embedding, so it cannot take class labels")
-    parse_label_spec(settings.labels, info.class_names)  # bad lists fail here, before any work
-    all_labels = make_labels(settings.labels, num, info.class_names, settings.seed)  # (num,)
+    all_labels = make_labels(settings.labels, num, info.class_names, settings.seed)  # (num,); bad lists fail here
     steps = resolved_steps(scheduler, settings.sampler, settings.steps)
 
     folder = shards_dir_for(out)

@@ -3,15 +3,11 @@
 `SAMPLERS` (coral_ft.sample.registry) names each one: `ddpm` (ancestral, every training timestep,
 the model's own 'fixed large' variance: the peers' sampler), `ddim`, `dpm++` (DPM-Solver++ 2M),
 `unipc` and `euler`. One loop (`coral_ft.sample.pipeline.denoise`, shared with the diffusers
-pipeline) runs them all and does what each family needs: the initial noise scaled by
-`init_noise_sigma` and `scale_model_input` before every model call (both no-ops for the
-DDPM/DDIM/DPM-Solver/UniPC family, essential for Euler's sigma space).
+pipeline) runs them all, with what each family needs and per-sample randomness.
 
-`clip_x0` clamps each step's x0 prediction to [-1, 1] by handing the scheduler the noise
-prediction that implies the clamped x0; for the DDPM sampler that is exactly diffusers'
-`clip_sample=True`. Off (the default), each posterior mean uses the unclipped x0 prediction and
-only the final image is clamped, as the peers sample. Randomness is per sample (seeds[i]), as in
-coral_ft.sample.pipeline.
+`clip_x0` clamps each step's x0 prediction to [-1, 1] (for the DDPM sampler exactly diffusers'
+`clip_sample=True`). Off (the default), each posterior mean uses the unclipped x0 prediction and
+only the final image is clamped, as the peers sample.
 """
 
 from __future__ import annotations

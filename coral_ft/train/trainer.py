@@ -69,10 +69,8 @@ def make_accelerator(config: RunConfig, run: RunDir) -> Accelerator:
     # A recipe's precision that the device lacks was changed as the config was resolved (with a
     # note, coral_ft.cli.options.fit_precision); what arrives here is an order, checked.
     training_precision(t.mixed_precision, device, given=True)
-    kwargs = {}
     check_tracker(t.report_to)
-    if t.report_to != "none":
-        kwargs = {"log_with": t.report_to, "project_dir": str(run.root / "logs")}
+    kwargs = {} if t.report_to == "none" else {"log_with": t.report_to, "project_dir": str(run.root / "logs")}
     release_other_precision(t.mixed_precision)
     accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=device == "cpu", **kwargs)
     if accelerator.device.type == "cuda":
@@ -158,7 +156,7 @@ class Trainer:
 
     def _ema_state(self) -> dict[str, torch.Tensor]:
         # U-Net names without their "unet." prefix (the U-Net's own names); the head's as "head.*".
-        return {_ema_key(n): p for n, p in zip(self.ema_names, self.ema.shadow_params)}
+        return {n.removeprefix("unet."): p for n, p in zip(self.ema_names, self.ema.shadow_params)}
 
     def save_checkpoint(self) -> None:
         acc = self.accelerator
@@ -184,7 +182,7 @@ class Trainer:
                 p.copy_(ckpt["trainable"][name])
             for name, shadow in zip(self.ema_names, self.ema.shadow_params):
                 # Checkpoints written before the head had an EMA start it from the head's weights.
-                shadow.copy_(ckpt["ema"].get(_ema_key(name), params[name].detach()))
+                shadow.copy_(ckpt["ema"].get(name.removeprefix("unet."), params[name].detach()))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.lr_schedule.load_state_dict(ckpt["state"]["lr_schedule"])
         self.ema.optimization_step = ckpt["state"]["ema_step"]
@@ -319,10 +317,6 @@ def _add(totals: dict, terms: dict, weight: float) -> None:
         totals[k] = totals.get(k, 0.0) + v.detach().float() * weight
 
 
-def _ema_key(name: str) -> str:
-    return name.removeprefix("unet.")
-
-
 def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, source: UNetSource | None = None,
           progress: bool = True, data: LabeledImages | None = None, announce: bool = True,
           notes: tuple[str, ...] = ()) -> Path:
@@ -345,9 +339,9 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, sourc
                   f"its model in {run.model} is unchanged: raise --max-steps to train on", file=sys.stderr)
         return run.model
     trainer = Trainer(config, run.root, source, progress, data)
-    for note in notes if trainer.accelerator.is_main_process else ():
-        print(note, file=sys.stderr)
     if trainer.accelerator.is_main_process:
+        for note in notes:
+            print(note, file=sys.stderr)
         run.root.mkdir(parents=True, exist_ok=True)
         save_config(config, run.config)
     if checkpoint is not None:
