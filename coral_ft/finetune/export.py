@@ -1,4 +1,6 @@
-"""`coral-ft export`: a fine-tune run -> a plain diffusers model folder.
+"""Model folders for use outside a run: `coral-ft export` (a fine-tune run -> a plain diffusers
+model folder) and `coral-ft convert` (the peers' `ckpt_{step}.pt` files of the CORAL, CBDM and T2H
+code bases, whose weights `coral_ft.models.convert_peer` maps onto a diffusers U-Net).
 
 With `merge`, LoRA adapters are folded into the base weights and the result is an ordinary
 `UNet2DModel` / `UNet2DConditionModel` folder (+ scheduler config + coral_ft.json) that loads
@@ -12,11 +14,16 @@ import json
 import shutil
 from pathlib import Path
 
+from diffusers import UNet2DModel
+
+from coral_ft.checkpoint.layout import RunDir
 from coral_ft.checkpoint.model import (
+    ModelInfo,
     load_info,
     load_model,
     read_finetune_meta,
     resolve_model_dir,
+    save_head,
     save_model,
     write_finetune_meta,
     write_info,
@@ -24,7 +31,10 @@ from coral_ft.checkpoint.model import (
 from coral_ft.errors import UserError
 from coral_ft.files import respect_umask
 from coral_ft.models.context import inner_unet, save_context
+from coral_ft.models.convert_peer import PeerLayout
+from coral_ft.models.head import ProjectionHead
 from coral_ft.models.lora import is_lora, merge_lora
+from coral_ft.models.schedule import make_scheduler
 from coral_ft.sample.card import write_model_card
 
 
@@ -89,3 +99,16 @@ def push_folder(folder: Path, repo_id: str) -> str:
             "check the network and `hf auth login`, then upload it with `hf upload` or run export again"
         ) from None
     return f"https://huggingface.co/{repo_id}"
+
+
+def write_converted(out: str | Path, unet: UNet2DModel, head: ProjectionHead | None, layout: PeerLayout, source: str) -> Path:
+    """OUT/model (diffusers folder + DDPM scheduler + coral_ft.json) and OUT/head when present."""
+    run = RunDir(out)
+    classes = [str(i) for i in range(layout.num_classes or 0)]
+    info = ModelInfo(class_names=classes, extra={"converted_from": str(source), "peer_layout": layout.__dict__})
+    # The peers' schedule: T steps, linear betas 1e-4 .. 0.02 (make_scheduler's defaults).
+    model_dir = save_model(run.model, unet, make_scheduler(layout.num_timesteps), info)
+    write_model_card(model_dir, info)
+    if head is not None:
+        save_head(run.head, head)
+    return model_dir

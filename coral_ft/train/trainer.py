@@ -103,16 +103,16 @@ class Trainer:
                               f"x {acc.num_processes} process(es)")
 
         torch.manual_seed(t.seed)  # identical initialisation on every process
-        self.module = self._build_denoiser()  # the plain module (weights, EMA, export)
+        self.module = self.denoiser = self._build_denoiser()  # the plain module (weights, EMA, export)
         self.scheduler = self.source.scheduler(config)  # the one forward process: trained, sampled, saved
         self.process = ForwardProcess(self.scheduler)
-        trainable = [p for p in self.module.parameters() if p.requires_grad]
+        trainable = self._trainable_state()
         # The EMA follows every trainable parameter: the U-Net's and the head's (latents pair them).
-        self.ema_names = [n for n, p in self.module.named_parameters() if p.requires_grad]
-        self.ema = EMAModel(trainable, decay=t.ema_decay,
+        self.ema_names = list(trainable)
+        self.ema = EMAModel(trainable.values(), decay=t.ema_decay,
                             min_decay=0.0 if t.ema_warmup else t.ema_decay,  # no warm-up: the peers' constant decay
                             foreach=acc.device.type == "cuda")  # one fused update over all tensors on a GPU
-        optimizer = torch.optim.Adam(trainable, lr=t.lr, **({"fused": True} if acc.device.type == "cuda" else {}))
+        optimizer = torch.optim.Adam(trainable.values(), lr=t.lr, **({"fused": True} if acc.device.type == "cuda" else {}))
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, t.warmup_steps))
         self.model, self.optimizer = acc.prepare(self.module, optimizer)
         if t.compile:  # the whole denoiser, bottleneck hook included (the hook is added before compiling)
@@ -147,10 +147,6 @@ class Trainer:
         return denoiser.to(memory_format=torch.channels_last) if config.train.channels_last else denoiser
 
     # -- state ------------------------------------------------------------------------------
-    @property
-    def denoiser(self) -> Denoiser:
-        return self.module
-
     def _trainable_state(self) -> dict[str, torch.Tensor]:
         return {n: p for n, p in self.module.named_parameters() if p.requires_grad}
 
@@ -213,7 +209,7 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.lr_schedule.step()
-        self.ema.step([p for p in self.module.parameters() if p.requires_grad])
+        self.ema.step(self._trainable_state().values())
         self.step += 1
         return logged
 
