@@ -200,7 +200,9 @@ class Trainer:
         self.step_term.begin(micro, batch)
         logged: dict[str, torch.Tensor] = {}
         for m, mb in enumerate(micro):
-            with self._sync_on(m), acc.autocast():
+            # DDP synchronises gradients on the last micro-batch of a step only
+            sync = contextlib.nullcontext() if m == accum - 1 else acc.no_sync(self.model)
+            with sync, acc.autocast():
                 out = self.objective(KeyedForward(self.model, mb.keys), mb)
                 acc.backward(self.step_term.added(m, out.features, out.loss / accum))
             _add(logged, {"loss": out.loss, **out.logged}, 1 / accum)
@@ -212,11 +214,6 @@ class Trainer:
         self.ema.step(self._trainable_state().values())
         self.step += 1
         return logged
-
-    def _sync_on(self, micro: int):
-        """DDP synchronises gradients on the last micro-batch of a step only."""
-        last = micro == self.config.train.grad_accum - 1
-        return contextlib.nullcontext() if last else self.accelerator.no_sync(self.model)
 
     # -- outputs ----------------------------------------------------------------------------
     def ema_denoiser(self) -> Denoiser:
