@@ -13,9 +13,6 @@ else about the method. A method is a module in this package with a `@register`-e
 - `batch_term(features, batch)`: a term over the features of the step's WHOLE batch (CORAL's
   SupCon). The trainer gathers the features over processes and micro-batches, so the term is
   the same for any number of GPUs and any `--grad-accum`.
-
-`loss_terms(denoiser, batch)` runs all three on one batch in one process: the whole loss of a
-batch, for scripts and tests.
 """
 
 from __future__ import annotations
