@@ -60,19 +60,37 @@ def _load(model, device):
     return unet.to(device).eval(), scheduler, info
 
 
-def _check_manifest(folder: Path, manifest: dict, restart: bool) -> bool:
-    """True when the existing shards belong to these arguments; UserError when they do not."""
+def _manifest(unet, scheduler, settings, steps: int) -> dict:
+    """The arguments that decide the samples, as manifest.json reads back."""
+    manifest = {
+        "model": weights_fingerprint(unet),  # the identity of the weights sampled
+        "guidance": float(settings.guidance), "sampler": settings.sampler,
+        "steps": steps, "eta": float(settings.eta), "clip_x0": settings.clip_x0, "labels": settings.labels,
+        "seed": settings.seed, "precision": settings.precision,
+        "scheduler": {k: v for k, v in scheduler.config.items() if not k.startswith("_")},
+    }  # fmt: skip
+    return json.loads(json.dumps(manifest, default=str))
+
+
+def _open_shards(folder: Path, manifest: dict, restart: bool, rank: int, barrier) -> None:
+    """Keep the shards made with these arguments (a UserError when they were made with others),
+    else start the folder anew; every process decides alike."""
     path = folder / MANIFEST
-    if not path.is_file() or restart:
-        return False
-    old = json.loads(path.read_text())
-    changed = sorted(k for k in manifest.keys() | old.keys() if old.get(k) != manifest.get(k))
-    if changed:
-        raise UserError(
-            f"{folder} holds samples made with other arguments ({', '.join(changed)} differ); "
-            "pass --restart to discard them, or choose another --out"
-        )
-    return True
+    resuming = path.is_file() and not restart
+    if resuming:
+        old = json.loads(path.read_text())
+        changed = sorted(k for k in manifest.keys() | old.keys() if old.get(k) != manifest.get(k))
+        if changed:
+            raise UserError(
+                f"{folder} holds samples made with other arguments ({', '.join(changed)} differ); "
+                "pass --restart to discard them, or choose another --out"
+            )
+    barrier()
+    if rank == 0 and not resuming:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    barrier()
 
 
 def _done_indices(folder: Path, num: int) -> np.ndarray:
@@ -137,23 +155,8 @@ def sample_to_npz(model, out, num: int, settings, *, png_dir=None, accelerator=N
     all_labels = make_labels(settings.labels, num, info.class_names, settings.seed)  # (num,); bad lists fail here
     steps = resolved_steps(scheduler, settings.sampler, settings.steps)
 
-    folder = shards_dir_for(out)
-    manifest = {
-        "model": weights_fingerprint(unet),  # the identity of the weights sampled
-        "guidance": float(settings.guidance), "sampler": settings.sampler,
-        "steps": steps, "eta": float(settings.eta), "clip_x0": settings.clip_x0, "labels": settings.labels,
-        "seed": settings.seed, "precision": settings.precision,
-        "scheduler": {k: v for k, v in scheduler.config.items() if not k.startswith("_")},
-    }  # fmt: skip
-    manifest = json.loads(json.dumps(manifest, default=str))  # as it reads back from disk
-    resuming = _check_manifest(folder, manifest, restart)  # every process decides alike
-    barrier()
-    if rank == 0 and not resuming:
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    barrier()
-
+    folder, manifest = shards_dir_for(out), _manifest(unet, scheduler, settings, steps)
+    _open_shards(folder, manifest, restart, rank, barrier)
     net = torch.compile(unet, mode=settings.compile_mode) if settings.compile else unet
     missing = np.flatnonzero(~_done_indices(folder, num))
     mine = [missing[i : i + settings.batch_size] for i in range(0, len(missing), settings.batch_size)][rank::world]
