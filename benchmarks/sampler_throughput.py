@@ -20,8 +20,8 @@ from common import SHAPES, interleaved_medians
 from coral_ft.config import SampleConfig
 from coral_ft.models.presets import build_unet, null_label
 from coral_ft.models.schedule import make_scheduler
-from coral_ft.sample.guidance import guided_eps, guided_eps_two_pass
-from coral_ft.sample.samplers import sample
+from coral_ft.sample.pipeline import guided_eps
+from coral_ft.sample.samplers import guided_eps_two_pass, sample
 
 MODES = {"doubled": guided_eps, "two-pass": guided_eps_two_pass}
 

@@ -48,18 +48,13 @@ def write_text_atomically(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def current_umask() -> int:
-    """The process's umask (Python can only read it by setting it: set it back at once)."""
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask
-
-
 def respect_umask(path: str | Path) -> None:
     """Give each file under `path` (or `path` itself) the read/write bits the umask allows a new
     file (0666 & ~umask); bits a file already has are kept, none is taken away."""
     path = Path(path)
-    allowed = 0o666 & ~current_umask()
+    mask = os.umask(0o077)  # Python reads the umask only by setting it: set it back at once
+    os.umask(mask)
+    allowed = 0o666 & ~mask
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
     for file in files:
         mode = stat.S_IMODE(file.stat().st_mode)

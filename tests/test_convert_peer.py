@@ -13,7 +13,7 @@ from torch import nn
 
 from coral_ft.checkpoint.model import load_head, load_model
 from coral_ft.errors import UserError
-from coral_ft.finetune.peers import write_converted
+from coral_ft.finetune.export import write_converted
 from coral_ft.models.convert_peer import convert_peer_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

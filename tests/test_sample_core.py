@@ -12,9 +12,9 @@ from coral_ft.checkpoint.model import load_model
 from coral_ft.config import SampleConfig
 from coral_ft.errors import UserError
 from coral_ft.models.schedule import make_scheduler
-from coral_ft.sample.guidance import guided_eps, guided_eps_two_pass
 from coral_ft.sample.labels import make_labels, sample_seeds
-from coral_ft.sample.samplers import SAMPLERS, sample
+from coral_ft.sample.pipeline import guided_eps
+from coral_ft.sample.samplers import SAMPLERS, guided_eps_two_pass, sample
 
 NAMES = [f"class{i}" for i in range(10)]
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -12,47 +12,22 @@ Every command that reads or writes a run asks a `RunDir` for the path, so the na
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-CONFIG_FILE = "config.toml"
-CHECKPOINTS_SUBDIR = "checkpoints"
-METRICS_FILE = "metrics.jsonl"
-SAMPLES_SUBDIR = "samples"
 MODEL_SUBDIR = "model"
-HEAD_SUBDIR = "head"
 
 
-@dataclass(frozen=True)
 class RunDir:
-    root: Path
+    """The paths of the run folder `root` (the layout above)."""
 
     def __init__(self, root: str | Path):
-        object.__setattr__(self, "root", Path(root))
-
-    @property
-    def config(self) -> Path:
-        return self.root / CONFIG_FILE
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / CHECKPOINTS_SUBDIR
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / METRICS_FILE
-
-    @property
-    def samples(self) -> Path:
-        return self.root / SAMPLES_SUBDIR
-
-    @property
-    def model(self) -> Path:
-        return self.root / MODEL_SUBDIR
-
-    @property
-    def head(self) -> Path:
-        return self.root / HEAD_SUBDIR
+        self.root = Path(root)
+        self.config = self.root / "config.toml"
+        self.checkpoints = self.root / "checkpoints"
+        self.metrics = self.root / "metrics.jsonl"
+        self.samples = self.root / "samples"
+        self.model = self.root / MODEL_SUBDIR
+        self.head = self.root / "head"
 
     def sample_grid(self, step: int) -> Path:
         return self.samples / f"step-{step:07d}.png"

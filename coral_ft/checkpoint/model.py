@@ -88,9 +88,7 @@ def load_head(folder: str | Path) -> ProjectionHead | None:
     if not (folder / HEAD_WEIGHTS).is_file():
         return None
     cfg = json.loads((folder / HEAD_CONFIG).read_text())
-    head = ProjectionHead(cfg["in_features"], cfg["dim"], "avg")
-    if cfg["pooling"] == "flatten":
-        head.pooling = "flatten"
+    head = ProjectionHead(cfg["in_features"], cfg["dim"], cfg["pooling"])  # spatial 1: in_features as saved
     head.load_state_dict(load_file(folder / HEAD_WEIGHTS))
     return head
 

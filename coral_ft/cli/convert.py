@@ -30,7 +30,7 @@ def convert_command(
     if source_format not in CONVERTERS:
         raise UserError(f"--from must be one of {', '.join(CONVERTERS)}; got {source_format!r}")
     _check_new_folder(out)
-    from coral_ft.finetune.peers import write_converted
+    from coral_ft.finetune.export import write_converted
     from coral_ft.models.convert_peer import convert_peer_checkpoint
 
     unet, head, layout = convert_peer_checkpoint(checkpoint, "ema" if ema else "raw", sample_size)

@@ -83,7 +83,6 @@ def load_config(
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
-    path = Path(path)
     write_text_atomically(path, config.to_toml())
 
 

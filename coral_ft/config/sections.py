@@ -109,8 +109,8 @@ class ObjectiveConfig:
         unknown = set(self.settings) - set(OBJECTIVES)
         check(not unknown, f"unknown objective section(s): {', '.join(sorted(unknown))}")
         self.settings = {
-            name: given if dataclasses.is_dataclass(given) else build_section(entry.settings_cls, given, f"objective.{name}")
-            for name, entry in OBJECTIVES.items()
+            name: given if dataclasses.is_dataclass(given) else build_section(method.settings_cls, given, f"objective.{name}")
+            for name, method in OBJECTIVES.items()
             for given in [self.settings.get(name, {})]
         }
 
@@ -294,27 +294,6 @@ class RuntimeConfig:
         check(self.threads >= 0, f"runtime.threads must be >= 0 (0: torch's default); got {self.threads}")
 
 
-SECTIONS: dict[str, type] = {
-    "data": DataConfig,
-    "model": ModelConfig,
-    "objective": ObjectiveConfig,
-    "train": TrainConfig,
-    "sample": SampleConfig,
-    "eval": EvalConfig,
-    "latents": LatentsConfig,
-    "finetune": FinetuneConfig,
-    "runtime": RuntimeConfig,
-}
-
-
-def register_section(name: str, cls: type, *, before: str) -> None:
-    """Add the section of a package above this one (coral_ft.bench.schema's [bench]): read, checked
-    and written like the sections here. `before`: the section it precedes in a saved config.toml."""
-    entries, at = list(SECTIONS.items()), list(SECTIONS).index(before)
-    SECTIONS.clear()
-    SECTIONS.update([*entries[:at], (name, cls), *entries[at:]])
-
-
 @dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
@@ -348,6 +327,18 @@ class RunConfig:
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
+
+
+# Every section by name, in the order of a saved config.toml: RunConfig's own and those registered among them.
+SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(RunConfig) if f.name != "registered"}
+
+
+def register_section(name: str, cls: type, *, before: str) -> None:
+    """Add the section of a package above this one (coral_ft.bench.schema's [bench]): read, checked
+    and written like the sections here. `before`: the section it precedes in a saved config.toml."""
+    entries, at = list(SECTIONS.items()), list(SECTIONS).index(before)
+    SECTIONS.clear()
+    SECTIONS.update([*entries[:at], (name, cls), *entries[at:]])
 
 
 def _strip_none(value):

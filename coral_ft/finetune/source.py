@@ -1,11 +1,9 @@
 """`FinetuneSource`: the trainer's U-Net comes from a pretrained base (full or LoRA fine-tuning).
 
-build(): resolve the base (folder, run directory, cached hub ID) -> load it -> check sample size,
-channels and class count against the data, and its noise schedule against the run's -> add a
-zero-initialised class embedding when the base is unconditional -> with LoRA, inject adapters
-and freeze the rest; without, train every weight -> wrap a cross-attention U-Net with its fixed
-context. All checks run here, before the first step. save(): a plain diffusers folder (full) or
-adapters + a reference to the base (LoRA); see `coral_ft.checkpoint.model` for the layout.
+`build` checks the base against the data and the run before the first step, gives an
+unconditional base a zero-initialised class embedding, and with LoRA trains adapters on frozen
+weights. `save` writes a plain diffusers folder (full) or adapters + a reference to the base
+(LoRA): `coral_ft.checkpoint.model` has the layout.
 """
 
 from __future__ import annotations

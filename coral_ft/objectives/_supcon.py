@@ -14,8 +14,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-SUPCON_IMPLS = ("fused", "pml")
-
 
 def has_positive(labels: torch.Tensor) -> torch.Tensor:
     """(B,) bool: the anchor shares its label with at least one other sample in the batch."""
@@ -45,12 +43,9 @@ def supcon_fused(embeddings: torch.Tensor, labels: torch.Tensor, temperature: fl
     return -log_prob.masked_fill(~positive, 0.0).sum(dim=1) / n_pos.clamp(min=1)
 
 
-def supcon_per_anchor(
-    embeddings: torch.Tensor, labels: torch.Tensor, temperature: float, impl: str = "fused"
-) -> torch.Tensor:
+SUPCON_IMPLS = {"fused": supcon_fused, "pml": supcon_pml}
+
+
+def supcon_per_anchor(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float, impl: str = "fused") -> torch.Tensor:
     """(B,) SupCon loss of each anchor; 0 for anchors without a positive."""
-    if impl == "fused":
-        return supcon_fused(embeddings, labels, temperature)
-    if impl == "pml":
-        return supcon_pml(embeddings, labels, temperature)
-    raise ValueError(f"unknown SupCon implementation {impl!r}; choose from {', '.join(SUPCON_IMPLS)}")
+    return SUPCON_IMPLS[impl](embeddings, labels, temperature)

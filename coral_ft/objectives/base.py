@@ -13,9 +13,6 @@ else about the method. A method is a module in this package with a `@register`-e
 - `batch_term(features, batch)`: a term over the features of the step's WHOLE batch (CORAL's
   SupCon). The trainer gathers the features over processes and micro-batches, so the term is
   the same for any number of GPUs and any `--grad-accum`.
-
-`loss_terms(denoiser, batch)` runs all three on one batch in one process: the whole loss of a
-batch, for scripts and tests.
 """
 
 from __future__ import annotations
@@ -111,20 +108,14 @@ class Objective:
         return F.mse_loss(pred.float(), target.float())
 
 
-@dataclass(frozen=True)
-class ObjectiveEntry:
-    cls: type[Objective]
-    settings_cls: type
-
-
-OBJECTIVES: dict[str, ObjectiveEntry] = {}
+OBJECTIVES: dict[str, type[Objective]] = {}  # method name -> its class
 
 
 def register(cls: type[Objective]) -> type[Objective]:
     """Class decorator: make a method selectable by its name, the name of its module (so the
     names are known without importing any method: coral_ft.objectives.method_names)."""
     cls.name = cls.__module__.rsplit(".", 1)[-1]
-    OBJECTIVES[cls.name] = ObjectiveEntry(cls, cls.settings_cls)
+    OBJECTIVES[cls.name] = cls
     return cls
 
 
@@ -146,5 +137,4 @@ def drop_labels(
 
 
 def build_objective(objective_cfg, ctx: ObjectiveContext) -> Objective:
-    entry = OBJECTIVES[objective_cfg.method]
-    return entry.cls(objective_cfg.active, ctx)
+    return OBJECTIVES[objective_cfg.method](objective_cfg.active, ctx)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from coral_ft.errors import check_non_negative, check_positive
 from coral_ft.objectives.base import LossOutput, LossTerms, Objective, TrainBatch, register
 from coral_ft.objectives.cbdm import per_sample_sq
+from coral_ft.objectives.coral import time_fraction
 
 
 @dataclass
@@ -45,11 +46,6 @@ class CCUASettings:
     def __post_init__(self) -> None:
         check_non_negative("objective.ccua", self, "ucl_weight", "align_weight")
         check_positive("objective.ccua", self, "temperature")
-
-
-def time_fraction(t: torch.Tensor, num_timesteps: int) -> torch.Tensor:
-    """t/T with the paper's t in 1..T (t indexes 0..T-1): near 1 at the noisiest steps."""
-    return (t.float() + 1.0) / num_timesteps
 
 
 def unsupervised_infonce(features: torch.Tensor, temperature: float) -> torch.Tensor:

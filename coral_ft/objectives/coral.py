@@ -50,10 +50,14 @@ class CoralSettings:
         check_choice("objective.coral.features", self.features, FEATURES)
 
 
+def time_fraction(t: torch.Tensor, num_timesteps: int) -> torch.Tensor:
+    """t/T with the paper's t in 1..T (`t` indexes 0..T-1): near 1 at the noisiest steps."""
+    return (t.float() + 1.0) / num_timesteps
+
+
 def time_weight(t: torch.Tensor, num_timesteps: int, weight: float, tau_r: float) -> torch.Tensor:
-    """lambda(t) = w * exp((1 - t/T) / tau_r), paper eq. 7; `t` indexes 0..T-1 (paper t = t + 1)."""
-    frac = (t.float() + 1.0) / num_timesteps
-    return weight * torch.exp((1.0 - frac) / tau_r)
+    """lambda(t) = w * exp((1 - t/T) / tau_r), paper eq. 7."""
+    return weight * torch.exp((1.0 - time_fraction(t, num_timesteps)) / tau_r)
 
 
 @register

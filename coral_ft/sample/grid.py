@@ -24,10 +24,6 @@ def grid_classes(num_classes: int, counts: list[int] | None = None, max_rows: in
     return [order[i] for i in picks]
 
 
-def _scale(size: int, per_row: int) -> int:
-    return max(1, -(-MIN_ROW_WIDTH // (size * per_row)))
-
-
 def save_class_grid(images: np.ndarray, labels: np.ndarray, class_names: list[str], path: Path,
                     counts: list[int] | None = None, per_class: int = 10, classes: list[int] | None = None,
                     title: str | None = None) -> Path:
@@ -41,7 +37,7 @@ def save_class_grid(images: np.ndarray, labels: np.ndarray, class_names: list[st
         raise ValueError("no samples of the classes to show")
     h, w, channels = images.shape[1:]
     per_row = max(len(r) for _, r in rows)
-    k = _scale(w, per_row)
+    k = max(1, -(-MIN_ROW_WIDTH // (w * per_row)))  # the scale: a row at least MIN_ROW_WIDTH wide
     pad = 2
     top = 18 if title else 0
     canvas = Image.new("RGB", (LABEL_WIDTH + per_row * (w * k + pad), top + len(rows) * (h * k + pad)), "white")

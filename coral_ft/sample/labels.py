@@ -16,16 +16,11 @@ import numpy as np
 import torch
 
 from coral_ft.errors import UserError
-from coral_ft.sample.pipeline import sample_seeds  # the pipeline file is self-contained: the one definition
+from coral_ft.sample.pipeline import sample_seeds  # noqa: F401  (the one definition: the pipeline file is self-contained)
 
 # The SeedSequence word of the label stream (the noise stream's is coral_ft.sample.pipeline.NOISE_STREAM).
 _LABEL_STREAM = 1
 _LABEL_BLOCK = 4096  # uniform labels are drawn in blocks of this many, one generator per block
-
-
-def sample_seed(seed: int, index: int) -> int:
-    """The noise seed of sample `index` of a run with seed `seed` (63-bit, hashed from both)."""
-    return sample_seeds(seed, [index])[0]
 
 
 def parse_label_spec(spec: str, class_names: list[str]) -> list[int] | None:

@@ -124,9 +124,7 @@ def denoise(unet, sched, labels: torch.Tensor | None, seeds, settings, *, eps_fn
     device = param.device
     labels = None if labels is None else labels.to(device)  # None: an unconditional U-Net
     null = None if labels is None else null_label_of(unet)
-    gens = []
-    for s in seeds:
-        gens.append(torch.Generator().manual_seed(int(s)))
+    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     x = (initial_noise(unet, gens) * sched.init_noise_sigma).to(device, torch.float32)
     params = inspect.signature(sched.step).parameters
     step_kwargs = {"eta": settings.eta} if "eta" in params else {}

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from coral_ft.checkpoint.model import load_model
 from coral_ft.data.batches import to_uint8
@@ -28,7 +29,7 @@ from coral_ft.errors import UserError
 from coral_ft.files import atomic_path
 from coral_ft.models.lora import weights_fingerprint
 from coral_ft.models.presets import num_classes_of
-from coral_ft.sample.labels import make_labels, parse_label_spec, sample_seeds
+from coral_ft.sample.labels import make_labels, sample_seeds
 from coral_ft.sample.samplers import resolved_steps, sample
 
 MANIFEST = "manifest.json"
@@ -59,19 +60,37 @@ def _load(model, device):
     return unet.to(device).eval(), scheduler, info
 
 
-def _check_manifest(folder: Path, manifest: dict, restart: bool) -> bool:
-    """True when the existing shards belong to these arguments; UserError when they do not."""
+def _manifest(unet, scheduler, settings, steps: int) -> dict:
+    """The arguments that decide the samples, as manifest.json reads back."""
+    manifest = {
+        "model": weights_fingerprint(unet),  # the identity of the weights sampled
+        "guidance": float(settings.guidance), "sampler": settings.sampler,
+        "steps": steps, "eta": float(settings.eta), "clip_x0": settings.clip_x0, "labels": settings.labels,
+        "seed": settings.seed, "precision": settings.precision,
+        "scheduler": {k: v for k, v in scheduler.config.items() if not k.startswith("_")},
+    }  # fmt: skip
+    return json.loads(json.dumps(manifest, default=str))
+
+
+def _open_shards(folder: Path, manifest: dict, restart: bool, rank: int, barrier) -> None:
+    """Keep the shards made with these arguments (a UserError when they were made with others),
+    else start the folder anew; every process decides alike."""
     path = folder / MANIFEST
-    if not path.is_file() or restart:
-        return False
-    old = json.loads(path.read_text())
-    changed = sorted(k for k in manifest.keys() | old.keys() if old.get(k) != manifest.get(k))
-    if changed:
-        raise UserError(
-            f"{folder} holds samples made with other arguments ({', '.join(changed)} differ); "
-            "pass --restart to discard them, or choose another --out"
-        )
-    return True
+    resuming = path.is_file() and not restart
+    if resuming:
+        old = json.loads(path.read_text())
+        changed = sorted(k for k in manifest.keys() | old.keys() if old.get(k) != manifest.get(k))
+        if changed:
+            raise UserError(
+                f"{folder} holds samples made with other arguments ({', '.join(changed)} differ); "
+                "pass --restart to discard them, or choose another --out"
+            )
+    barrier()
+    if rank == 0 and not resuming:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    barrier()
 
 
 def _done_indices(folder: Path, num: int) -> np.ndarray:
@@ -133,45 +152,32 @@ def sample_to_npz(model, out, num: int, settings, *, png_dir=None, accelerator=N
     if num_classes_of(unet) is None:
         where = f" {model}" if isinstance(model, (str, Path)) else ""
         raise UserError(f"the model{where} has no class embedding, so it cannot take class labels")
-    parse_label_spec(settings.labels, info.class_names)  # bad lists fail here, before any work
-    all_labels = make_labels(settings.labels, num, info.class_names, settings.seed)  # (num,)
+    all_labels = make_labels(settings.labels, num, info.class_names, settings.seed)  # (num,); bad lists fail here
     steps = resolved_steps(scheduler, settings.sampler, settings.steps)
 
-    folder = shards_dir_for(out)
-    manifest = {
-        "model": weights_fingerprint(unet),  # the identity of the weights sampled
-        "guidance": float(settings.guidance), "sampler": settings.sampler,
-        "steps": steps, "eta": float(settings.eta), "clip_x0": settings.clip_x0, "labels": settings.labels,
-        "seed": settings.seed, "precision": settings.precision,
-        "scheduler": {k: v for k, v in scheduler.config.items() if not k.startswith("_")},
-    }  # fmt: skip
-    manifest = json.loads(json.dumps(manifest, default=str))  # as it reads back from disk
-    resuming = _check_manifest(folder, manifest, restart)  # every process decides alike
-    barrier()
-    if rank == 0 and not resuming:
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    barrier()
-
+    folder, manifest = shards_dir_for(out), _manifest(unet, scheduler, settings, steps)
+    _open_shards(folder, manifest, restart, rank, barrier)
     net = torch.compile(unet, mode=settings.compile_mode) if settings.compile else unet
     missing = np.flatnonzero(~_done_indices(folder, num))
-    batches = [missing[i : i + settings.batch_size] for i in range(0, len(missing), settings.batch_size)]
-    mine = batches[rank::world]
+    mine = [missing[i : i + settings.batch_size] for i in range(0, len(missing), settings.batch_size)][rank::world]
+    drawn = sum(len(b) for b in mine)
     done = num - len(missing) if world == 1 else 0  # other processes' shares are not this bar's
-    bar = _progress_bar(sum(len(b) for b in mine), done, steps) if progress else None
-    with tf32(settings.tf32 and torch.device(device).type == "cuda"):
+    # One bar over every sample of the run (with its ETA), advanced a fraction per denoising step.
+    with tqdm(total=done + drawn, initial=done, desc=f"sampling ({steps} steps)", unit="img", dynamic_ncols=True,
+              bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]", disable=not progress) as bar, \
+            tf32(settings.tf32 and torch.device(device).type == "cuda"):
+
+        def tick(i, t, x) -> None:  # a denoising step of `batch`: its share of the batch's samples
+            bar.update(len(batch) / steps)
+
         for batch in mine:
             batch_labels = all_labels[torch.from_numpy(batch)]
-            seeds = sample_seeds(settings.seed, batch)
-            x = sample(net, scheduler, batch_labels, seeds, settings, callback=_ticker(bar, len(batch) / steps))
+            x = sample(net, scheduler, batch_labels, sample_seeds(settings.seed, batch), settings, callback=tick)
             images = to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
             _write_npz(folder / f"shard-{batch[0]:07d}.npz", indices=batch, images=images, labels=batch_labels.numpy())
-    if bar is not None:
-        bar.close()
     barrier()
     # how many samples each process drew this call: the record that every process took its share
-    drawn = [sum(len(b) for b in mine)]
+    drawn = [drawn]
     if world > 1:
         drawn = accelerator.gather(torch.tensor(drawn, device=device)).tolist()
 
@@ -197,25 +203,6 @@ def tf32(enabled: bool):
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
-
-
-def _ticker(bar, per_step: float):
-    """A denoising callback that advances the bar by one step's share of a batch."""
-    if bar is None:
-        return None
-
-    def tick(i, t, x) -> None:
-        bar.update(per_step)
-
-    return tick
-
-
-def _progress_bar(todo: int, done: int, steps: int):
-    """One bar over every sample of the run (with its ETA), advanced a fraction per denoising step."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=done + todo, initial=done, desc=f"sampling ({steps} steps)", unit="img", dynamic_ncols=True,
-                bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]")
 
 
 def read_settings(path) -> dict | None:

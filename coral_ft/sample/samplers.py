@@ -3,18 +3,11 @@
 `SAMPLERS` (coral_ft.sample.registry) names each one: `ddpm` (ancestral, every training timestep,
 the model's own 'fixed large' variance: the peers' sampler), `ddim`, `dpm++` (DPM-Solver++ 2M),
 `unipc` and `euler`. One loop (`coral_ft.sample.pipeline.denoise`, shared with the diffusers
-pipeline) runs them all and does what each family needs: the initial noise scaled by
-`init_noise_sigma` and `scale_model_input` before every model call (both no-ops for the
-DDPM/DDIM/DPM-Solver/UniPC family, essential for Euler's sigma space).
+pipeline) runs them all, with what each family needs and per-sample randomness.
 
-`clip_x0` clamps each step's x0 prediction to [-1, 1] by handing the scheduler the noise
-prediction that implies the clamped x0; for the DDPM sampler that is exactly diffusers'
-`clip_sample=True`. Off (the default), each posterior mean uses the unclipped x0 prediction and
+`clip_x0` clamps each step's x0 prediction to [-1, 1] (for the DDPM sampler exactly diffusers'
+`clip_sample=True`). Off (the default), each posterior mean uses the unclipped x0 prediction and
 only the final image is clamped, as the peers sample.
-
-Randomness is per sample: sample i of a call with `seeds` draws all its noise from a generator
-seeded by seeds[i], so a sample does not depend on how the work is split into batches or
-processes.
 """
 
 from __future__ import annotations
@@ -23,7 +16,7 @@ import inspect
 
 import torch
 
-from coral_ft.sample.pipeline import denoise, guided_eps
+from coral_ft.sample.pipeline import combine, denoise, guided_eps
 from coral_ft.sample.registry import SAMPLERS
 
 
@@ -43,20 +36,25 @@ def sampler_options(sampler: str) -> dict:
     return options
 
 
-def make_sampler_scheduler(scheduler, sampler: str, steps: int | None):
-    """A fresh diffusers scheduler for one sampling run (schedulers hold per-run state), built on
-    the model's own scheduler config (its betas), with the timesteps set."""
-    options = sampler_options(sampler)
-    sched = SAMPLERS[sampler].scheduler_cls.from_config(scheduler.config, **options)
-    sched.set_timesteps(resolved_steps(scheduler, sampler, steps))
-    return sched
-
-
 @torch.no_grad()
 def sample(unet, scheduler, labels: torch.Tensor, seeds, settings, *, eps_fn=guided_eps,
            callback=None) -> torch.Tensor:
     """Generate len(labels) images, (B, C, H, W) in [-1, 1], as `settings` (a SampleConfig,
-    coral_ft.config: this layer sits below it) say: sampler, steps, guidance, eta, clip_x0, precision. `eps_fn` computes the guided prediction (default: paper
-    eq. 4 on one doubled-batch forward)."""
-    sched = make_sampler_scheduler(scheduler, settings.sampler, settings.steps)
+    coral_ft.config: this layer sits below it) say: sampler, steps, guidance, eta, clip_x0, precision.
+    `eps_fn` computes the guided prediction (default: paper eq. 4 on one doubled-batch forward).
+    The scheduler is a fresh one per call (schedulers hold per-run state), built on the model's own
+    scheduler config (its betas)."""
+    options = sampler_options(settings.sampler)
+    sched = SAMPLERS[settings.sampler].scheduler_cls.from_config(scheduler.config, **options)
+    sched.set_timesteps(resolved_steps(scheduler, settings.sampler, settings.steps))
     return denoise(unet, sched, labels, seeds, settings, eps_fn=eps_fn, callback=callback)
+
+
+def guided_eps_two_pass(unet, x: torch.Tensor, t, labels: torch.Tensor, guidance: float, null_label: int) -> torch.Tensor:
+    """Paper eq. 4 from two separate forwards: the reference `guided_eps` (one forward over the
+    doubled batch) is measured and tested against (benchmarks/sampler_throughput.py)."""
+    eps_cond = unet(x, t, class_labels=labels).sample
+    if guidance == 0:
+        return eps_cond
+    eps_null = unet(x, t, class_labels=torch.full_like(labels, null_label)).sample
+    return combine(eps_cond, eps_null, guidance)

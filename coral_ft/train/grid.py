@@ -65,17 +65,13 @@ def save_sample_grid(unet, scheduler, data, config, path: Path, should_stop: Cal
     settings = grid_settings(unet, scheduler, config.sample, device)
     # A large U-Net on a CPU draws a row at a time: a stop is then asked for every second or so
     chunk = per_class if large_on_cpu(unet, device) else None
-    if num_classes_of(unet) is None:  # an unconditional model: rows of samples, no classes
-        rows = min(data.num_classes, MAX_GRID_CLASSES)
-        labels = torch.arange(rows).repeat_interleave(per_class)
-        images = _draw(unet, scheduler, None, len(labels), settings, should_stop, chunk)
-        names = [f"unconditional {i + 1}" for i in range(rows)]
-        return save_class_grid(images, labels.numpy(), names, path, None, per_class)
-    counts = data.counts()
-    classes = grid_classes(data.num_classes, counts)
+    conditional = num_classes_of(unet) is not None  # else rows of samples, no classes
+    counts = data.counts() if conditional else None
+    classes = grid_classes(data.num_classes, counts) if conditional else list(range(min(data.num_classes, MAX_GRID_CLASSES)))
+    names = data.class_names if conditional else [f"unconditional {i + 1}" for i in classes]
     labels = torch.tensor(classes).repeat_interleave(per_class)  # (rows * per_class,)
-    images = _draw(unet, scheduler, labels, len(labels), settings, should_stop, chunk)
-    return save_class_grid(images, labels.numpy(), data.class_names, path, counts, per_class, classes)
+    images = _draw(unet, scheduler, labels if conditional else None, len(labels), settings, should_stop, chunk)
+    return save_class_grid(images, labels.numpy(), names, path, counts, per_class, classes)
 
 
 def _draw(unet, scheduler, labels, n: int, settings, should_stop, chunk: int | None = None):

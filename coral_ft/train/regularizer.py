@@ -33,21 +33,12 @@ from coral_ft.objectives.coral import CoralSettings, coral_term
 
 
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate every process's rows, keeping the gradient: the backward pass sums what every
-    process computes for this process's rows, so with DDP's averaging a term over the gathered
-    rows gets its exact gradient."""
+    """Concatenate every process's rows in process order, keeping the gradient (of a tensor that has
+    one: embeddings, not labels): the backward pass sums what every process computes for this
+    process's rows, so with DDP's averaging a term over the gathered rows gets its exact gradient."""
     from torch.distributed.nn.functional import all_gather
 
     return torch.cat(all_gather(tensor), dim=0)
-
-
-def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
-    """Every process's rows of a tensor without gradient (labels, timesteps), in process order."""
-    import torch.distributed as dist
-
-    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, tensor.contiguous())
-    return torch.cat(parts, dim=0)
 
 
 def distributed() -> bool:
@@ -102,7 +93,7 @@ class CoralRegularizer(nn.Module):
         if len(labels) != len(z) or len(t) != len(z):
             raise ValueError(f"the bottleneck has {len(z)} samples, the labels {len(labels)} and the timesteps {len(t)}")
         if self.gather or (self.gather is None and distributed()):
-            z, labels, t = gather_with_grad(z), gather_rows(labels), gather_rows(t)
+            z, labels, t = gather_with_grad(z), gather_with_grad(labels), gather_with_grad(t)
         term, self.last_terms = self.terms(z, labels, t)
         return term
 
@@ -159,4 +150,4 @@ class CoralRegularizer(nn.Module):
                 f"tau_r={s.tau_r}, lambda_mode={s.lambda_mode!r}, attached={self.attached}")
 
 
-__all__ = ["CoralRegularizer", "gather_rows", "gather_with_grad"]
+__all__ = ["CoralRegularizer", "gather_with_grad"]

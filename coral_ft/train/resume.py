@@ -40,7 +40,11 @@ def checkpoint_to_resume(config: RunConfig, run: RunDir, resume: bool, announce:
         if existing or run.metrics.exists():
             raise UserError(f"{run.root} already holds a run; pass --resume to continue it or choose another --out")
         return None
-    check_resume_config(config, run)
+    saved, now = load_config(run.config).to_dict(), config.to_dict()
+    changed = [s for s in FROZEN_SECTIONS if saved.get(s) != now.get(s)]
+    if changed:
+        raise UserError(f"--resume: the [{', '.join(changed)}] settings differ from those saved in {run.config}; "
+                        "only [train] and [sample] may change when resuming")
     step, checkpoint = existing[-1]
     if announce and step < config.train.max_steps:
         print(f"--resume: continuing from step {step} ({checkpoint}) to step {config.train.max_steps}", file=sys.stderr)
@@ -58,17 +62,6 @@ def finished_step(config: RunConfig, run: RunDir) -> int | None:
     recorded = load_info(run.model).extra
     sample = json.loads(json.dumps(config.to_dict()["sample"]))  # as coral_ft.json holds it
     return step if recorded.get("step") == step and recorded.get("sample") == sample else None
-
-
-def check_resume_config(config: RunConfig, run: RunDir) -> None:
-    saved = load_config(run.config).to_dict()
-    now = config.to_dict()
-    changed = [s for s in FROZEN_SECTIONS if saved.get(s) != now.get(s)]
-    if changed:
-        raise UserError(
-            f"--resume: the [{', '.join(changed)}] settings differ from those saved in {run.config}; "
-            "only [train] and [sample] may change when resuming"
-        )
 
 
 def truncate_metrics(path: Path, step: int) -> None:

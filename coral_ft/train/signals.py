@@ -38,11 +38,7 @@ class StopRequests:
 
     def agreed(self, step: int) -> bool:
         """Stop now? Every process answers alike at the same step."""
-        if self.accelerator.num_processes == 1:
-            return self.requested
-        if step % STOP_CHECK_EVERY:
-            return False
-        return self.agreed_now()
+        return False if self.accelerator.num_processes > 1 and step % STOP_CHECK_EVERY else self.agreed_now()
 
     def agreed_now(self) -> bool:
         """Stop now? Asked by every process at the same point (after a sample grid), whatever the step."""

@@ -25,18 +25,15 @@ def check_tracker(report_to: str) -> None:
         raise ConfigError(f"train.report_to={report_to} needs the {package} package: {hint}")
 
 
-def flat_config(config) -> dict:
-    """{'train.lr': 2e-4, ...}: scalars as they are, lists and tables as text (trackers want scalars)."""
-    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in dotted(config.to_dict()).items()}
-
-
 @contextlib.contextmanager
 def start_tracking(accelerator, config, run):
     """Open the run's tracker (if any) for the length of the training loop."""
     if config.train.report_to == "none":
         yield
         return
-    accelerator.init_trackers(run.root.resolve().name, config=flat_config(config))
+    # {'train.lr': 2e-4, ...}: scalars as they are, lists and tables as text (trackers want scalars)
+    flat = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in dotted(config.to_dict()).items()}
+    accelerator.init_trackers(run.root.resolve().name, config=flat)
     try:
         yield
     finally:

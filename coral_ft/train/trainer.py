@@ -69,10 +69,8 @@ def make_accelerator(config: RunConfig, run: RunDir) -> Accelerator:
     # A recipe's precision that the device lacks was changed as the config was resolved (with a
     # note, coral_ft.cli.options.fit_precision); what arrives here is an order, checked.
     training_precision(t.mixed_precision, device, given=True)
-    kwargs = {}
     check_tracker(t.report_to)
-    if t.report_to != "none":
-        kwargs = {"log_with": t.report_to, "project_dir": str(run.root / "logs")}
+    kwargs = {} if t.report_to == "none" else {"log_with": t.report_to, "project_dir": str(run.root / "logs")}
     release_other_precision(t.mixed_precision)
     accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=device == "cpu", **kwargs)
     if accelerator.device.type == "cuda":
@@ -105,16 +103,16 @@ class Trainer:
                               f"x {acc.num_processes} process(es)")
 
         torch.manual_seed(t.seed)  # identical initialisation on every process
-        self.module = self._build_denoiser()  # the plain module (weights, EMA, export)
+        self.module = self.denoiser = self._build_denoiser()  # the plain module (weights, EMA, export)
         self.scheduler = self.source.scheduler(config)  # the one forward process: trained, sampled, saved
         self.process = ForwardProcess(self.scheduler)
-        trainable = [p for p in self.module.parameters() if p.requires_grad]
+        trainable = self._trainable_state()
         # The EMA follows every trainable parameter: the U-Net's and the head's (latents pair them).
-        self.ema_names = [n for n, p in self.module.named_parameters() if p.requires_grad]
-        self.ema = EMAModel(trainable, decay=t.ema_decay,
+        self.ema_names = list(trainable)
+        self.ema = EMAModel(trainable.values(), decay=t.ema_decay,
                             min_decay=0.0 if t.ema_warmup else t.ema_decay,  # no warm-up: the peers' constant decay
                             foreach=acc.device.type == "cuda")  # one fused update over all tensors on a GPU
-        optimizer = torch.optim.Adam(trainable, lr=t.lr, **({"fused": True} if acc.device.type == "cuda" else {}))
+        optimizer = torch.optim.Adam(trainable.values(), lr=t.lr, **({"fused": True} if acc.device.type == "cuda" else {}))
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, t.warmup_steps))
         self.model, self.optimizer = acc.prepare(self.module, optimizer)
         if t.compile:  # the whole denoiser, bottleneck hook included (the hook is added before compiling)
@@ -140,7 +138,7 @@ class Trainer:
         config = self.config
         unet = self.source.build(self.data, config)
         self.null_label = null_label_of(unet) if num_classes_of(unet) is not None else None  # None: unconditional
-        method = OBJECTIVES[config.objective.method].cls
+        method = OBJECTIVES[config.objective.method]
         if self.null_label is None and method.needs_labels:
             raise ConfigError(f"an unconditional U-Net (model.conditional = false) trains with a method that needs no "
                               f"class labels (ddpm); {config.objective.method} needs them")
@@ -149,16 +147,12 @@ class Trainer:
         return denoiser.to(memory_format=torch.channels_last) if config.train.channels_last else denoiser
 
     # -- state ------------------------------------------------------------------------------
-    @property
-    def denoiser(self) -> Denoiser:
-        return self.module
-
     def _trainable_state(self) -> dict[str, torch.Tensor]:
         return {n: p for n, p in self.module.named_parameters() if p.requires_grad}
 
     def _ema_state(self) -> dict[str, torch.Tensor]:
         # U-Net names without their "unet." prefix (the U-Net's own names); the head's as "head.*".
-        return {_ema_key(n): p for n, p in zip(self.ema_names, self.ema.shadow_params)}
+        return {n.removeprefix("unet."): p for n, p in zip(self.ema_names, self.ema.shadow_params)}
 
     def save_checkpoint(self) -> None:
         acc = self.accelerator
@@ -184,7 +178,7 @@ class Trainer:
                 p.copy_(ckpt["trainable"][name])
             for name, shadow in zip(self.ema_names, self.ema.shadow_params):
                 # Checkpoints written before the head had an EMA start it from the head's weights.
-                shadow.copy_(ckpt["ema"].get(_ema_key(name), params[name].detach()))
+                shadow.copy_(ckpt["ema"].get(name.removeprefix("unet."), params[name].detach()))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.lr_schedule.load_state_dict(ckpt["state"]["lr_schedule"])
         self.ema.optimization_step = ckpt["state"]["ema_step"]
@@ -206,7 +200,9 @@ class Trainer:
         self.step_term.begin(micro, batch)
         logged: dict[str, torch.Tensor] = {}
         for m, mb in enumerate(micro):
-            with self._sync_on(m), acc.autocast():
+            # DDP synchronises gradients on the last micro-batch of a step only
+            sync = contextlib.nullcontext() if m == accum - 1 else acc.no_sync(self.model)
+            with sync, acc.autocast():
                 out = self.objective(KeyedForward(self.model, mb.keys), mb)
                 acc.backward(self.step_term.added(m, out.features, out.loss / accum))
             _add(logged, {"loss": out.loss, **out.logged}, 1 / accum)
@@ -215,14 +211,9 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.lr_schedule.step()
-        self.ema.step([p for p in self.module.parameters() if p.requires_grad])
+        self.ema.step(self._trainable_state().values())
         self.step += 1
         return logged
-
-    def _sync_on(self, micro: int):
-        """DDP synchronises gradients on the last micro-batch of a step only."""
-        last = micro == self.config.train.grad_accum - 1
-        return contextlib.nullcontext() if last else self.accelerator.no_sync(self.model)
 
     # -- outputs ----------------------------------------------------------------------------
     def ema_denoiser(self) -> Denoiser:
@@ -261,80 +252,62 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> Path:
-        t, acc = self.config.train, self.accelerator
-        bar = None
-        if self.progress and acc.is_main_process:
-            from tqdm.auto import tqdm
+        from tqdm.auto import tqdm
 
-            bar = tqdm(total=t.max_steps, initial=self.step, desc=f"train {self.config.objective.method}", dynamic_ncols=True)
+        t, acc = self.config.train, self.accelerator
         window_start, timed_steps = time.perf_counter(), 0
         finite = torch.ones((), dtype=torch.bool, device=acc.device)
-        with StopRequests(acc) as stop_requests:
+        with tqdm(total=t.max_steps, initial=self.step, desc=f"train {self.config.objective.method}", dynamic_ncols=True,
+                  disable=not (self.progress and acc.is_main_process)) as bar, StopRequests(acc) as stop_requests:
             while self.step < t.max_steps:
                 terms = self.train_step()
                 finite &= torch.isfinite(terms["loss"])  # checked at log/checkpoint time: no per-step sync
                 _add(self.window, terms, 1.0)
                 self.window_steps += 1
                 timed_steps += 1
-                if bar is not None:
-                    bar.update(1)
-                stop = stop_requests.agreed(self.step)
-                boundary = {
-                    "log": self.step % t.log_every == 0 or self.step == t.max_steps or stop,
-                    "ckpt": self.step % t.checkpoint_every == 0 or self.step == t.max_steps or stop,
-                    # a grid for every run, unless train.sample_grid = 0
-                    "sample": t.sample_grid > 0 and (self.step % t.sample_every == 0 or self.step == t.max_steps),
-                }
-                if any(boundary.values()) and not bool(acc.reduce(finite.float(), "min")):
-                    if bar is not None:
-                        bar.close()
-                    last = list_checkpoints(self.run_dir.checkpoints)
-                    where = f"last good checkpoint: {last[-1][1]}" if last else "no checkpoint was written yet"
+                bar.update(1)
+                stop, last = stop_requests.agreed(self.step), self.step == t.max_steps
+                log = self.step % t.log_every == 0 or last or stop
+                ckpt = self.step % t.checkpoint_every == 0 or last or stop
+                # a grid for every run, unless train.sample_grid = 0
+                grid = t.sample_grid > 0 and (self.step % t.sample_every == 0 or last)
+                if (log or ckpt or grid) and not bool(acc.reduce(finite.float(), "min")):
+                    checkpoints = list_checkpoints(self.run_dir.checkpoints)
+                    where = f"last good checkpoint: {checkpoints[-1][1]}" if checkpoints else "no checkpoint was written yet"
                     raise TrainingDiverged(f"the loss became NaN/inf by step {self.step}; {where}. Lower train.lr or check the data")
-                if boundary["log"]:
-                    elapsed = time.perf_counter() - window_start
-                    record = {k: float(acc.reduce(v, "mean")) / self.window_steps for k, v in self.window.items()}
-                    record.update(step=self.step, lr=self.lr_schedule.get_last_lr()[0], steps_per_sec=timed_steps / elapsed)
-                    self._log(record)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{record['loss']:.4f}")
-                    self.window, self.window_steps = {}, 0
+                if log:
+                    loss = self._log(timed_steps / (time.perf_counter() - window_start))
+                    bar.set_postfix(loss=f"{loss:.4f}")
                     window_start, timed_steps = time.perf_counter(), 0
-                if boundary["ckpt"]:
+                if ckpt:
                     self.save_checkpoint()
+                if grid and not stop:
+                    self.write_samples(lambda: stop_requests.requested)
+                    stop = stop_requests.agreed_now()  # a stop during the grid: honoured now, not a step later
+                    if stop and not ckpt:
+                        self.save_checkpoint()
                 if stop:
-                    if bar is not None:
-                        bar.close()
                     raise TrainingStopped(f"stopped at step {self.step}: checkpoint written to {self.run_dir.checkpoints}; "
                                           "run the same command with --resume to continue")
-                if boundary["sample"]:
-                    self.write_samples(lambda: stop_requests.requested)
-                    if stop_requests.agreed_now():  # a stop during the grid: honoured now, not a step later
-                        if not boundary["ckpt"]:
-                            self.save_checkpoint()
-                        if bar is not None:
-                            bar.close()
-                        raise TrainingStopped(f"stopped at step {self.step}: checkpoint written to {self.run_dir.checkpoints}; "
-                                              "run the same command with --resume to continue")
-        if bar is not None:
-            bar.close()
         return self.export()
 
-    def _log(self, record: dict) -> None:
-        if self.accelerator.is_main_process:
+    def _log(self, steps_per_sec: float) -> float:
+        """One metrics.jsonl line (and tracker entry): the window's mean terms, lr and speed; -> the mean loss."""
+        acc = self.accelerator
+        record = {k: float(acc.reduce(v, "mean")) / self.window_steps for k, v in self.window.items()}
+        record.update(step=self.step, lr=self.lr_schedule.get_last_lr()[0], steps_per_sec=steps_per_sec)
+        self.window, self.window_steps = {}, 0
+        if acc.is_main_process:
             with open(self.run_dir.metrics, "a") as f:
                 f.write(json.dumps(record) + "\n")
         if self.config.train.report_to != "none":
-            self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=self.step)
+            acc.log({k: v for k, v in record.items() if k != "step"}, step=self.step)
+        return record["loss"]
 
 
 def _add(totals: dict, terms: dict, weight: float) -> None:
     for k, v in terms.items():
         totals[k] = totals.get(k, 0.0) + v.detach().float() * weight
-
-
-def _ema_key(name: str) -> str:
-    return name.removeprefix("unet.")
 
 
 def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, source: UNetSource | None = None,
@@ -359,9 +332,9 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, sourc
                   f"its model in {run.model} is unchanged: raise --max-steps to train on", file=sys.stderr)
         return run.model
     trainer = Trainer(config, run.root, source, progress, data)
-    for note in notes if trainer.accelerator.is_main_process else ():
-        print(note, file=sys.stderr)
     if trainer.accelerator.is_main_process:
+        for note in notes:
+            print(note, file=sys.stderr)
         run.root.mkdir(parents=True, exist_ok=True)
         save_config(config, run.config)
     if checkpoint is not None:
