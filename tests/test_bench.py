@@ -351,3 +351,19 @@ def test_report_only_writes_the_finished_trials_and_trains_nothing(smoke_bench, 
     assert "seeds so far (ddpm 2, coral 2, cbdm 0)" in printed
     results = json.loads((out / "results.json").read_text())
     assert results["methods"]["cbdm"]["seeds"] == [] and len(results["methods"]["coral"]["measured"]["fid"]["values"]) == 2
+
+
+def test_a_scale_gives_way_to_what_the_user_set(tmp_path, monkeypatch):
+    import coral_ft.api
+
+    # the CLI lists the fields the user set in bench.keep; the scale's overrides leave them alone
+    seen = {}
+    monkeypatch.setattr(coral_ft.api, "bench", lambda name, config, out, **k: (seen.update(config=config), (out, ""))[1])
+    main(["bench", "digits-lt", "--scale", "smoke", "--sample-batch-size", "8", "--set", "sample.seed=3",
+          "--out", str(tmp_path), "--no-progress"])
+    config = seen["config"]
+    assert config.bench.keep == ["bench.scale", "sample.batch_size", "sample.seed"]
+    trial = make_plan("digits-lt", config, tmp_path).trials[0]
+    assert trial.config.sample.batch_size == 8 and trial.config.sample.sampler == "ddim"  # the scale's, but not the user's
+    unkept = make_plan("digits-lt", load_config("digits-lt", {"bench.scale": "smoke", "sample.batch_size": 8}), tmp_path)
+    assert unkept.trials[0].config.sample.batch_size == 16  # a recipe's value: the scale's wins

@@ -122,18 +122,22 @@ def run_config(config: RunConfig, method: str, overrides: Mapping[str, Any] | No
 
 
 def scale_overrides(config: RunConfig) -> tuple[dict, int | None]:
-    """(config overrides, sample count or None for the recipe's) of the bench's scale."""
-    scale = config.bench.scale
+    """(config overrides, sample count or None for the recipe's) of the bench's scale; the fields
+    in bench.keep (what the user set) are left out."""
+    scale, count = config.bench.scale, None
     if scale == "paper":
-        return {}, None
-    if scale == "small":
+        overrides = {}
+    elif scale == "small":
         steps = max(min(300, config.train.max_steps), config.train.max_steps // 10)
         every = max(100, steps // 5)
         # EMA warm-up: a constant 0.9999 over a tenth of the schedule leaves the EMA weights mostly
         # at their random initialisation (0.9999^15000 = 0.22; seen on a GPU as noise samples).
-        return {"train.max_steps": steps, "train.checkpoint_every": every, "train.sample_every": every,
-                "train.ema_warmup": True, **SMALL_SAMPLER}, SMALL_SAMPLES
-    return dict(SMOKE_OVERRIDES), None  # smoke: the count depends on the class count
+        overrides = {"train.max_steps": steps, "train.checkpoint_every": every, "train.sample_every": every,
+                     "train.ema_warmup": True, **SMALL_SAMPLER}
+        count = SMALL_SAMPLES
+    else:  # smoke: the count depends on the class count
+        overrides = SMOKE_OVERRIDES
+    return {k: v for k, v in overrides.items() if k not in config.bench.keep}, count
 
 
 def make_plan(name: str, config: RunConfig, out) -> BenchPlan:

@@ -102,6 +102,9 @@ class BenchConfig:
     methods: dict[str, BenchMethod] = field(default_factory=dict)  # per-method settings; absent: defaults
     run: list[str] = described(["ddpm", "cbdm", "t2h", "coral"], "Methods to run, comma-separated: an objective or a variant (coral-null, a key of the recipe's bench.methods table), each at the recipe's W.")
     scale: str = described("paper", "paper (the paper's runs), small (a tenth, one GPU) or smoke (CPU plumbing check).")
+    # Fields a scale's overrides leave as they are: `coral-ft bench` lists the ones the user set
+    # (--set, flags), so `--scale smoke --sample-batch-size 8` samples in batches of 8.
+    keep: list[str] = field(default_factory=list)
     seeds: int = described(1, "Training seeds per method, seed i training with train.seed + i (results give means, 95% intervals and paired differences).")
     guidance_sweep: list[float] = described([], "W values, comma-separated: each method and seed picks its W by FID on a separate selection set (none: no sweep).")
     selection_samples: int = described(1_000, "Samples per W on the selection set (its own sampling seed).")

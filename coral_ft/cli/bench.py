@@ -33,6 +33,7 @@ def bench(
     """Per method (or fine-tune arm) and seed: train, (sweep W on a selection set,) sample, evaluate; then
     results.md/.csv/.json, figures, and the table with intervals printed here."""
     config = o.fit_precision(o.resolve_config(recipe=recipe or dataset, sets=sets, flags=flags), sets, flags)
+    config.bench.keep = sorted(o.given_fields(sets, flags))  # what the user set, the scale leaves alone
     out = out or Path("runs") / f"bench-{dataset}"
     if dry_run:
         typer.echo(plan_text(dataset, config, out))

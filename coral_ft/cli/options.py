@@ -28,6 +28,7 @@ from coral_ft.config.loading import dotted
 # the one resolution every command and the Python API use (the commands call these through `o.`)
 from coral_ft.config.resolve import BUNDLES, recipe_names, was_given
 from coral_ft.config.resolve import fit_precision as fitted_precision
+from coral_ft.config.resolve import given_fields as given_fields
 from coral_ft.config.resolve import implied_recipe as implied_recipe
 from coral_ft.config.resolve import layered as layered
 from coral_ft.config.resolve import resolve_config as resolve_config

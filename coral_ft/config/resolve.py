@@ -70,13 +70,17 @@ def implied_recipe(*, sets: list[str] | None = None, flags: dict[str, Any] | Non
     return dataset if dataset in recipe_names() else None
 
 
-def was_given(path: str, sets: list[str] | None = None, flags: dict[str, Any] | None = None) -> bool:
-    """Did the user set config field `path` (a flag, a flag bundle or --set), rather than a recipe
-    or a saved run? A recipe's value is a wish some fields treat as one (`fit_precision`)."""
+def given_fields(sets: list[str] | None = None, flags: dict[str, Any] | None = None) -> set[str]:
+    """The config fields the user set (a flag, a flag bundle or --set), rather than a recipe or a
+    saved run: a recipe's value is a wish some fields treat as one (`fit_precision`), and a bench's
+    scale gives way to them (bench.keep)."""
     flags = flags or {}
-    if path in flags or any(path in bundle for bundle in flags.get(BUNDLES, [])):
-        return True
-    return any(".".join(parse_override(item)[0]) == path for item in sets or [])
+    given = {key for key in flags if key != BUNDLES} | {key for bundle in flags.get(BUNDLES, []) for key in bundle}
+    return given | {".".join(parse_override(item)[0]) for item in sets or []}
+
+
+def was_given(path: str, sets: list[str] | None = None, flags: dict[str, Any] | None = None) -> bool:
+    return path in given_fields(sets, flags)
 
 
 def fit_precision(config: RunConfig, given: bool) -> tuple[RunConfig, str | None]:
