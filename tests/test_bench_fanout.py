@@ -2,6 +2,7 @@
 one after another, a dry run that lists the jobs with their resources."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -9,6 +10,7 @@ from coral_ft.bench.fanout import TrialJob, describe_jobs, job_threads, slurm_pa
 from coral_ft.bench.plan import make_plan
 from coral_ft.cli.app import main
 from coral_ft.config import load_config
+from tests.conftest import run_cli
 
 SMOKE = ["--scale", "smoke", "--seeds", "2", "--threads", "1", "--no-progress"]
 
@@ -91,3 +93,33 @@ def test_describe_jobs_counts_finished_trials(tmp_path):
     (tmp_path / "ddpm" / "seed-0" / "eval.json").write_text("{}")
     text = describe_jobs(plan)
     assert "2 local job(s) at once" in text and "3 job(s) (1 already finished)" in text
+
+
+def test_slurm_without_waiting_submits_each_wave_after_the_one_before(tmp_path, monkeypatch, capsys):
+    import submitit
+
+    calls = []
+
+    class FakeExecutor:  # records what submitit would hand to sbatch
+        def __init__(self, folder, cluster):
+            calls.append(("executor", cluster))
+
+        def update_parameters(self, **params):
+            calls.append(("parameters", params))
+
+        def submit(self, job):
+            calls.append(("submit", job.trial))
+            return SimpleNamespace(job_id=str(100 + sum(c[0] == "submit" for c in calls)))
+
+    monkeypatch.setattr(submitit, "AutoExecutor", FakeExecutor)
+    main(["bench", "digits-lt", "--protocol", "finetune", "--arms", "ddpm,coral", "--scale", "smoke", "--seeds", "1",
+          "--launcher", "slurm", "--no-wait", "--out", str(tmp_path), "--no-progress"])
+    submitted = [c[1] for c in calls if c[0] == "submit"]
+    assert submitted == ["base/seed-0", "ddpm/seed-0", "coral/seed-0"]
+    dependency = [c[1]["slurm_additional_parameters"] for c in calls if c[0] == "parameters"
+                  and "dependency" in c[1].get("slurm_additional_parameters", {})]
+    assert dependency == [{"dependency": "afterok:101"}]  # the arms wait for their base's job
+    out = capsys.readouterr().out
+    assert "--report writes the report" in out and "full report" not in out
+    code, _, err = run_cli(["bench", "digits-lt", "--scale", "smoke", "--no-wait", "--out", tmp_path / "l"], capsys)
+    assert code == 2 and "needs --launcher slurm" in err  # local jobs cannot outlive the command

@@ -132,6 +132,19 @@ class Launcher:
             self.job_config = plan.config if self.gpu_pool else replace(
                 plan.config, runtime=replace(plan.config.runtime, threads=threads))
 
+    def submit_waves(self, waves: list[list[Trial]], say) -> list[str]:
+        """SLURM without waiting: every trial submitted now, each wave's jobs held by SLURM until
+        the wave before has succeeded (afterok) -> the job ids."""
+        ids: list[str] = []
+        for wave in waves:
+            if ids:
+                self.executor.update_parameters(slurm_additional_parameters={
+                    **dict(self.launch.slurm), "dependency": "afterok:" + ":".join(ids)})
+            wave_ids = [str(self.submit(trial, []).job_id) for trial in wave]
+            say(f"submitted {len(wave)} job(s): " + ", ".join(f"{t.name} ({i})" for t, i in zip(wave, wave_ids)))
+            ids += wave_ids
+        return ids
+
     def submit(self, trial: Trial, gpus: list[int]):
         job = TrialJob(self.plan.name, self.job_config, str(self.plan.out), trial.name)
         if self.launch.launcher == "local":
@@ -176,12 +189,16 @@ def _last_line(error: BaseException) -> str:
 
 
 def run_fanned_out(plan: BenchPlan, data, progress: bool, say=print) -> None:
-    """The shared files, then every unfinished trial as a job, wave by wave. Raises UserError
-    naming the trials that failed (the others' results stand; run the bench again to resume)."""
+    """The shared files, then every unfinished trial as a job, wave by wave (submitted at once, held
+    by SLURM dependencies, without bench.launch.wait). Raises UserError naming the trials that
+    failed (the others' results stand; run the bench again to resume)."""
     from coral_ft.bench.context import build_context
 
     build_context(plan, data, progress)  # classifier, reference and memorisation features: once, here
     launcher = Launcher(plan)
+    if not plan.config.bench.launch.wait:
+        launcher.submit_waves([w for w in (pending(w) for w in waves(plan)) if w], say)
+        return
     for wave in waves(plan):
         todo = pending(wave)
         if not todo:

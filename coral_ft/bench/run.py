@@ -44,6 +44,9 @@ def run_bench(plan: BenchPlan, data, progress: bool = True, report_only: bool = 
         from coral_ft.bench.fanout import run_fanned_out
 
         run_fanned_out(plan, data, progress)
+        if not launch.wait:
+            return plan.out / "results.md", (f"submitted; once the jobs have run (logs in {plan.out / 'jobs'}), "
+                                              "the same command with --report writes the report")
         report_only = True
     if report_only:
         evaluations = finished_evaluations(plan)

@@ -79,9 +79,12 @@ class BenchLaunch:
     time_min: int = described(24 * 60, "SLURM time limit of each trial, minutes (a pre-empted or timed-out trial is requeued and resumes).")
     mem_gb: int = 0  # slurm: memory per trial (0: the cluster's default)
     slurm: dict[str, Any] = field(default_factory=dict)  # further sbatch parameters (account, qos, constraint, ...)
+    wait: bool = described(True, "SLURM: wait for the jobs and write the report; --no-wait submits every wave (each after the one before, by SLURM dependency) and returns: `bench --report` writes the report once they have run.")
 
     def __post_init__(self) -> None:
         check_choice("bench.launch.launcher", self.launcher, LAUNCHERS)
+        check(self.wait or self.launcher == "slurm",
+              "bench.launch.wait = false (--no-wait) needs --launcher slurm: local jobs end with this process")
         check_positive("bench.launch", self, "jobs", "time_min")
         check(self.gpus_per_trial >= 0 and self.cpus_per_trial >= 0 and self.mem_gb >= 0,
               "bench.launch.gpus_per_trial, cpus_per_trial and mem_gb must be >= 0")

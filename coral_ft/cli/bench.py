@@ -43,6 +43,7 @@ def bench(
     path, summary = run_bench(dataset, config, out, progress=progress, report_only=report)
     if summary:
         typer.echo(summary)
+    if summary and path.is_file():  # not yet with --no-wait: the jobs have only been submitted
         typer.echo(f"\nfull report: {path}")
 
 

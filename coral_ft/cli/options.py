@@ -210,6 +210,7 @@ BENCH = {
     "launcher": option("bench.launch.launcher", "--launcher", panel=PANEL_LAUNCH),
     "partition": option("bench.launch.partition", "--partition", panel=PANEL_LAUNCH),
     "time_min": option("bench.launch.time_min", "--time-min", panel=PANEL_LAUNCH, min=1),
+    "wait": option("bench.launch.wait", "--wait/--no-wait", panel=PANEL_LAUNCH),
 }
 
 Recipe = Annotated[str | None, typer.Option("--recipe", help="TOML recipe: a file or a shipped name (`coral-ft config recipes`).", rich_help_panel=PANEL_RUN, autocompletion=completing(recipe_names))]
