@@ -371,6 +371,9 @@ def block_scratch_latents() -> str:
     return latents_table(SCRATCH / "latents")
 
 
+BASES = (("lt", "Long-tailed DDPM base"), ("uncond", "Unconditional balanced base"))  # the fine-tune study's
+
+
 def finetune_results(base: str) -> dict | None:
     return optional(FINETUNE / base / "results.json")
 
@@ -462,7 +465,7 @@ def verdict(results: dict) -> str:
 
 def block_ft_verdict() -> str:
     out = []
-    for base, label in (("lt", "Long-tailed DDPM base"), ("uncond", "Unconditional balanced base")):
+    for base, label in BASES:
         r = finetune_results(base)
         out.append(f"- {label}: " + (verdict(r) if r else "not run yet.\n"))
     return "".join(out)
@@ -485,7 +488,7 @@ def readme_ft_table(r: dict) -> str:
 
 def block_readme_ft() -> str:
     out = []
-    for base, label in (("lt", "Long-tailed DDPM base"), ("uncond", "Unconditional balanced base")):
+    for base, label in BASES:
         r = finetune_results(base)
         out.append(f"{label}:\n\n" + (readme_ft_table(r) if r else "not run yet.\n"))
     return "\n".join(out)
