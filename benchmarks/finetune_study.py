@@ -61,8 +61,8 @@ def coral_settings(scratch: Path) -> list[str]:
 
 def lt_base(opts) -> Path:
     """The from-scratch study's DDPM, seed 0: trained (with its own evaluation) if missing."""
-    run_dir = opts.scratch / "main" / "ddpm" / "seed-0" / "run"
-    if not (opts.scratch / "main" / "ddpm" / "seed-0" / "train.done.json").is_file():
+    run_dir = base_run(opts, "lt")
+    if not base_finished(opts, "lt"):
         coral_ft(["bench", RECIPE, "--methods", "ddpm", "--seeds", "1", "--guidance-sweep", GUIDANCE_SWEEP,
                   "--out", str(opts.scratch / "main"), *study_options(opts)], opts.threads)
     return run_dir
@@ -71,22 +71,50 @@ def lt_base(opts) -> Path:
 BASE_MODEL_FILES = ("config.json", "diffusion_pytorch_model.safetensors", "scheduler_config.json", "coral_ft.json")
 
 
-def keep_base(opts) -> None:
-    """Check in the LT base's weights (the from-scratch DDPM, seed 0: retraining reproduces them bit
-    for bit on one thread, as its evaluation does) beside the raw numbers, so a fresh checkout
+def base_run(opts, base: str) -> Path:
+    """The run folder the arms fine-tune: the from-scratch study's DDPM seed 0 (lt), or the run the
+    bench trained as its `base` arm (uncond)."""
+    return opts.scratch / "main" / "ddpm" / "seed-0" / "run" if base == "lt" else opts.out / base / "base" / "seed-0" / "run"
+
+
+def base_finished(opts, base: str) -> bool:
+    trial = base_run(opts, base).parent
+    return (trial / ("train.done.json" if base == "lt" else "eval.json")).is_file()
+
+
+def keep_base(opts, base: str) -> None:
+    """Check in a base's weights and run config beside the raw numbers (retraining reproduces them
+    bit for bit on one thread, but takes a from-scratch trial's time), so a fresh checkout
     fine-tunes without training the base again (runs/ is never committed)."""
-    model = lt_base(opts) / "model"
-    dest = opts.measurements / "lt-base"
+    run_dir = base_run(opts, base)
+    dest = opts.measurements / f"{base}-base"
     dest.mkdir(parents=True, exist_ok=True)
     for name in (*BASE_MODEL_FILES, "../config.toml"):
-        if (model / name).is_file():
-            shutil.copy2(model / name, dest / Path(name).name)
+        if (run_dir / "model" / name).is_file():
+            shutil.copy2(run_dir / "model" / name, dest / Path(name).name)
+
+
+def restore_base(opts, base: str) -> None:
+    """A kept base's weights back as its run's model folder. The LT base's marker (restored from the
+    collected train.json) is pointed at it; the uncond base's trial is finished (its eval.json was
+    restored), so the bench takes its marker as it is and only the arms read the run's model."""
+    saved, run_dir = opts.measurements / f"{base}-base", base_run(opts, base)
+    if not saved.is_dir() or (run_dir / "model").is_dir():
+        return
+    (run_dir / "model").mkdir(parents=True)
+    for name in BASE_MODEL_FILES:
+        shutil.copy2(saved / name, run_dir / "model" / name)
+    shutil.copy2(saved / "config.toml", run_dir / "config.toml")
+    if base == "lt":
+        marker = run_dir.parent / "train.done.json"
+        info = json.loads(marker.read_text())
+        marker.write_text(json.dumps({**info, "model": str((run_dir / "model").resolve())}, indent=1))
 
 
 def restore_phase(opts) -> None:
     """A fresh checkout: every collected trial of both studies back into runs/ (a trial with
-    eval.json is finished), the from-scratch study's selection, and the LT base's weights as the
-    from-scratch DDPM seed 0's run, so nothing collected is trained again."""
+    eval.json is finished), the from-scratch study's selection, and the kept bases' weights (the LT
+    base as the from-scratch DDPM seed 0's run), so nothing collected is trained again."""
     scratch_saved = opts.measurements.parent / "fashion-scratch"
     restore_bench(scratch_saved, opts.scratch / "main")
     copy_missing([(scratch_saved / "study.json", opts.scratch / "study.json")])
@@ -97,16 +125,8 @@ def restore_phase(opts) -> None:
                 saved = opts.measurements / "latents" / f"{base}-{condition}"
                 if saved.is_dir() and not (opts.out / "latents" / saved.name).exists():
                     shutil.copytree(saved, opts.out / "latents" / saved.name)
-    saved_base = opts.measurements / "lt-base"
-    run_dir = opts.scratch / "main" / "ddpm" / "seed-0" / "run"
-    if saved_base.is_dir() and not (run_dir / "model").is_dir():
-        (run_dir / "model").mkdir(parents=True)
-        for name in BASE_MODEL_FILES:
-            shutil.copy2(saved_base / name, run_dir / "model" / name)
-        shutil.copy2(saved_base / "config.toml", run_dir / "config.toml")
-        marker = run_dir.parent / "train.done.json"  # restored above from the collected train.json
-        info = json.loads(marker.read_text())
-        marker.write_text(json.dumps({**info, "model": str((run_dir / "model").resolve())}, indent=1))
+    for base in dict.fromkeys(("lt", *opts.bases)):  # the LT base also serves the from-scratch study
+        restore_base(opts, base)
     print(f"restored {opts.out} and {opts.scratch} from {opts.measurements.parent}")
 
 
@@ -143,7 +163,7 @@ def latents_phase(opts) -> None:
     """Null-label and true-label bottleneck scores for the base and every arm (fine-tune seed 0)."""
     for base in opts.bases:
         folder = opts.out / base
-        models = [("base", folder / "base" / "seed-0" / "run")] if base == "uncond" else [("base", lt_base(opts))]
+        models = [("base", base_run(opts, base))]
         models += [(arm, folder / arm / "seed-0" / "run") for arm in opts.arms]
         models = [(name, path) for name, path in models if (path / "model").is_dir()]
         for condition in ("null", "true"):
@@ -153,16 +173,17 @@ def latents_phase(opts) -> None:
 
 
 def collect_phase(opts) -> None:
-    """Each base's report of its finished trials (nothing trained), then the copies (and the LT
-    base's weights, once)."""
+    """Each base's report of its finished trials (nothing trained), then the copies (and each
+    finished base's weights, once)."""
     for base in opts.bases:
         if any((opts.out / base).glob("*/seed-*/eval.json")):
             coral_ft([*finetune_bench(opts, base, opts.arms, opts.seeds), "--report"], opts.threads)
             collect_bench(opts.out / base, opts.measurements / base)
         for condition in ("null", "true"):
             collect_latents(opts.out / "latents" / f"{base}-{condition}", opts.measurements / "latents" / f"{base}-{condition}")
-    if "lt" in opts.bases and not (opts.measurements / "lt-base").is_dir():
-        keep_base(opts)
+    for base in opts.bases:
+        if base_finished(opts, base) and not (opts.measurements / f"{base}-base").is_dir():
+            keep_base(opts, base)
     print(f"raw numbers -> {opts.measurements}")
 
 
