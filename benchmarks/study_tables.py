@@ -435,16 +435,31 @@ def block_ft_power() -> str:
             f"+-{half:.2f} ({half / tail:.0%} of the tail FID), so smaller changes cannot be told from noise.\n")
 
 
+def worse_elsewhere(results: dict, arm: str, metrics: list[str]) -> list[str]:
+    """The metrics on which `arm`'s uncorrected paired interval shows it worse than ddpm."""
+    vs = results["methods"][arm].get("vs_ddpm", {})
+    return [m for m in metrics if (d := vs.get(m)) and d.get("excludes_zero") and d.get("better") is False]
+
+
 def verdict(results: dict) -> str:
     """Which arm a user should pick: the bench's verdict (coral_ft.bench.verdict: 3+ common seeds,
-    Holm over arms x metrics, exact agreement no evidence), then what LoRA costs against full."""
-    from coral_ft.bench.verdict import MIN_SEEDS, judge
+    Holm over arms x metrics, exact agreement no evidence), then what LoRA costs against full. A
+    named gain is a pick only when no other metric of that arm is worse, even uncorrected: a gain
+    paid for elsewhere (precision for recall) is reported as the trade it is."""
+    from coral_ft.bench.verdict import MIN_SEEDS, judge, verdict_metrics
 
     v = judge(results, "ddpm", "base")
     lines = [v["text"]]
+    metrics, vs = verdict_metrics(results), {a: r.get("vs_ddpm", {}) for a, r in results["methods"].items()}
     gains = [t for t in v["named"] if t["better"]]
-    if gains:
-        best = min(gains, key=lambda t: t["p_holm"])
+    clean = [t for t in gains if not worse_elsewhere(results, t["arm"], metrics)]
+    for t in (t for t in gains if t not in clean):
+        worse = worse_elsewhere(results, t["arm"], metrics)
+        lines.append(f"{t['arm']}'s better {t['metric']} comes with a worse "
+                     + ", ".join(f"{m} ({num(m, vs[t['arm']][m]['diff'], True)}, its uncorrected interval excluding 0)" for m in worse)
+                     + ": a trade, not a gain.")
+    if clean:
+        best = min(clean, key=lambda t: t["p_holm"])
         lines.append(f"Pick: {best['arm']}, on this evidence.")
     elif v.get("seeds", 0) >= MIN_SEEDS:
         lora = ", or ddpm-lora where its cost matters" if "ddpm-lora" in results["methods"] else ""

@@ -88,3 +88,17 @@ def test_the_study_verdict_follows_the_bench_rules():
     assert "Pick: plain fine-tuning" in study_tables.verdict(_results({"coral": noisy}, ddpm, costs))
     two = study_tables.verdict(_results({"coral": strong[:2]}, ddpm[:2]))
     assert "No verdict: 2 common seed(s)" in two and "No pick yet" in two  # however strong, two seeds name nothing
+
+
+def test_a_gain_paid_for_on_another_metric_is_a_trade_not_a_pick():
+    ddpm = [10.0, 11.0, 12.0, 10.5, 11.5]
+    strong = [d - 2.0 + e for d, e in zip(ddpm, [0.01, -0.02, 0.015, 0.0, -0.01])]
+    results = _results({"coral": strong}, ddpm)
+    # coral's recall is lower on every seed, by a margin its uncorrected interval separates from 0
+    results["metrics"] = ["recall"]
+    results["methods"]["coral"]["vs_ddpm"]["recall"] = {"diff": -0.02, "ci95": [-0.03, -0.01],
+                                                        "values": [-0.02, -0.025, -0.015, -0.02, -0.02],
+                                                        "excludes_zero": True, "better": False}
+    text = study_tables.verdict(results)
+    assert "coral's better tail:fid comes with a worse recall (-0.020" in text and "a trade, not a gain" in text
+    assert "Pick: plain fine-tuning" in text and "Pick: coral" not in text
