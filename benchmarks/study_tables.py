@@ -290,7 +290,8 @@ def optional(path: Path) -> dict | None:
 def block_scratch_main() -> str:
     r = read_json(SCRATCH / "results.json")
     metrics = [m for m in KEY_METRICS if m != "sample_accuracy"]
-    return "\n\n".join([method_table(r, metrics), diff_table(r, metrics[1:]), seeds_line(r)]) + "\n"
+    verdict = [f"The bench's verdict (results.md): {r['verdict']['text']}"] if r.get("verdict") else []
+    return "\n\n".join([method_table(r, metrics), diff_table(r, metrics[1:]), seeds_line(r), *verdict]) + "\n"
 
 
 def supcon_floor(counts: list[int], batch: int = BATCH, draws: int = 20_000) -> float:
