@@ -78,6 +78,8 @@ def base_run(opts, base: str) -> Path:
 
 
 def base_finished(opts, base: str) -> bool:
+    """The LT base is ready once trained (its arms need only its weights); the uncond base is the
+    bench's own `base` trial, kept only when finished, since restore leaves unfinished trials out."""
     trial = base_run(opts, base).parent
     return (trial / ("train.done.json" if base == "lt" else "eval.json")).is_file()
 

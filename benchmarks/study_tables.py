@@ -436,10 +436,11 @@ def block_ft_power() -> str:
             f"+-{half:.2f} ({half / tail:.0%} of the tail FID), so smaller changes cannot be told from noise.\n")
 
 
-def worse_elsewhere(results: dict, arm: str, metrics: list[str]) -> list[str]:
-    """The metrics on which `arm`'s uncorrected paired interval shows it worse than ddpm."""
+def worse_elsewhere(results: dict, arm: str, metrics: list[str]) -> dict[str, float]:
+    """metric -> paired difference, for the metrics on which `arm`'s uncorrected interval shows it
+    worse than ddpm."""
     vs = results["methods"][arm].get("vs_ddpm", {})
-    return [m for m in metrics if (d := vs.get(m)) and d.get("excludes_zero") and d.get("better") is False]
+    return {m: d["diff"] for m in metrics if (d := vs.get(m)) and d.get("excludes_zero") and d.get("better") is False}
 
 
 def verdict(results: dict) -> str:
@@ -451,14 +452,15 @@ def verdict(results: dict) -> str:
 
     v = judge(results, "ddpm", "base")
     lines = [v["text"]]
-    metrics, vs = verdict_metrics(results), {a: r.get("vs_ddpm", {}) for a, r in results["methods"].items()}
     gains = [t for t in v["named"] if t["better"]]
-    clean = [t for t in gains if not worse_elsewhere(results, t["arm"], metrics)]
-    for t in (t for t in gains if t not in clean):
-        worse = worse_elsewhere(results, t["arm"], metrics)
-        lines.append(f"{t['arm']}'s better {t['metric']} comes with a worse "
-                     + ", ".join(f"{m} ({num(m, vs[t['arm']][m]['diff'], True)}, its uncorrected interval excluding 0)" for m in worse)
-                     + ": a trade, not a gain.")
+    worse = {t["arm"]: worse_elsewhere(results, t["arm"], verdict_metrics(results)) for t in gains}
+    for t in gains:
+        if worse[t["arm"]]:
+            lines.append(f"{t['arm']}'s better {t['metric']} comes with a worse "
+                         + ", ".join(f"{m} ({num(m, d, True)}, its uncorrected interval excluding 0)"
+                                     for m, d in worse[t["arm"]].items())
+                         + ": a trade, not a gain.")
+    clean = [t for t in gains if not worse[t["arm"]]]
     if clean:
         best = min(clean, key=lambda t: t["p_holm"])
         lines.append(f"Pick: {best['arm']}, on this evidence.")
