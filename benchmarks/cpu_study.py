@@ -11,8 +11,8 @@ resumable, so the script can be killed and run again at any time:
    chosen per trial on its own selection set, reported on 2,000 other samples; means, 95%
    intervals and paired differences by class group (results.md).
 3. The bottleneck: `coral-ft latents` on the real test images for each seed's models (every
-   method of the main phase; null and true labels, t = 100 and 500): k-NN purity, silhouette,
-   tail-into-head, probe.
+   method of the main phase whose weights are on disk and that no report scores yet; null and true
+   labels, t = 100 and 500): k-NN purity, silhouette, tail-into-head, probe.
 4. Collect: the raw numbers of phases 2 and 3 copied to docs/measurements/ (--measurements),
    where benchmarks/study_tables.py makes docs/study.md's tables from them.
 
@@ -99,21 +99,30 @@ def main_phase(opts, chosen: dict | None) -> Path:
     return out / "results.json"
 
 
-def latents_phase(opts) -> dict:
-    """Per seed, one `coral-ft latents` over every method's model of that seed (null labels: what
-    the bottleneck holds of the image; true labels: what it holds once the class is given)."""
-    reports = {}
+def scored(folders: list[Path], seed: int, condition: str) -> set[str]:
+    """The methods a latents report of this seed and condition already scores, run or collected."""
+    found = set()
+    for folder in folders:
+        for report in folder.glob(f"seed-{seed}-*{condition}/latents.json"):
+            if report.parent.name.endswith(f"-{condition}"):
+                found |= {m["name"] for m in json.loads(report.read_text())["models"]}
+    return found
+
+
+def latents_phase(opts) -> None:
+    """Per seed, one `coral-ft latents` over the models of that seed no report scores yet (null
+    labels: what the bottleneck holds of the image; true labels: what it holds once the class is
+    given). A restored checkout holds the trials' numbers but only some of their weights: each model
+    is scored once, from whichever session still had it, and the study's table averages each
+    method over the reports that score it."""
     for seed in range(opts.seeds):
         models = [(m, opts.out / "main" / m / f"seed-{seed}" / "run") for m in opts.methods]
         models = [(m, path) for m, path in models if (path / "model").is_dir()]
-        if not models:
-            continue
         for condition in ("null", "true"):
-            out = opts.out / "latents" / f"seed-{seed}-{'-'.join(m for m, _ in models)}-{condition}"
-            if not (out / "latents.json").is_file():
-                latents(opts, models, condition, out)
-            reports[f"seed-{seed}-{condition}"] = str(out / "latents.json")
-    return reports
+            done = scored([opts.out / "latents", opts.measurements / "latents"], seed, condition)
+            todo = [(m, path) for m, path in models if m not in done]
+            if todo:
+                latents(opts, todo, condition, opts.out / "latents" / f"seed-{seed}-{'-'.join(m for m, _ in todo)}-{condition}")
 
 
 def collect_phase(opts, summary: dict) -> None:
@@ -121,8 +130,8 @@ def collect_phase(opts, summary: dict) -> None:
     dest = opts.measurements
     coral_ft([*main_bench(opts, summary.get("selection", {}).get("chosen"), opts.methods), "--report"], opts.threads)
     collect_bench(opts.out / "main", dest)
-    for name, report in summary.get("latents", {}).items():
-        collect_latents(Path(report).parent, dest / "latents" / name)
+    for report in sorted((opts.out / "latents").glob("seed-*")):
+        collect_latents(report, dest / "latents" / report.name)
     (dest / "study.json").write_text(json.dumps({"selection": summary.get("selection")}, indent=1))
     print(f"raw numbers -> {dest}")
 
@@ -154,8 +163,7 @@ def main() -> None:
             summary["main"] = str(results)
             summary_path.write_text(json.dumps(summary, indent=1))
     if opts.phase in ("all", "latents"):
-        summary["latents"] = {**summary.get("latents", {}), **latents_phase(opts)}
-        summary_path.write_text(json.dumps(summary, indent=1))
+        latents_phase(opts)
     if opts.phase in ("all", "collect"):
         collect_phase(opts, summary)
     print(json.dumps(summary.get("selection", {}).get("chosen")), "->", opts.out / "main" / "results.md")

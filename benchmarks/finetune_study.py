@@ -21,7 +21,7 @@ own fan-out, one core each with --threads 1) and the bench writes the report whe
     python benchmarks/finetune_study.py --phase restore                      # a fresh checkout: runs/ from docs/measurements/
     python benchmarks/finetune_study.py --threads 1 --jobs 2                 # both bases, 5 fine-tune seeds
     python benchmarks/finetune_study.py --bases lt --seeds 8                 # more seeds (resumes the first 5)
-    python benchmarks/finetune_study.py --phase latents                      # null- and true-label latents
+    python benchmarks/finetune_study.py --phase latents                      # null- and true-label latents per seed
     python benchmarks/finetune_study.py --phase collect                      # raw numbers -> docs/measurements/
 
 Outputs under --out (default runs/ft-study): lt/, uncond/ (bench folders), latents/.
@@ -123,9 +123,8 @@ def restore_phase(opts) -> None:
     for base in opts.bases:
         if (opts.measurements / base).is_dir():
             restore_bench(opts.measurements / base, opts.out / base)
-            for condition in ("null", "true"):
-                saved = opts.measurements / "latents" / f"{base}-{condition}"
-                if saved.is_dir() and not (opts.out / "latents" / saved.name).exists():
+            for saved in sorted((opts.measurements / "latents").glob(f"{base}-seed-*")):
+                if not (opts.out / "latents" / saved.name).exists():
                     shutil.copytree(saved, opts.out / "latents" / saved.name)
     for base in dict.fromkeys(("lt", *opts.bases)):  # the LT base also serves the from-scratch study
         restore_base(opts, base)
@@ -154,24 +153,20 @@ def bench_phase(opts, base: str) -> Path:
     return out / "results.json"
 
 
-def covers(report: Path, names: list[str]) -> bool:
-    """Whether a latents report exists and scores every one of these models."""
-    if not report.is_file():
-        return False
-    return set(names) <= {m["name"] for m in json.loads(report.read_text())["models"]}
-
-
 def latents_phase(opts) -> None:
-    """Null-label and true-label bottleneck scores for the base and every arm (fine-tune seed 0)."""
+    """Null-label and true-label bottleneck scores for the base and every arm, once per fine-tune
+    seed whose every arm's weights are on disk (a restored checkout holds only the trials' numbers,
+    so a seed with an arm missing would give a table of unlike rows)."""
     for base in opts.bases:
         folder = opts.out / base
-        models = [("base", base_run(opts, base))]
-        models += [(arm, folder / arm / "seed-0" / "run") for arm in opts.arms]
-        models = [(name, path) for name, path in models if (path / "model").is_dir()]
-        for condition in ("null", "true"):
-            out = opts.out / "latents" / f"{base}-{condition}"
-            if not covers(out / "latents.json", [name for name, _ in models]):  # redone as more arms finish
-                latents(opts, models, condition, out)
+        for seed in range(opts.seeds):
+            models = [(arm, folder / arm / f"seed-{seed}" / "run") for arm in opts.arms]
+            if not all((path / "model").is_dir() for _, path in models):
+                continue
+            for condition in ("null", "true"):
+                out = opts.out / "latents" / f"{base}-seed-{seed}-{condition}"
+                if not (out / "latents.json").is_file():
+                    latents(opts, [("base", base_run(opts, base)), *models], condition, out)
 
 
 def collect_phase(opts) -> None:
@@ -181,8 +176,8 @@ def collect_phase(opts) -> None:
         if any((opts.out / base).glob("*/seed-*/eval.json")):
             coral_ft([*finetune_bench(opts, base, opts.arms, opts.seeds), "--report"], opts.threads)
             collect_bench(opts.out / base, opts.measurements / base)
-        for condition in ("null", "true"):
-            collect_latents(opts.out / "latents" / f"{base}-{condition}", opts.measurements / "latents" / f"{base}-{condition}")
+        for report in sorted((opts.out / "latents").glob(f"{base}-seed-*")):
+            collect_latents(report, opts.measurements / "latents" / report.name)
     for base in opts.bases:
         if base_finished(opts, base) and not (opts.measurements / f"{base}-base").is_dir():
             keep_base(opts, base)

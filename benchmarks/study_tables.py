@@ -344,28 +344,32 @@ def block_supcon() -> str:
             "drawn from the long-tailed frequencies).\n")
 
 
-def latents_means(folder: Path, condition: str) -> dict[tuple[str, int], dict[str, float]]:
-    """(model, t) -> mean over the seeds' reports of the bottleneck scores."""
-    sums: dict[tuple[str, int], list[dict]] = {}
-    for path in sorted(folder.glob(f"*-{condition}/latents.txt")):
+def latents_means(folder: Path, condition: str) -> dict[tuple[str, str, int], dict[str, float]]:
+    """(base, model, t) -> mean over the seeds' reports of the bottleneck scores. A report's folder
+    is `[<base>-]seed-<k>-<condition>`: the fine-tune study's name their base, the from-scratch
+    study's do not (base "")."""
+    sums: dict[tuple[str, str, int], list[dict]] = {}
+    for path in sorted(folder.glob(f"*seed-*-{condition}/latents.txt")):
+        base = path.parent.name.partition("seed-")[0].rstrip("-")
         for row in latents_rows(path):
             if row["features"] == "bottleneck":
-                sums.setdefault((row["model"], row["t"]), []).append(row)
+                sums.setdefault((base, row["model"], row["t"]), []).append(row)
     return {k: {s: sum(r[s] for r in v) / len(v) for s in ("purity", "silhouette", "probe")} | {"n": len(v)}
             for k, v in sums.items()}
 
 
 def latents_table(folder: Path) -> str:
     null, true = latents_means(folder, "null"), latents_means(folder, "true")
+    with_base = any(base for base, _, _ in null)
     rows = []
-    for (model, t), v in null.items():
-        w = true.get((model, t), {})
-        rows.append([model, str(t), str(v["n"]), f"{v['purity']:.3f}", f"{v['silhouette']:.3f}", f"{v['probe']:.3f}",
-                     f"{w['purity']:.3f}" if w else "-", f"{w['silhouette']:.3f}" if w else "-"])
+    for (base, model, t), v in null.items():
+        w = true.get((base, model, t), {})
+        rows.append([base] * with_base + [model, str(t), str(v["n"]), f"{v['purity']:.3f}", f"{v['silhouette']:.3f}",
+                     f"{v['probe']:.3f}", f"{w['purity']:.3f}" if w else "-", f"{w['silhouette']:.3f}" if w else "-"])
     if not rows:
         return "No latents report collected yet.\n"
-    return table(["model", "t", "reports", "null: purity", "null: silhouette", "null: probe", "true: purity",
-                  "true: silhouette"], rows) + "\n"
+    return table(["base"] * with_base + ["model", "t", "reports", "null: purity", "null: silhouette", "null: probe",
+                                         "true: purity", "true: silhouette"], rows) + "\n"
 
 
 def block_scratch_latents() -> str:

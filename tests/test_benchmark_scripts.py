@@ -102,3 +102,22 @@ def test_a_gain_paid_for_on_another_metric_is_a_trade_not_a_pick():
     text = study_tables.verdict(results)
     assert "coral's better tail:fid comes with a worse recall (-0.020" in text and "a trade, not a gain" in text
     assert "Pick: plain fine-tuning" in text and "Pick: coral" not in text
+
+
+def _latents_report(folder: Path, rows: dict[str, float]) -> None:
+    folder.mkdir(parents=True)
+    lines = ["header", "", "model t features purity silh tail>head probe", "-- -- -- -- -- -- --"]
+    lines += [f"{model} 100 bottleneck {p} 0.1 0.0 0.5" for model, p in rows.items()] + ["(chance) 0.1 0 0.3 0.1"]
+    (folder / "latents.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_latents_table_keeps_each_base_apart_and_averages_its_seeds(tmp_path):
+    _latents_report(tmp_path / "lt-seed-0-null", {"base": 0.6, "ddpm": 0.4})
+    _latents_report(tmp_path / "lt-seed-4-null", {"base": 0.8, "ddpm": 0.6})
+    _latents_report(tmp_path / "uncond-seed-0-null", {"base": 0.2})
+    means = study_tables.latents_means(tmp_path, "null")
+    assert means[("lt", "base", 100)]["purity"] == pytest.approx(0.7) and means[("lt", "base", 100)]["n"] == 2
+    assert means[("uncond", "base", 100)]["purity"] == pytest.approx(0.2) and means[("uncond", "base", 100)]["n"] == 1
+    assert study_tables.latents_table(tmp_path).splitlines()[0].startswith("| base | model | t | reports")
+    _latents_report(tmp_path / "scratch" / "seed-0-null", {"ddpm": 0.5})  # the from-scratch study: no base column
+    assert study_tables.latents_table(tmp_path / "scratch").splitlines()[0].startswith("| model | t")
