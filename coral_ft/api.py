@@ -67,12 +67,11 @@ def evaluate(samples: str | Path, reference: str, config: RunConfig | None = Non
     from dataclasses import replace
 
     from coral_ft.bench.eval_network import default_classifier_path, default_metrics, metric_network
-    from coral_ft.config import RunConfig as Config
     from coral_ft.devices import use_runtime
     from coral_ft.metrics.evaluation import evaluate as evaluate_loaded
     from coral_ft.metrics.evaluation import load_reference, load_samples
 
-    config = config if config is not None else Config()
+    config = config if config is not None else RunConfig()
     device = use_runtime(config.runtime)
     loaded = load_samples(Path(samples))
     side = loaded.images.shape[1]

@@ -42,3 +42,9 @@ def check_positive(section: str, obj, *names: str) -> None:
 def check_non_negative(section: str, obj, *names: str) -> None:
     for name in names:
         check(getattr(obj, name) >= 0, f"{section}.{name} must be >= 0; got {getattr(obj, name)}")
+
+
+def check_new_folder(out) -> None:
+    """An output folder to write: new or empty, so nothing of the user's is mixed in or overwritten."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} exists and is not an empty folder; choose a new --out")

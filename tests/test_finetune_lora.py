@@ -15,7 +15,7 @@ from coral_ft.errors import UserError
 from coral_ft.finetune.export import export_model
 from coral_ft.finetune.source import FinetuneSource
 from coral_ft.models.context import inner_unet
-from coral_ft.models.lora import DEFAULT_TARGETS, count_parameters, merge_lora
+from coral_ft.models.lora import DEFAULT_TARGETS, count_parameters
 from coral_ft.models.schedule import make_scheduler
 from coral_ft.models.unets import load_unet
 from coral_ft.sample.samplers import sample
@@ -91,7 +91,7 @@ def test_merge_equals_adapters_and_base_stays_untouched(saved_base):
     unet = FinetuneSource(FinetuneConfig(base=str(folder), lora=True)).build(fake_data(), None)
     randomize_adapters(unet)
     with_adapters = outputs(unet)
-    merged = merge_lora(unet)
+    merged = unet.merge_and_unload()
     assert not any(".lora_" in n or "base_layer" in n for n, _ in merged.named_parameters())
     assert torch.allclose(outputs(merged), with_adapters, atol=1e-5)
     base = load_unet(folder)

@@ -36,7 +36,7 @@ from coral_ft.models.convert_peer import convert_peer_checkpoint
 from coral_ft.models.head import ProjectionHead
 from coral_ft.models.lora import load_lora, weights_fingerprint
 from coral_ft.models.schedule import make_scheduler
-from coral_ft.models.unets import load_unet, resolve_unet_folder, unet_class_name
+from coral_ft.models.unets import UNET_CLASSES, load_unet, resolve_unet_folder, unet_class_name
 
 META_FILE = "coral_ft.json"
 FINETUNE_FILE = "finetune.json"
@@ -172,7 +172,7 @@ def load_unet_of(model_dir: Path) -> nn.Module:
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """-> (unet in eval mode, DDPMScheduler, ModelInfo) from a run or model folder."""
     model_dir = resolve_model_dir(path)
-    if unet_class_name(model_dir) not in (None, "UNet2DModel", "UNet2DConditionModel"):
+    if unet_class_name(model_dir) not in (None, *UNET_CLASSES):
         raise UserError(f"{model_dir} holds a {unet_class_name(model_dir)}, not a diffusers U-Net")
     unet = load_unet_of(model_dir)
     if (model_dir / "scheduler_config.json").is_file():

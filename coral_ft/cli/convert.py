@@ -8,14 +8,9 @@ from typing import Annotated
 import typer
 
 from coral_ft.cli.app import app
-from coral_ft.errors import UserError
+from coral_ft.errors import UserError, check_new_folder
 
 CONVERTERS = ("ddpm-cifar",)  # the peers' checkpoint layout (CORAL, CBDM, T2H code bases)
-
-
-def _check_new_folder(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out} exists and is not an empty folder; choose a new --out")
 
 
 @app.command("convert")
@@ -29,7 +24,7 @@ def convert_command(
     """Convert a peers' checkpoint into a diffusers UNet2DModel folder (`finetune --base` also takes the .pt directly)."""
     if source_format not in CONVERTERS:
         raise UserError(f"--from must be one of {', '.join(CONVERTERS)}; got {source_format!r}")
-    _check_new_folder(out)
+    check_new_folder(out)
     from coral_ft.finetune.export import write_converted
     from coral_ft.models.convert_peer import convert_peer_checkpoint
 
@@ -48,7 +43,7 @@ def export_command(
     push_to_hub: Annotated[str | None, typer.Option("--push-to-hub", help="Also upload the folder to this Hugging Face repo (owner/name).")] = None,
 ) -> None:
     """Write a run's model as a diffusers folder with a model card (LoRA runs: adapters only unless --merge)."""
-    _check_new_folder(out)
+    check_new_folder(out)
     from coral_ft.finetune.export import export_model, push_folder
 
     folder = export_model(run, out, merge, pipeline)

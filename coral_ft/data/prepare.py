@@ -24,7 +24,6 @@ CELEBA_CLASSES = ("black", "brown", "blond", "gray", "bald")
 CELEBA_ATTRIBUTES = ("Black_Hair", "Brown_Hair", "Blond_Hair", "Gray_Hair", "Bald")  # same order
 CELEBA_TEST_PER_CLASS = 100  # the balanced test split of the M2m lists
 IMAGENET_LISTS = {"train": "ImageNet_LT_train.txt", "val": "ImageNet_LT_val.txt", "test": "ImageNet_LT_test.txt"}
-PACKED_SPLITS = {"celeba-5": ("train", "test"), "imagenet-lt": ("train", "val", "test")}
 
 CELEBA_HELP = (
     "download CelebA's img_align_celeba/ (aligned JPEGs) and list_attr_celeba.txt from "

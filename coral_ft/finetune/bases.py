@@ -7,6 +7,7 @@ the forms a location may take: folder, run directory, pipeline, cached hub ID).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from torch import nn
@@ -57,12 +58,8 @@ def check_base_schedule(folder: Path, model_cfg) -> None:
     if schedule != "linear":
         raise ConfigError(f"base {folder} was trained with '{schedule}' betas; coral-ft trains with linear betas (paper section 2.1)")
     for key in SCHEDULE_KEYS:
-        if key in saved and not _same(saved[key], getattr(model_cfg, key)):
+        if key in saved and not math.isclose(saved[key], getattr(model_cfg, key), rel_tol=1e-12, abs_tol=1e-12):
             raise ConfigError(
                 f"base {folder} uses {key}={saved[key]} but the run has model.{key}={getattr(model_cfg, key)}; "
                 f"pass --set model.{key}={saved[key]}"
             )
-
-
-def _same(a, b) -> bool:
-    return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(b)))

@@ -28,12 +28,12 @@ from coral_ft.checkpoint.model import (
     write_finetune_meta,
     write_info,
 )
-from coral_ft.errors import UserError
+from coral_ft.errors import UserError, check_new_folder
 from coral_ft.files import respect_umask
 from coral_ft.models.context import inner_unet, save_context
 from coral_ft.models.convert_peer import PeerLayout
 from coral_ft.models.head import ProjectionHead
-from coral_ft.models.lora import is_lora, merge_lora
+from coral_ft.models.lora import is_lora
 from coral_ft.models.schedule import make_scheduler
 from coral_ft.sample.card import write_model_card
 
@@ -43,8 +43,7 @@ def export_model(run: str | Path, out: str | Path, merge: bool = False, pipeline
     (model_index.json, unet/, scheduler/, pipeline.py; LoRA adapters merged)."""
     model_dir = resolve_model_dir(run)
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out} exists and is not an empty folder; choose a new --out")
+    check_new_folder(out)
     if out.resolve() == model_dir.resolve():
         raise UserError("--out must differ from the run's model folder")
     meta = read_finetune_meta(model_dir)
@@ -60,7 +59,7 @@ def export_model(run: str | Path, out: str | Path, merge: bool = False, pipeline
         core = inner_unet(unet)
         if pipeline and core is not unet:
             raise UserError("a cross-attention U-Net with a fixed context cannot be exported as a pipeline; export it as a model folder")
-        core = merge_lora(core) if is_lora(core) else core
+        core = core.merge_and_unload() if is_lora(core) else core  # W <- W + (alpha/r) B A: a plain U-Net
         if pipeline:
             from coral_ft.sample.pipeline import CoralPipeline
 

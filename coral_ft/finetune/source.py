@@ -19,7 +19,7 @@ from coral_ft.finetune.bases import base_scheduler_config, check_base_fits, chec
 from coral_ft.models.class_embedding import ensure_class_embedding
 from coral_ft.models.context import inner_unet, make_context, needs_context, save_context, wrap_with_context
 from coral_ft.models.convert_peer import convert_peer_checkpoint, pick_weights, read_checkpoint
-from coral_ft.models.lora import attach_lora, is_lora, lora_config, save_lora, weights_fingerprint
+from coral_ft.models.lora import attach_lora, is_lora, lora_config, weights_fingerprint
 from coral_ft.models.schedule import make_scheduler, scheduler_for
 from coral_ft.models.unets import HUB_ID, load_unet, resolve_unet_folder
 from coral_ft.sample.card import write_model_card
@@ -128,7 +128,7 @@ class FinetuneSource:
         if self.settings.lora:
             folder.mkdir(parents=True, exist_ok=True)
             core.save_config(folder)  # the architecture; the frozen base weights stay where they are
-            save_lora(folder, core)
+            core.save_pretrained(folder)  # peft's adapter_config.json + adapter_model.safetensors
             scheduler.save_pretrained(folder)
             write_info(folder, info)
         else:

@@ -9,11 +9,11 @@ per (model, timestep, feature kind) holding `overall` and `per_class` values of 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from coral_ft.files import write_text_atomically
 from coral_ft.latents.scores import SCORE_NAMES
+from coral_ft.metrics.registry import format_value
 
 REPORT_FILE = "latents.json"
 TABLE_FILE = "latents.txt"
@@ -29,10 +29,6 @@ def write_report(report: dict, out_dir: str | Path) -> Path:
     return path
 
 
-def _fmt(x) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
-
-
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
@@ -42,11 +38,11 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def overall_table(report: dict) -> str:
     header = ["model", "t", "features", *(SHORT_NAMES[s] for s in SCORE_NAMES)]
     rows = [
-        [r["model"], str(r["timestep"]), r["features"], *(_fmt(r["overall"][s]) for s in SCORE_NAMES)]
+        [r["model"], str(r["timestep"]), r["features"], *(format_value("", r["overall"][s]) for s in SCORE_NAMES)]
         for r in report["scores"]
     ]
     if report["scores"]:  # the same images for every record, so one chance row
-        rows.append(["(chance)", "", "", *(_fmt(report["scores"][0]["chance"][s]) for s in SCORE_NAMES)])
+        rows.append(["(chance)", "", "", *(format_value("", report["scores"][0]["chance"][s]) for s in SCORE_NAMES)])
     return _table(header, rows)
 
 
@@ -62,7 +58,7 @@ def per_class_table(report: dict, timestep: int, features: str) -> str:
         group = "head" if c in head else "tail" if c in tail else ""
         row = [name, str(report["train_counts"][c]), group]
         for r in records:
-            row += [_fmt(r["per_class"]["knn_purity"][c]), _fmt(r["per_class"]["tail_into_head"][c])]
+            row += [format_value("", r["per_class"]["knn_purity"][c]), format_value("", r["per_class"]["tail_into_head"][c])]
         rows.append(row)
     return _table(header, rows)
 

@@ -151,11 +151,6 @@ def value_of(result: dict, name: str, group: str | None = None) -> float | None:
     return None if value is None else float(value)
 
 
-def better(name: str, a: float, b: float) -> bool:
-    """Is value a strictly better than b for this metric?"""
-    return a < b if not metric(name).higher_is_better else a > b
-
-
 def higher_is_better(name: str) -> bool | None:
     """None: not a quality measure (W), never called better or worse. `name` may carry a group
     prefix (`tail:fid`)."""

@@ -87,11 +87,6 @@ def is_lora(unet: nn.Module) -> bool:
     return isinstance(unet, PeftModel)
 
 
-def save_lora(folder: Path, model: PeftModel) -> None:
-    """adapter_config.json + adapter_model.safetensors, as PeftModel.save_pretrained writes them."""
-    model.save_pretrained(folder)
-
-
 def load_lora(folder: Path, base: nn.Module) -> PeftModel:
     """The adapters saved in `folder` on a freshly loaded base (unmerged, in eval mode)."""
     try:
@@ -106,11 +101,6 @@ def load_lora(folder: Path, base: nn.Module) -> PeftModel:
     if unexpected:  # peft itself only warns, and leaves the base unchanged
         raise UserError(f"the adapter in {folder} does not fit its base (unexpected {unexpected[:2]})")
     return model.eval()
-
-
-def merge_lora(model: PeftModel) -> nn.Module:
-    """Fold every adapter into its base weight, W <- W + (alpha/r) B A: a plain diffusers U-Net."""
-    return model.merge_and_unload()
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
