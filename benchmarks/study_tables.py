@@ -447,27 +447,44 @@ def worse_elsewhere(results: dict, arm: str, metrics: list[str]) -> dict[str, fl
     return {m: d["diff"] for m in metrics if (d := vs.get(m)) and d.get("excludes_zero") and d.get("better") is False}
 
 
+# The distances between the samples and the real images, overall and in the tail: the study's
+# question (are the samples, the tail's above all, better?) is asked of them. Precision and recall
+# split fidelity from variety, and a move in one is a cost or a trade, not the answer.
+PICK_METRICS = ("fid", "kid", TAIL)
+
+
+def listed(metrics: list[str]) -> str:
+    names = ["IS" if m == "is" else m for m in metrics]  # "is" alone in a sentence reads as the verb
+    return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def verdict(results: dict) -> str:
     """Which arm a user should pick: the bench's verdict (coral_ft.bench.verdict: 3+ common seeds,
-    Holm over arms x metrics, exact agreement no evidence), then what LoRA costs against full. A
-    named gain is a pick only when no other metric of that arm is worse, even uncorrected: a gain
-    paid for elsewhere (precision for recall) is reported as the trade it is."""
+    Holm over arms x metrics, exact agreement no evidence), then what LoRA costs against full. An arm
+    is a pick when a distance metric (PICK_METRICS) is named better and none of them is worse, even
+    uncorrected; its other worse metrics are named as its cost. Any other named gain that comes
+    with a worse metric (precision for recall) is reported as the trade it is."""
     from coral_ft.bench.verdict import MIN_SEEDS, judge, verdict_metrics
 
     v = judge(results, "ddpm", "base")
     lines = [v["text"]]
-    gains = [t for t in v["named"] if t["better"]]
-    worse = {t["arm"]: worse_elsewhere(results, t["arm"], verdict_metrics(results)) for t in gains}
-    for t in gains:
-        if worse[t["arm"]]:
-            lines.append(f"{t['arm']}'s better {t['metric']} comes with a worse "
-                         + ", ".join(f"{m} ({num(m, d, True)}, its uncorrected interval excluding 0)"
-                                     for m, d in worse[t["arm"]].items())
-                         + ": a trade, not a gain.")
-    clean = [t for t in gains if not worse[t["arm"]]]
-    if clean:
-        best = min(clean, key=lambda t: t["p_holm"])
-        lines.append(f"Pick: {best['arm']}, on this evidence.")
+    gains: dict[str, list[dict]] = {}
+    for t in v["named"]:
+        if t["better"]:
+            gains.setdefault(t["arm"], []).append(t)
+    picks = []
+    for arm, named in gains.items():
+        worse = worse_elsewhere(results, arm, verdict_metrics(results))
+        costs = ", ".join(f"{m} ({num(m, d, True)}, its uncorrected interval excluding 0)" for m, d in worse.items())
+        if any(t["metric"] in PICK_METRICS for t in named) and not set(worse) & set(PICK_METRICS):
+            picks.append((min(t["p_holm"] for t in named if t["metric"] in PICK_METRICS), arm, named, costs))
+        elif worse:
+            lines.append(f"{arm}'s better {listed([t['metric'] for t in named])} "
+                         f"{'comes' if len(named) == 1 else 'come'} with a worse {costs}: a trade, not a gain.")
+    if picks:
+        _, arm, named, costs = min(picks)
+        lines.append(f"Pick: {arm}, on this evidence (better {listed([t['metric'] for t in named])}"
+                     + (f"; its cost, a worse {costs})." if costs else ")."))
     elif v.get("seeds", 0) >= MIN_SEEDS:
         lora = ", or ddpm-lora where its cost matters" if "ddpm-lora" in results["methods"] else ""
         lines.append(f"Pick: plain fine-tuning (ddpm{lora}): on this evidence CORAL adds a head and a loss term "

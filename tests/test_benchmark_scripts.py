@@ -90,17 +90,28 @@ def test_the_study_verdict_follows_the_bench_rules():
     assert "No verdict: 2 common seed(s)" in two and "No pick yet" in two  # however strong, two seeds name nothing
 
 
-def test_a_gain_paid_for_on_another_metric_is_a_trade_not_a_pick():
+def _with_worse(results: dict, arm: str, metric: str, diff: float) -> dict:
+    """`arm` worse than ddpm on `metric` on every seed, by a margin its uncorrected interval separates from 0."""
+    results["metrics"] = [*results["metrics"], metric.split(":")[-1]]
+    results["methods"][arm]["vs_ddpm"][metric] = {"diff": diff, "ci95": [diff * 1.5, diff * 0.5],
+                                                  "values": [diff, diff * 1.25, diff * 0.75, diff, diff],
+                                                  "excludes_zero": True, "better": False}
+    return results
+
+
+def test_a_distance_gain_is_a_pick_with_its_cost_named():
     ddpm = [10.0, 11.0, 12.0, 10.5, 11.5]
     strong = [d - 2.0 + e for d, e in zip(ddpm, [0.01, -0.02, 0.015, 0.0, -0.01])]
-    results = _results({"coral": strong}, ddpm)
-    # coral's recall is lower on every seed, by a margin its uncorrected interval separates from 0
-    results["metrics"] = ["recall"]
-    results["methods"]["coral"]["vs_ddpm"]["recall"] = {"diff": -0.02, "ci95": [-0.03, -0.01],
-                                                        "values": [-0.02, -0.025, -0.015, -0.02, -0.02],
-                                                        "excludes_zero": True, "better": False}
-    text = study_tables.verdict(results)
-    assert "coral's better tail:fid comes with a worse recall (-0.020" in text and "a trade, not a gain" in text
+    text = study_tables.verdict(_with_worse(_results({"coral": strong}, ddpm), "coral", "recall", -0.02))
+    assert "Pick: coral, on this evidence (better tail:fid; its cost, a worse recall (-0.020" in text
+    assert "a trade" not in text
+
+
+def test_a_gain_paid_for_on_a_distance_metric_is_a_trade_not_a_pick():
+    ddpm = [10.0, 11.0, 12.0, 10.5, 11.5]
+    strong = [d - 2.0 + e for d, e in zip(ddpm, [0.01, -0.02, 0.015, 0.0, -0.01])]
+    text = study_tables.verdict(_with_worse(_results({"coral": strong}, ddpm), "coral", "fid", 0.5))
+    assert "coral's better tail:fid comes with a worse fid (+0.50" in text and "a trade, not a gain" in text
     assert "Pick: plain fine-tuning" in text and "Pick: coral" not in text
 
 
