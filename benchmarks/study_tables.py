@@ -463,8 +463,8 @@ def verdict(results: dict) -> str:
     Holm over arms x metrics, exact agreement no evidence), then what LoRA costs against full. An arm
     is a pick when a metric is named better and none is worse, even uncorrected, or when a distance
     metric (PICK_METRICS) is named better and none of them is worse; its other worse metrics are
-    named as its cost. Any other named gain that comes
-    with a worse metric (precision for recall) is reported as the trade it is."""
+    named as its cost. Any other named gain that comes with a worse metric (precision for recall)
+    is reported as the trade it is."""
     from coral_ft.bench.verdict import MIN_SEEDS, judge, verdict_metrics
 
     v = judge(results, "ddpm", "base")
@@ -473,14 +473,14 @@ def verdict(results: dict) -> str:
     for t in v["named"]:
         if t["better"]:
             gains.setdefault(t["arm"], []).append(t)
-    picks = []
+    picks, metrics = [], verdict_metrics(results)
     for arm, named in gains.items():
-        worse = worse_elsewhere(results, arm, verdict_metrics(results))
+        worse = worse_elsewhere(results, arm, metrics)
         costs = ", ".join(f"{m} ({num(m, d, True)}, its uncorrected interval excluding 0)" for m, d in worse.items())
         distance = [t["p_holm"] for t in named if t["metric"] in PICK_METRICS]
         if not worse or (distance and not set(worse) & set(PICK_METRICS)):
             picks.append((min(distance or [t["p_holm"] for t in named]), arm, named, costs))
-        elif worse:
+        else:
             lines.append(f"{arm}'s better {listed([t['metric'] for t in named])} "
                          f"{'comes' if len(named) == 1 else 'come'} with a worse {costs}: a trade, not a gain.")
     if picks:
