@@ -22,7 +22,7 @@ from pathlib import Path
 from common import ROOT
 
 from coral_ft.bench.stats import half_width, pooled_sd
-from coral_ft.metrics.registry import format_value
+from coral_ft.metrics.registry import format_value, in_prose
 
 PAGES = (ROOT / "docs" / "study.md", ROOT / "README.md")
 MEASURED = ROOT / "docs" / "measurements"
@@ -290,7 +290,10 @@ def optional(path: Path) -> dict | None:
 def block_scratch_main() -> str:
     r = read_json(SCRATCH / "results.json")
     metrics = [m for m in KEY_METRICS if m != "sample_accuracy"]
-    verdict = [f"The bench's verdict (results.md): {r['verdict']['text']}"] if r.get("verdict") else []
+    from coral_ft.bench.verdict import judge
+
+    # judged again, not read from results.json, so the page follows the current verdict's wording
+    verdict = [f"The bench's verdict (results.md): {judge(r, 'ddpm', 'base')['text']}"]
     return "\n\n".join([method_table(r, metrics), diff_table(r, metrics[1:]), seeds_line(r), *verdict]) + "\n"
 
 
@@ -454,7 +457,7 @@ PICK_METRICS = ("fid", "kid", TAIL)
 
 
 def listed(metrics: list[str]) -> str:
-    names = ["IS" if m == "is" else m for m in metrics]  # "is" alone in a sentence reads as the verb
+    names = [in_prose(m) for m in metrics]
     return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
@@ -476,7 +479,7 @@ def verdict(results: dict) -> str:
     picks, metrics = [], verdict_metrics(results)
     for arm, named in gains.items():
         worse = worse_elsewhere(results, arm, metrics)
-        costs = ", ".join(f"{m} ({num(m, d, True)}, its uncorrected interval excluding 0)" for m, d in worse.items())
+        costs = ", ".join(f"{in_prose(m)} ({num(m, d, True)}, its uncorrected interval excluding 0)" for m, d in worse.items())
         distance = [t["p_holm"] for t in named if t["metric"] in PICK_METRICS]
         if not worse or (distance and not set(worse) & set(PICK_METRICS)):
             picks.append((min(distance or [t["p_holm"] for t in named]), arm, named, costs))

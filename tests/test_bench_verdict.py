@@ -6,21 +6,23 @@ import pytest
 
 from coral_ft.bench.stats import detectable_difference, holm, paired_difference
 from coral_ft.bench.verdict import judge
+from coral_ft.metrics.registry import higher_is_better
 
 
-def make_results(arms: dict[str, list[float]], baseline: list[float], scale: str = "small") -> dict:
-    """A results.json skeleton: per arm its per-seed FIDs (lower is better), paired with the baseline's."""
+def make_results(arms: dict[str, list[float]], baseline: list[float], scale: str = "small", metric: str = "fid") -> dict:
+    """A results.json skeleton: per arm its per-seed values of one metric (FID: lower is better),
+    paired with the baseline's."""
     def measured(values):
-        return {"fid": {"mean": sum(values) / len(values), "values": values}}
+        return {metric: {"mean": sum(values) / len(values), "values": values}}
 
     methods = {"ddpm": {"measured": measured(baseline), "seeds": list(range(len(baseline)))}}
     for arm, values in arms.items():
         iv = paired_difference(values, baseline)
         methods[arm] = {"measured": measured(values), "seeds": list(range(len(values))),
-                        "vs_ddpm": {"fid": {"diff": iv.mean, "ci95": list(iv.ci95) if iv.ci95 else None,
-                                            "values": iv.values, "excludes_zero": iv.excludes_zero(),
-                                            "better": iv.mean < 0}}}
-    return {"scale": scale, "metrics": ["fid"], "groups": {}, "methods": methods}
+                        "vs_ddpm": {metric: {"diff": iv.mean, "ci95": list(iv.ci95) if iv.ci95 else None,
+                                             "values": iv.values, "excludes_zero": iv.excludes_zero(),
+                                             "better": (iv.mean > 0) == higher_is_better(metric)}}}
+    return {"scale": scale, "metrics": [metric], "groups": {}, "methods": methods}
 
 
 def test_identical_differences_are_no_evidence():
@@ -47,6 +49,16 @@ def test_one_strong_arm_among_many_survives_holm_and_the_rest_do_not():
     assert weak_p < 0.05  # uncorrected, a weak arm would count as a finding ...
     assert [t["arm"] for t in verdict["named"]] == ["strong"]  # ... Holm keeps only the strong one
     assert verdict["family"] == 8 and "strong fid -2.00" in verdict["text"]
+
+
+def test_the_inception_score_is_written_IS_in_the_sentence():
+    # "coral is +2.00" reads as the verb; the verdict writes the metric's name as IS
+    baseline = [8.0, 9.0, 10.0, 8.5, 9.5]
+    named = judge(make_results({"coral": [b + 2.0 + e for b, e in zip(baseline, [0.01, -0.02, 0.015, 0.0, -0.01])]},
+                               baseline, metric="is"), "ddpm", "base")
+    assert "coral IS +2.00 (better" in named["text"]
+    flat = judge(make_results({"coral": [8.5, 8.7, 10.4]}, baseline[:3], metric="is"), "ddpm", "base")
+    assert "IS " in flat["text"].split("could have detected")[1] and " is 0" not in flat["text"]
 
 
 def test_without_a_finding_the_verdict_gives_the_detectable_difference():

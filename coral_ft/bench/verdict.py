@@ -15,7 +15,7 @@ The tables' intervals stay uncorrected 95% intervals; the report says so.
 from __future__ import annotations
 
 from coral_ft.bench.stats import Interval, detectable_difference, holm, pooled_sd
-from coral_ft.metrics.registry import format_value, higher_is_better
+from coral_ft.metrics.registry import format_value, higher_is_better, in_prose
 
 ALPHA = 0.05
 MIN_SEEDS = 3
@@ -89,7 +89,7 @@ def _text(out: dict, arms: list[str], metrics: list[str], baseline: str, tests: 
         lines.append(f"No verdict: {seeds} common seed(s) per arm; naming an arm needs at least {MIN_SEEDS}, after "
                      f"Holm's correction over the {len(arms)} arm(s) x {len(metrics)} metric(s) compared.")
     elif out["named"]:
-        found = "; ".join(f"{t['arm']} {t['metric']} {format_value(t['metric'], t['diff'], sign=True)} "
+        found = "; ".join(f"{t['arm']} {in_prose(t['metric'])} {format_value(t['metric'], t['diff'], sign=True)} "
                           f"({'better' if t['better'] else 'worse'}, Holm-adjusted p = {t['p_holm']:.3f})"
                           for t in out["named"])
         lines.append(f"Over {seeds} common seeds, after Holm's correction over {family} comparisons "
@@ -102,7 +102,7 @@ def _text(out: dict, arms: list[str], metrics: list[str], baseline: str, tests: 
         lines.append(f"The seeds agree exactly for {', '.join(exact)} on some metrics (zero-width intervals): "
                      "no evidence either way, left out of the tests.")
     if out["detectable"] and not out["named"]:  # (empty under two seeds)
-        parts = [f"{m} {format_value(m, d['value'])}" + (f" ({d['percent']:.0f}% of {baseline}'s mean)" if d["percent"] else "")
+        parts = [f"{in_prose(m)} {format_value(m, d['value'])}" + (f" ({d['percent']:.0f}% of {baseline}'s mean)" if d["percent"] else "")
                  for m, d in out["detectable"].items()]
         lines.append(f"The smallest differences these {seeds} seeds could have detected (80% power, family-wise "
                      f"{ALPHA:.0%}, from the measured spread of the paired differences): {', '.join(parts)}.")

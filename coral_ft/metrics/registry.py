@@ -158,6 +158,11 @@ def higher_is_better(name: str) -> bool | None:
     return METRICS[base].higher_is_better if base in METRICS else None
 
 
+def in_prose(name: str) -> str:
+    """A metric's name inside a sentence: "is" alone reads as the verb, so it is written IS."""
+    return "IS" if name == "is" else name
+
+
 def format_value(name: str, value, sign: bool = False) -> str:
     """A metric's value as every table writes it (`name` may carry a group prefix; W has 2 digits)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
