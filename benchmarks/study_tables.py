@@ -464,10 +464,12 @@ def listed(metrics: list[str]) -> str:
 def verdict(results: dict) -> str:
     """Which arm a user should pick: the bench's verdict (coral_ft.bench.verdict: 3+ common seeds,
     Holm over arms x metrics, exact agreement no evidence), then what LoRA costs against full. An arm
-    is a pick when a metric is named better and none is worse, even uncorrected, or when a distance
-    metric (PICK_METRICS) is named better and none of them is worse; its other worse metrics are
-    named as its cost. Any other named gain that comes with a worse metric (precision for recall)
-    is reported as the trade it is."""
+    is a candidate when a metric is named better and none is worse, even uncorrected, or when a
+    distance metric (PICK_METRICS) is named better and none of them is worse; its other worse
+    metrics are named as its cost. Any other named gain that comes with a worse metric (precision
+    for recall) is reported as the trade it is. Of several candidates the pick is one with a
+    distance gain, the most of them, then the smallest Holm-adjusted p: the study asks whether the
+    samples come closer to the data, so a recall gain alone never outranks a closer tail."""
     from coral_ft.bench.verdict import MIN_SEEDS, judge, verdict_metrics
 
     v = judge(results, "ddpm", "base")
@@ -476,20 +478,26 @@ def verdict(results: dict) -> str:
     for t in v["named"]:
         if t["better"]:
             gains.setdefault(t["arm"], []).append(t)
-    picks, metrics = [], verdict_metrics(results)
+    candidates, metrics = [], verdict_metrics(results)
     for arm, named in gains.items():
         worse = worse_elsewhere(results, arm, metrics)
         costs = ", ".join(f"{in_prose(m)} ({num(m, d, True)}, its uncorrected interval excluding 0)" for m, d in worse.items())
         distance = [t["p_holm"] for t in named if t["metric"] in PICK_METRICS]
-        if not worse or (distance and not set(worse) & set(PICK_METRICS)):
-            picks.append((min(distance or [t["p_holm"] for t in named]), arm, named, costs))
+        if distance and not set(worse) & set(PICK_METRICS):
+            candidates.append(((0, -len(distance), min(distance)), arm, named, costs))
+        elif not worse:
+            candidates.append(((1, -len(named), min(t["p_holm"] for t in named)), arm, named, costs))
         else:
             lines.append(f"{arm}'s better {listed([t['metric'] for t in named])} "
                          f"{'comes' if len(named) == 1 else 'come'} with a worse {costs}: a trade, not a gain.")
-    if picks:
-        _, arm, named, costs = min(picks)
+    if candidates:
+        (_, arm, named, costs), *others = sorted(candidates)
         lines.append(f"Pick: {arm}, on this evidence (better {listed([t['metric'] for t in named])}"
                      + (f"; its cost, a worse {costs})." if costs else ")."))
+        for (distance_gain, _, _), other, other_named, other_costs in others:
+            lines.append(f"{other} is better too, in {listed([t['metric'] for t in other_named])}"
+                         + (f", at the cost of a worse {other_costs}" if other_costs else ", with nothing worse")
+                         + ("" if distance_gain == 0 else ", but in no distance to the data") + ".")
     elif v.get("seeds", 0) >= MIN_SEEDS:
         lora = ", or ddpm-lora where its cost matters" if "ddpm-lora" in results["methods"] else ""
         lines.append(f"Pick: plain fine-tuning (ddpm{lora}): on this evidence CORAL adds a head and a loss term "

@@ -115,6 +115,24 @@ def test_a_gain_paid_for_on_a_distance_metric_is_a_trade_not_a_pick():
     assert "Pick: plain fine-tuning" in text and "Pick: coral" not in text
 
 
+def test_a_distance_gain_outranks_a_recall_gain_however_small_its_p():
+    ddpm = [10.0, 11.0, 12.0, 10.5, 11.5]
+    strong = [d - 2.0 + e for d, e in zip(ddpm, [0.01, -0.02, 0.015, 0.0, -0.01])]
+    noisy = [d + e for d, e in zip(ddpm, [0.5, -0.4, 0.3, -0.6, 0.1])]
+    results = _results({"coral": strong, "other": noisy}, ddpm)
+    results["metrics"] = ["recall"]
+    recall = [0.02, 0.02001, 0.01999, 0.02, 0.020005]  # tighter than coral's tail FID: the smaller p
+    results["methods"]["other"]["vs_ddpm"]["recall"] = {"diff": sum(recall) / 5, "ci95": [0.0199, 0.0201],
+                                                        "values": recall, "excludes_zero": True, "better": True}
+    from coral_ft.bench.verdict import judge
+
+    p = {t["arm"]: t["p_holm"] for t in judge(results, "ddpm", "base")["named"]}
+    assert p["other"] < p["coral"]  # the old rule, the smallest p, would have picked `other`
+    text = study_tables.verdict(results)
+    assert "Pick: coral, on this evidence (better tail:fid)" in text
+    assert "other is better too, in recall, with nothing worse, but in no distance to the data." in text
+
+
 def _latents_report(folder: Path, rows: dict[str, float]) -> None:
     folder.mkdir(parents=True)
     lines = ["header", "", "model t features purity silh tail>head probe", "-- -- -- -- -- -- --"]
