@@ -494,10 +494,10 @@ def verdict(results: dict) -> str:
         (_, arm, named, costs), *others = sorted(candidates)
         lines.append(f"Pick: {arm}, on this evidence (better {listed([t['metric'] for t in named])}"
                      + (f"; its cost, a worse {costs})." if costs else ")."))
-        for (distance_gain, _, _), other, other_named, other_costs in others:
+        for (tier, _, _), other, other_named, other_costs in others:  # tier 0: a distance gain
             lines.append(f"{other} is better too, in {listed([t['metric'] for t in other_named])}"
                          + (f", at the cost of a worse {other_costs}" if other_costs else ", with nothing worse")
-                         + ("" if distance_gain == 0 else ", but in no distance to the data") + ".")
+                         + ("" if tier == 0 else ", but in no distance to the data") + ".")
     elif v.get("seeds", 0) >= MIN_SEEDS:
         lora = ", or ddpm-lora where its cost matters" if "ddpm-lora" in results["methods"] else ""
         lines.append(f"Pick: plain fine-tuning (ddpm{lora}): on this evidence CORAL adds a head and a loss term "
