@@ -478,10 +478,13 @@ def verdict(results: dict) -> str:
     for t in v["named"]:
         if t["better"]:
             gains.setdefault(t["arm"], []).append(t)
+    named_worse = {(t["arm"], t["metric"]): t["p_holm"] for t in v["named"] if not t["better"]}
     candidates, metrics = [], verdict_metrics(results)
     for arm, named in gains.items():
         worse = worse_elsewhere(results, arm, metrics)
-        costs = ", ".join(f"{in_prose(m)} ({num(m, d, True)}, its uncorrected interval excluding 0)" for m, d in worse.items())
+        costs = ", ".join(f"{in_prose(m)} ({num(m, d, True)}, "
+                          + (f"Holm-adjusted p = {named_worse[arm, m]:.3f})" if (arm, m) in named_worse
+                             else "its uncorrected interval excluding 0)") for m, d in worse.items())
         distance = [t["p_holm"] for t in named if t["metric"] in PICK_METRICS]
         if distance and not set(worse) & set(PICK_METRICS):
             candidates.append(((0, -len(distance), min(distance)), arm, named, costs))

@@ -104,6 +104,7 @@ def test_a_distance_gain_is_a_pick_with_its_cost_named():
     strong = [d - 2.0 + e for d, e in zip(ddpm, [0.01, -0.02, 0.015, 0.0, -0.01])]
     text = study_tables.verdict(_with_worse(_results({"coral": strong}, ddpm), "coral", "recall", -0.02))
     assert "Pick: coral, on this evidence (better tail:fid; its cost, a worse recall (-0.020" in text
+    assert "recall (-0.020, Holm-adjusted p = 0.000))" in text  # a cost the correction names says so
     assert "a trade" not in text
 
 
