@@ -22,6 +22,7 @@ from pathlib import Path
 from common import ROOT
 
 from coral_ft.bench.stats import half_width, pooled_sd
+from coral_ft.bench.verdict import MIN_SEEDS, judge, verdict_metrics
 from coral_ft.metrics.registry import format_value, in_prose
 
 PAGES = (ROOT / "docs" / "study.md", ROOT / "README.md")
@@ -290,8 +291,6 @@ def optional(path: Path) -> dict | None:
 def block_scratch_main() -> str:
     r = read_json(SCRATCH / "results.json")
     metrics = [m for m in KEY_METRICS if m != "sample_accuracy"]
-    from coral_ft.bench.verdict import judge
-
     # judged again, not read from results.json, so the page follows the current verdict's wording
     verdict = [f"The bench's verdict (results.md): {judge(r, 'ddpm', 'base')['text']}"]
     return "\n\n".join([method_table(r, metrics), diff_table(r, metrics[1:]), seeds_line(r), *verdict]) + "\n"
@@ -470,8 +469,6 @@ def verdict(results: dict) -> str:
     for recall) is reported as the trade it is. Of several candidates the pick is one with a
     distance gain, the most of them, then the smallest Holm-adjusted p: the study asks whether the
     samples come closer to the data, so a recall gain alone never outranks a closer tail."""
-    from coral_ft.bench.verdict import MIN_SEEDS, judge, verdict_metrics
-
     v = judge(results, "ddpm", "base")
     lines = [v["text"]]
     gains: dict[str, list[dict]] = {}
