@@ -5,6 +5,8 @@ The CLI prints its message as one line and exits non-zero; library users catch i
 exception. Programming errors stay ordinary exceptions and keep their tracebacks.
 """
 
+from pathlib import Path
+
 
 class UserError(ValueError):
     """A problem with the user's input, reported as one line that says how to fix it (a bad value:
@@ -44,7 +46,7 @@ def check_non_negative(section: str, obj, *names: str) -> None:
         check(getattr(obj, name) >= 0, f"{section}.{name} must be >= 0; got {getattr(obj, name)}")
 
 
-def check_new_folder(out) -> None:
+def check_new_folder(out: Path) -> None:
     """An output folder to write: new or empty, so nothing of the user's is mixed in or overwritten."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} exists and is not an empty folder; choose a new --out")
