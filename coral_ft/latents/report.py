@@ -38,11 +38,11 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def overall_table(report: dict) -> str:
     header = ["model", "t", "features", *(SHORT_NAMES[s] for s in SCORE_NAMES)]
     rows = [
-        [r["model"], str(r["timestep"]), r["features"], *(format_value("", r["overall"][s]) for s in SCORE_NAMES)]
+        [r["model"], str(r["timestep"]), r["features"], *(format_value(s, r["overall"][s]) for s in SCORE_NAMES)]
         for r in report["scores"]
     ]
     if report["scores"]:  # the same images for every record, so one chance row
-        rows.append(["(chance)", "", "", *(format_value("", report["scores"][0]["chance"][s]) for s in SCORE_NAMES)])
+        rows.append(["(chance)", "", "", *(format_value(s, report["scores"][0]["chance"][s]) for s in SCORE_NAMES)])
     return _table(header, rows)
 
 
@@ -58,7 +58,8 @@ def per_class_table(report: dict, timestep: int, features: str) -> str:
         group = "head" if c in head else "tail" if c in tail else ""
         row = [name, str(report["train_counts"][c]), group]
         for r in records:
-            row += [format_value("", r["per_class"]["knn_purity"][c]), format_value("", r["per_class"]["tail_into_head"][c])]
+            row += [format_value("knn_purity", r["per_class"]["knn_purity"][c]),
+                    format_value("tail_into_head", r["per_class"]["tail_into_head"][c])]
         rows.append(row)
     return _table(header, rows)
 
